@@ -1,0 +1,377 @@
+//! Reading DataJoint metadata from MySQL/MariaDB or PostgreSQL.
+//!
+//! Two jobs: find the codec columns of a schema's tables (from the column
+//! comments DataJoint writes), and stream their values. Values are read as text
+//! in the query (`CAST(col AS CHAR)`, `col::text`), so one decoder serves
+//! MariaDB's `longtext`, MySQL's `json` and PostgreSQL's `jsonb` alike, and rows
+//! are streamed: a table is never held in memory, whatever its size.
+//!
+//! The row-reading code is written once, generic over the sqlx driver; only the
+//! SQL text (catalog queries, identifier quoting, casts) differs per backend.
+
+use std::time::Duration;
+
+use futures_util::TryStreamExt;
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{ColumnIndex, Decode, Executor, Pool, Row, Type};
+
+use crate::codec::{classify, parse_comment, RefKind};
+use crate::config::{Backend, DatabaseConfig};
+use crate::error::{Error, Result};
+
+/// A column that may hold object references.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CodecColumn {
+    pub name: String,
+    pub kind: RefKind,
+}
+
+/// A table with at least one codec column.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CodecTable {
+    pub schema: String,
+    pub name: String,
+    /// Primary-key columns, to name a row in error messages.
+    pub primary_key: Vec<String>,
+    pub columns: Vec<CodecColumn>,
+}
+
+/// One row of the catalog query: every backend answers in this shape.
+struct CatalogRow {
+    table: String,
+    column: String,
+    comment: Option<String>,
+    data_type: String,
+    in_primary_key: bool,
+}
+
+/// A connection pool to the pipeline's database.
+#[derive(Clone, Debug)]
+pub enum Database {
+    MySql(MySqlPool),
+    Postgres(PgPool),
+}
+
+/// Receives each non-null codec value of a row: the column's index in
+/// [`CodecTable::columns`], the value as text, and a way to name the row.
+pub type ValueVisitor<'a> = dyn FnMut(usize, &str, &dyn Fn() -> String) + Send + 'a;
+
+impl Database {
+    /// Connects with at most `connections` connections in the pool.
+    pub async fn connect(config: &DatabaseConfig, connections: u32) -> Result<Database> {
+        let user = config.user.clone().ok_or_else(|| {
+            Error::Config(
+                "database.user is not set (datajoint.json, DJ_USER or .secrets/database.user)"
+                    .to_string(),
+            )
+        })?;
+        let password = config.password.as_ref().map(|p| p.expose().to_string());
+        let target = format!("{}:{}", config.host, config.port);
+        let context = |what: &str| format!("{what} {user}@{target}");
+        let acquire_timeout = Duration::from_secs(30);
+        match config.backend {
+            Backend::MySql => {
+                let mut options = MySqlConnectOptions::new()
+                    .host(&config.host)
+                    .port(config.port)
+                    .username(&user);
+                if let Some(p) = &password {
+                    options = options.password(p);
+                }
+                let pool = MySqlPoolOptions::new()
+                    .max_connections(connections)
+                    .acquire_timeout(acquire_timeout)
+                    .connect_with(options)
+                    .await
+                    .map_err(|e| Error::database(context("connecting to MySQL as"), e))?;
+                Ok(Database::MySql(pool))
+            }
+            Backend::PostgreSql => {
+                let mut options = PgConnectOptions::new()
+                    .host(&config.host)
+                    .port(config.port)
+                    .username(&user)
+                    .database(&config.name);
+                if let Some(p) = &password {
+                    options = options.password(p);
+                }
+                let pool = PgPoolOptions::new()
+                    .max_connections(connections)
+                    .acquire_timeout(acquire_timeout)
+                    .connect_with(options)
+                    .await
+                    .map_err(|e| Error::database(context("connecting to PostgreSQL as"), e))?;
+                Ok(Database::Postgres(pool))
+            }
+        }
+    }
+
+    /// Whether `schema` exists (a database on MySQL, a schema on PostgreSQL).
+    pub async fn schema_exists(&self, schema: &str) -> Result<bool> {
+        let context = || format!("looking up schema {schema}");
+        let found: Option<(i32,)> = match self {
+            Database::MySql(pool) => {
+                sqlx::query_as("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?")
+                    .bind(schema)
+                    .fetch_optional(pool)
+                    .await
+            }
+            Database::Postgres(pool) => {
+                sqlx::query_as("SELECT 1 FROM pg_namespace WHERE nspname = $1")
+                    .bind(schema)
+                    .fetch_optional(pool)
+                    .await
+            }
+        }
+        .map_err(|e| Error::database(context(), e))?;
+        Ok(found.is_some())
+    }
+
+    /// The tables of `schema` that have codec columns worth reading.
+    pub async fn codec_tables(
+        &self,
+        schema: &str,
+        schema_codecs: &[String],
+    ) -> Result<Vec<CodecTable>> {
+        let rows = self
+            .catalog(schema)
+            .await
+            .map_err(|e| Error::database(format!("listing the columns of schema {schema}"), e))?;
+        Ok(group_codec_tables(schema, rows, schema_codecs))
+    }
+
+    async fn catalog(&self, schema: &str) -> std::result::Result<Vec<CatalogRow>, sqlx::Error> {
+        type Raw = (String, String, Option<String>, String, String);
+        let raw: Vec<Raw> = match self {
+            Database::MySql(pool) => {
+                sqlx::query_as(
+                    "SELECT CAST(c.TABLE_NAME AS CHAR), CAST(c.COLUMN_NAME AS CHAR), \
+                            CAST(c.COLUMN_COMMENT AS CHAR), CAST(c.DATA_TYPE AS CHAR), \
+                            CAST(c.COLUMN_KEY AS CHAR) \
+                     FROM information_schema.COLUMNS c \
+                     JOIN information_schema.TABLES t \
+                       ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME \
+                     WHERE c.TABLE_SCHEMA = ? AND t.TABLE_TYPE = 'BASE TABLE' \
+                     ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION",
+                )
+                .bind(schema)
+                .fetch_all(pool)
+                .await?
+            }
+            Database::Postgres(pool) => {
+                sqlx::query_as(
+                    "SELECT c.relname::text, a.attname::text, col_description(c.oid, a.attnum), \
+                            format_type(a.atttypid, a.atttypmod), \
+                            CASE WHEN pk.indkey IS NOT NULL AND a.attnum = ANY(pk.indkey::int2[]) \
+                                 THEN 'PRI' ELSE '' END \
+                     FROM pg_class c \
+                     JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
+                     LEFT JOIN pg_index pk ON pk.indrelid = c.oid AND pk.indisprimary \
+                     WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') \
+                     ORDER BY c.relname, a.attnum",
+                )
+                .bind(schema)
+                .fetch_all(pool)
+                .await?
+            }
+        };
+        Ok(raw
+            .into_iter()
+            .map(|(table, column, comment, data_type, key)| CatalogRow {
+                table,
+                column,
+                comment,
+                data_type,
+                in_primary_key: key == "PRI",
+            })
+            .collect())
+    }
+
+    /// Streams every non-null codec value of `table` to `visit`.
+    pub async fn read_values(
+        &self,
+        table: &CodecTable,
+        visit: &mut ValueVisitor<'_>,
+    ) -> Result<()> {
+        let context = || format!("reading {}.{}", table.schema, table.name);
+        match self {
+            Database::MySql(pool) => {
+                let q = |id: &str| format!("`{}`", id.replace('`', "``"));
+                let sql = select_values(table, &q, |col| format!("CAST({col} AS CHAR)"));
+                stream_values(pool, &sql, table, visit).await
+            }
+            Database::Postgres(pool) => {
+                let q = |id: &str| format!("\"{}\"", id.replace('"', "\"\""));
+                let sql = select_values(table, &q, |col| format!("{col}::text"));
+                stream_values(pool, &sql, table, visit).await
+            }
+        }
+        .map_err(|e| Error::database(context(), e))
+    }
+}
+
+/// Groups catalog rows into tables, keeping the codec columns that hold JSON.
+fn group_codec_tables(
+    schema: &str,
+    rows: Vec<CatalogRow>,
+    schema_codecs: &[String],
+) -> Vec<CodecTable> {
+    let mut tables: Vec<CodecTable> = Vec::new();
+    for row in rows {
+        if tables.last().is_none_or(|t| t.name != row.table) {
+            tables.push(CodecTable {
+                schema: schema.to_string(),
+                name: row.table.clone(),
+                primary_key: Vec::new(),
+                columns: Vec::new(),
+            });
+        }
+        let table = tables.last_mut().expect("pushed above");
+        if row.in_primary_key {
+            table.primary_key.push(row.column.clone());
+        }
+        let data_type = row.data_type.to_ascii_lowercase();
+        let json_typed = matches!(
+            data_type.as_str(),
+            "json" | "jsonb" | "longtext" | "mediumtext" | "text" | "varchar"
+        ) || data_type.starts_with("character varying");
+        let kind = row
+            .comment
+            .as_deref()
+            .and_then(parse_comment)
+            .and_then(|ty| classify(&ty, json_typed, schema_codecs));
+        if let Some(kind) = kind {
+            table.columns.push(CodecColumn {
+                name: row.column,
+                kind,
+            });
+        }
+    }
+    tables.retain(|t| !t.columns.is_empty());
+    tables
+}
+
+/// `SELECT pk…, value… FROM schema.table WHERE any value IS NOT NULL`.
+fn select_values(
+    table: &CodecTable,
+    quote: &dyn Fn(&str) -> String,
+    as_text: impl Fn(&str) -> String,
+) -> String {
+    let pk = table.primary_key.iter().map(|c| as_text(&quote(c)));
+    let values = table.columns.iter().map(|c| as_text(&quote(&c.name)));
+    let any_set: Vec<String> = table
+        .columns
+        .iter()
+        .map(|c| format!("{} IS NOT NULL", quote(&c.name)))
+        .collect();
+    format!(
+        "SELECT {} FROM {}.{} WHERE {}",
+        pk.chain(values).collect::<Vec<_>>().join(", "),
+        quote(&table.schema),
+        quote(&table.name),
+        any_set.join(" OR ")
+    )
+}
+
+async fn stream_values<DB>(
+    pool: &Pool<DB>,
+    sql: &str,
+    table: &CodecTable,
+    visit: &mut ValueVisitor<'_>,
+) -> std::result::Result<(), sqlx::Error>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'r> Option<&'r str>: Decode<'r, DB> + Type<DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    let pk_len = table.primary_key.len();
+    let mut rows = sqlx::raw_sql(sql).fetch(pool);
+    while let Some(row) = rows.try_next().await? {
+        let name_row = || {
+            table
+                .primary_key
+                .iter()
+                .enumerate()
+                .map(|(i, col)| {
+                    let value: Option<&str> = row.try_get(i).ok().flatten();
+                    format!("{col}={}", value.unwrap_or("NULL"))
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        for index in 0..table.columns.len() {
+            let value: Option<&str> = row.try_get(pk_len + index)?;
+            if let Some(value) = value {
+                visit(index, value, &name_row);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(table: &str, column: &str, comment: &str, ty: &str, pk: bool) -> CatalogRow {
+        CatalogRow {
+            table: table.into(),
+            column: column.into(),
+            comment: Some(comment.into()),
+            data_type: ty.into(),
+            in_primary_key: pk,
+        }
+    }
+
+    #[test]
+    fn groups_tables_and_skips_inline_and_plain_columns() {
+        let rows = vec![
+            row("#lookup", "id", ":int32:", "int", true),
+            row("#lookup", "inline", ":<blob>:", "longblob", false),
+            row("blob", "id", ":int32:", "int", true),
+            row("blob", "data", ":<blob@main>:", "longtext", false),
+            row("blob", "arr", ":<npy@main>:", "jsonb", false),
+            row("blob", "custom", ":<mine@main>:", "json", false),
+            row("blob", "raw", ":<mine@main>:", "longblob", false),
+        ];
+        let tables = group_codec_tables("s", rows, &[]);
+        assert_eq!(tables.len(), 1);
+        let t = &tables[0];
+        assert_eq!(t.primary_key, ["id"]);
+        let cols: Vec<(&str, RefKind)> = t
+            .columns
+            .iter()
+            .map(|c| (c.name.as_str(), c.kind))
+            .collect();
+        assert_eq!(
+            cols,
+            [
+                ("data", RefKind::Hash),
+                ("arr", RefKind::Schema),
+                ("custom", RefKind::Other)
+            ]
+        );
+    }
+
+    #[test]
+    fn select_quotes_identifiers() {
+        let table = CodecTable {
+            schema: "my`db".into(),
+            name: "~jobs".into(),
+            primary_key: vec!["id".into()],
+            columns: vec![CodecColumn {
+                name: "data".into(),
+                kind: RefKind::Hash,
+            }],
+        };
+        let q = |id: &str| format!("`{}`", id.replace('`', "``"));
+        assert_eq!(
+            select_values(&table, &q, |c| format!("CAST({c} AS CHAR)")),
+            "SELECT CAST(`id` AS CHAR), CAST(`data` AS CHAR) FROM `my``db`.`~jobs` WHERE `data` IS NOT NULL"
+        );
+    }
+}

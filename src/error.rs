@@ -1,0 +1,86 @@
+//! The library's error type.
+//!
+//! Rules: every variant names the thing at fault (a config file and key, a store
+//! and object key, a schema, table, column and row); no variant ever carries a
+//! password or secret key (secrets live in [`crate::config::Secret`], whose
+//! `Display` and `Debug` are masked). The binary maps variants to exit codes, so
+//! the split between configuration errors and run-time errors matters.
+
+use std::path::PathBuf;
+
+/// Anything that stops djgc before or while it works.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration is missing, unreadable or invalid (exit code 2).
+    #[error("configuration error: {0}")]
+    Config(String),
+
+    /// A command-line value is not acceptable (exit code 2).
+    #[error("{0}")]
+    Usage(String),
+
+    /// A database operation failed.
+    #[error("database error while {context}: {source}")]
+    Database {
+        context: String,
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// A safety check refused to delete (exit code 3).
+    #[error("refused to delete: {0}")]
+    Refused(String),
+
+    /// A row's metadata could not be read: this blocks deletion.
+    #[error("malformed JSON in {schema}.{table}.{column} at row ({row}): {detail}")]
+    MalformedMetadata {
+        schema: String,
+        table: String,
+        column: String,
+        row: String,
+        detail: String,
+    },
+
+    /// A store operation failed.
+    #[error("store {store}: {operation} {key}: {source}")]
+    Store {
+        store: String,
+        operation: &'static str,
+        key: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Reading or writing one of djgc's own files (orphan list, plan spool).
+    #[error("{path}: {source}")]
+    File {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn database(context: impl Into<String>, source: sqlx::Error) -> Self {
+        Error::Database {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn file(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::File {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// True for errors caused by what the user supplied (flags, config files),
+    /// as opposed to failures while the run was under way.
+    pub fn is_usage_or_config(&self) -> bool {
+        matches!(self, Error::Config(_) | Error::Usage(_))
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

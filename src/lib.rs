@@ -1,0 +1,33 @@
+//! djgc: reclaims space in DataJoint object stores.
+//!
+//! The engine finds the same orphans as DataJoint's `dj.gc` — stored objects
+//! that no live row references — and deletes them, in parallel and in
+//! batches. It is a library so that the same code serves the `djgc` binary,
+//! tests and benchmarks; it draws nothing on a terminal (see [`progress`]).
+//!
+//! The flow of a run:
+//! 1. [`config`] reads `datajoint.json` exactly as DataJoint does;
+//! 2. [`scan`] streams referenced paths from the database into compact hashed
+//!    sets ([`references`], [`refset`]) while the store's sections are listed
+//!    ([`store`]), then judges every listed object, producing a [`plan::Plan`];
+//! 3. [`execute`] deletes a plan's orphans; a dry run stops before it.
+//!
+//! Safety invariants: nothing is judged before the reference sets are
+//! complete; any problem in reading references or listing blocks deletion;
+//! only keys inside the collected schemas' sections are ever deleted.
+
+pub mod codec;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod execute;
+pub mod layout;
+pub mod plan;
+pub mod progress;
+pub mod references;
+pub mod refset;
+pub mod report;
+pub mod scan;
+pub mod store;
+
+pub use error::{Error, Result};

@@ -1,0 +1,34 @@
+//! How the engine tells its caller what it is doing.
+//!
+//! The library draws nothing: it reports counts and events through this
+//! trait, and the binary decides whether to draw bars, log lines or nothing.
+//! Every method has a no-op default, so an observer implements only what it
+//! shows. Methods are called from worker threads and must be cheap.
+
+use crate::layout::SectionKind;
+
+/// Receives progress events; all methods default to doing nothing.
+pub trait Progress: Sync {
+    /// `values` more non-null codec values were read from the database.
+    fn values_read(&self, _values: u64) {}
+
+    /// The reference set is complete.
+    fn references_done(&self, _distinct: u64) {}
+
+    /// `objects` more objects were listed in a section of `kind`.
+    fn listed(&self, _kind: SectionKind, _objects: u64) {}
+
+    /// An object was judged orphaned.
+    fn orphan(&self, _key: &str, _bytes: u64) {}
+
+    /// An orphan was deleted.
+    fn deleted(&self, _key: &str, _bytes: u64) {}
+
+    /// A deletion failed; the run goes on and ends with exit code 1.
+    fn delete_failed(&self, _key: &str, _error: &str) {}
+}
+
+/// An observer that shows nothing.
+pub struct Silent;
+
+impl Progress for Silent {}

@@ -1,0 +1,246 @@
+//! The reference scan: every path that live rows point to in one store.
+//!
+//! Tables are read concurrently over a small connection pool; each reader
+//! hashes the paths it finds into a local batch and merges it into the shared
+//! sets under a lock, so the lock is taken once per few thousand rows. The
+//! scan never stops at the first bad row: every problem is recorded (a few per
+//! column, then a count), because any of them blocks deletion and the user
+//! should see them all at once.
+//!
+//! The coverage rule ([`References::covers`]) is dj.gc's `_is_covered`: a key
+//! is kept when it, or one of its ancestor folders, is referenced, or when it
+//! is the `.manifest.json` sidecar of such a key. djgc applies it to both
+//! sections and across all reference kinds, which can only keep more.
+
+use std::sync::Mutex;
+
+use futures_util::stream::{self, StreamExt};
+
+use crate::codec::{referenced_path, RefKind};
+use crate::config::DatabaseConfig;
+use crate::db::{CodecTable, Database};
+use crate::error::{Error, Result};
+use crate::layout::MANIFEST_SUFFIX;
+use crate::progress::Progress;
+use crate::refset::{path_hash, RefSet};
+
+/// Referenced paths of one store, by the kind of column they came from.
+#[derive(Debug, Default)]
+pub struct References {
+    pub hash: RefSet,
+    pub schema: RefSet,
+    pub other: RefSet,
+}
+
+impl References {
+    fn set_mut(&mut self, kind: RefKind) -> &mut RefSet {
+        match kind {
+            RefKind::Hash => &mut self.hash,
+            RefKind::Schema => &mut self.schema,
+            RefKind::Other => &mut self.other,
+        }
+    }
+
+    /// Records a referenced path (for building sets in tests and benches).
+    pub fn insert(&mut self, kind: RefKind, path: &str) {
+        self.set_mut(kind).insert(path_hash(path));
+    }
+
+    fn contains(&self, hash: u64) -> bool {
+        self.hash.contains(hash) || self.schema.contains(hash) || self.other.contains(hash)
+    }
+
+    /// Whether a stored key is accounted for by some reference.
+    pub fn covers(&self, key: &str) -> bool {
+        let key = key.strip_suffix(MANIFEST_SUFFIX).unwrap_or(key);
+        if self.contains(path_hash(key)) {
+            return true;
+        }
+        key.rmatch_indices('/')
+            .map(|(i, _)| i)
+            .filter(|&i| i > 0)
+            .any(|i| self.contains(path_hash(&key[..i])))
+    }
+
+    /// Approximate heap bytes of all sets.
+    pub fn heap_bytes(&self) -> usize {
+        self.hash.heap_bytes() + self.schema.heap_bytes() + self.other.heap_bytes()
+    }
+}
+
+/// What the reference scan needs to know.
+#[derive(Clone, Debug)]
+pub struct ReferenceQuery {
+    pub schemas: Vec<String>,
+    /// The store being collected.
+    pub store: String,
+    /// Whether it is `stores.default` (then null-store references count).
+    pub store_is_default: bool,
+    /// Extra codec names whose columns count as schema-addressed.
+    pub schema_codecs: Vec<String>,
+    /// Tables read at once.
+    pub concurrency: usize,
+}
+
+/// The finished scan: the sets, and every problem met on the way.
+#[derive(Debug, Default)]
+pub struct ReferenceScan {
+    pub references: References,
+    /// Non-null codec values read.
+    pub values: u64,
+    /// Problems that block deletion, one message each.
+    pub errors: Vec<String>,
+}
+
+/// Problems recorded per column before the rest are only counted.
+const ERRORS_SHOWN_PER_COLUMN: usize = 5;
+/// Hashes a reader gathers before it takes the shared lock.
+const MERGE_BATCH: usize = 4096;
+
+/// Reads every reference to `query.store` from the schemas' codec columns.
+///
+/// Fails outright only when the database cannot be reached or a schema does
+/// not exist; every other problem is recorded in [`ReferenceScan::errors`].
+pub fn scan_references(
+    database: &DatabaseConfig,
+    query: &ReferenceQuery,
+    progress: &dyn Progress,
+) -> Result<ReferenceScan> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Config(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(scan_async(database, query, progress))
+}
+
+async fn scan_async(
+    database: &DatabaseConfig,
+    query: &ReferenceQuery,
+    progress: &dyn Progress,
+) -> Result<ReferenceScan> {
+    let concurrency = query.concurrency.max(1);
+    let db = Database::connect(database, concurrency as u32).await?;
+    let mut tables = Vec::new();
+    for schema in &query.schemas {
+        if !db.schema_exists(schema).await? {
+            return Err(Error::Usage(format!(
+                "schema {schema:?} does not exist in the database at {}:{}",
+                database.host, database.port
+            )));
+        }
+        tables.extend(db.codec_tables(schema, &query.schema_codecs).await?);
+    }
+
+    let shared = Mutex::new(ReferenceScan::default());
+    let results: Vec<Result<()>> = stream::iter(&tables)
+        .map(|table| read_table(&db, table, query, &shared, progress))
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let mut scan = shared.into_inner().expect("reference lock");
+    scan.errors.extend(
+        results
+            .into_iter()
+            .filter_map(|r| r.err())
+            .map(|e| e.to_string()),
+    );
+    progress.references_done(
+        (scan.references.hash.len() + scan.references.schema.len() + scan.references.other.len())
+            as u64,
+    );
+    Ok(scan)
+}
+
+async fn read_table(
+    db: &Database,
+    table: &CodecTable,
+    query: &ReferenceQuery,
+    shared: &Mutex<ReferenceScan>,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let mut batch: Vec<(RefKind, u64)> = Vec::with_capacity(MERGE_BATCH);
+    let mut errors: Vec<String> = Vec::new();
+    let mut errors_per_column = vec![0usize; table.columns.len()];
+    let mut values = 0u64;
+
+    let merge = |batch: &mut Vec<(RefKind, u64)>, errors: &mut Vec<String>, values: &mut u64| {
+        let mut scan = shared.lock().expect("reference lock");
+        for (kind, hash) in batch.drain(..) {
+            scan.references.set_mut(kind).insert(hash);
+        }
+        scan.errors.append(errors);
+        scan.values += *values;
+        progress.values_read(*values);
+        *values = 0;
+    };
+
+    let mut visit = |column: usize, value: &str, name_row: &dyn Fn() -> String| {
+        let col = &table.columns[column];
+        match referenced_path(value) {
+            Ok(Some(reference)) => {
+                if reference.is_for(&query.store, query.store_is_default) {
+                    batch.push((col.kind, path_hash(&reference.path)));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                errors_per_column[column] += 1;
+                if errors_per_column[column] <= ERRORS_SHOWN_PER_COLUMN {
+                    errors.push(
+                        Error::MalformedMetadata {
+                            schema: table.schema.clone(),
+                            table: table.name.clone(),
+                            column: col.name.clone(),
+                            row: name_row(),
+                            detail: e.to_string(),
+                        }
+                        .to_string(),
+                    );
+                }
+            }
+        }
+        values += 1;
+        if values as usize >= MERGE_BATCH {
+            merge(&mut batch, &mut errors, &mut values);
+        }
+    };
+    let outcome = db.read_values(table, &mut visit).await;
+    for (col, count) in table.columns.iter().zip(&errors_per_column) {
+        if *count > ERRORS_SHOWN_PER_COLUMN {
+            errors.push(format!(
+                "{}.{}.{}: {} more rows with malformed JSON",
+                table.schema,
+                table.name,
+                col.name,
+                count - ERRORS_SHOWN_PER_COLUMN
+            ));
+        }
+    }
+    merge(&mut batch, &mut errors, &mut values);
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coverage_matches_dj_gc() {
+        let mut refs = References::default();
+        refs.insert(RefKind::Schema, "_schema/a/t/id=0/obj_X");
+        refs.insert(RefKind::Schema, "_schema/a/t/id=1/arr_Y.npy");
+        refs.insert(RefKind::Hash, "_hash/a/ih/23/ih23fsttfdzzbrgqrgnsup5b3i");
+
+        assert!(refs.covers("_schema/a/t/id=0/obj_X/.zarray"));
+        assert!(refs.covers("_schema/a/t/id=0/obj_X/0/0.1"));
+        assert!(refs.covers("_schema/a/t/id=0/obj_X.manifest.json"));
+        assert!(refs.covers("_schema/a/t/id=1/arr_Y.npy"));
+        assert!(refs.covers("_hash/a/ih/23/ih23fsttfdzzbrgqrgnsup5b3i"));
+        // A sibling whose name merely starts like a referenced folder is not covered.
+        assert!(!refs.covers("_schema/a/t/id=0/obj_Xtra"));
+        assert!(!refs.covers("_schema/a/t/id=1/arr_Y.npy.bak"));
+        assert!(!refs.covers("_schema/a/t/id=2/arr_Z.npy"));
+        assert!(!refs.covers("_schema/a/t/id=2/arr_Z.npy.manifest.json"));
+    }
+}

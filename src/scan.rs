@@ -1,0 +1,238 @@
+//! The scan pipeline: references, listing and judging, producing a [`Plan`].
+//!
+//! ```text
+//!  database ──(tables read concurrently)──► reference sets ─┐
+//!                                                            ├─► judge ─► orphan spool
+//!  store ──(sections walked in parallel)──► bounded queue ──┘
+//! ```
+//!
+//! The listing starts at once, beside the reference scan, and fills a bounded
+//! queue; the judge takes nothing from it until the reference sets are
+//! complete (an object judged against a partial set could look orphaned), so
+//! memory stays bounded by the queue whatever the store's size. Every listing
+//! or reference problem is recorded in the plan, and a plan with problems is
+//! never executed.
+
+use std::time::{Instant, SystemTime};
+
+use crate::config::{DatabaseConfig, StoreSpec};
+use crate::error::{Error, Result};
+use crate::layout::{self, file_name, is_content_hash_name, Section, SectionKind};
+use crate::plan::{OrphanSpool, Plan};
+use crate::progress::Progress;
+use crate::references::{scan_references, ReferenceQuery, References};
+use crate::report::{Report, SectionStats};
+use crate::store::{Listing, ObjectMeta, Store};
+
+/// Listing batches that may wait for the judge (each up to 1,024 objects).
+const LISTING_QUEUE: usize = 256;
+/// Scan errors kept verbatim; beyond this they are only counted.
+const SCAN_ERRORS_SHOWN: usize = 100;
+
+/// What to scan and how.
+#[derive(Clone, Debug)]
+pub struct ScanOptions {
+    pub schemas: Vec<String>,
+    /// Objects modified after this instant are never orphans in this run.
+    pub cutoff: SystemTime,
+    /// Threads for listing; connections for the database.
+    pub jobs: usize,
+    /// Extra codec names whose columns count as schema-addressed.
+    pub schema_codecs: Vec<String>,
+}
+
+/// The verdict on one listed object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Not a stored item by dj.gc's rules (a non-hash name in a hash section).
+    Ignored,
+    Covered,
+    /// Unreferenced but too recent to judge.
+    Young,
+    Orphan,
+}
+
+/// Judges listed objects against complete reference sets.
+pub struct Judge<'a> {
+    pub references: &'a References,
+    pub cutoff: SystemTime,
+}
+
+impl Judge<'_> {
+    pub fn judge(&self, kind: SectionKind, object: &ObjectMeta) -> Verdict {
+        if kind == SectionKind::Hash && !is_content_hash_name(file_name(&object.key)) {
+            return Verdict::Ignored;
+        }
+        if self.references.covers(&object.key) {
+            Verdict::Covered
+        } else if object.modified > self.cutoff {
+            Verdict::Young
+        } else {
+            Verdict::Orphan
+        }
+    }
+}
+
+/// Scans `store` for the orphans of `options.schemas`.
+pub fn scan(
+    database: &DatabaseConfig,
+    spec: &StoreSpec,
+    store_is_default: bool,
+    store: &dyn Store,
+    options: &ScanOptions,
+    progress: &dyn Progress,
+) -> Result<Plan> {
+    let query = ReferenceQuery {
+        schemas: options.schemas.clone(),
+        store: spec.name.clone(),
+        store_is_default,
+        schema_codecs: options.schema_codecs.clone(),
+        concurrency: options.jobs.clamp(1, 8),
+    };
+    let sections = layout::sections(spec, &options.schemas);
+    scan_with(
+        || scan_references(database, &query, progress),
+        sections,
+        store,
+        options,
+        progress,
+    )
+}
+
+/// The pipeline with the reference scan passed in, so it can be driven
+/// without a database (tests, benchmarks).
+pub fn scan_with(
+    read_references: impl FnOnce() -> Result<crate::references::ReferenceScan>,
+    sections: Vec<Section>,
+    store: &dyn Store,
+    options: &ScanOptions,
+    progress: &dyn Progress,
+) -> Result<Plan> {
+    let started = Instant::now();
+    let (tx, rx) = crossbeam_channel::bounded::<(usize, Listing)>(LISTING_QUEUE);
+
+    let (report, spool) = std::thread::scope(|scope| {
+        let lister = {
+            let sections = &sections;
+            scope.spawn(move || {
+                for (index, section) in sections.iter().enumerate() {
+                    store.list(&section.prefix, &|item| tx.send((index, item)).is_ok());
+                }
+            })
+        };
+
+        let references = match read_references() {
+            Ok(references) => references,
+            Err(e) => {
+                drop(rx); // the lister's next send fails and it stops
+                lister.join().expect("lister thread panicked");
+                return Err(e);
+            }
+        };
+
+        let mut report = Report {
+            store: store.name().to_string(),
+            schemas: options.schemas.clone(),
+            hash_referenced: references.references.hash.len() as u64,
+            schema_paths_referenced: references.references.schema.len() as u64,
+            other_referenced: references.references.other.len() as u64,
+            sections: sections
+                .iter()
+                .map(|s| SectionStats {
+                    schema: s.schema.clone(),
+                    kind: Some(s.kind),
+                    prefix: s.prefix.clone(),
+                    ..Default::default()
+                })
+                .collect(),
+            dry_run: true,
+            ..Default::default()
+        };
+        let mut errors = ErrorLog::default();
+        for e in references.errors {
+            errors.push(e);
+        }
+
+        let judge = Judge {
+            references: &references.references,
+            cutoff: options.cutoff,
+        };
+        let mut spool = OrphanSpool::new()?;
+        for (index, item) in rx {
+            let kind = sections[index].kind;
+            let objects = match item {
+                Listing::Objects(objects) => objects,
+                Listing::Error(e) => {
+                    errors.push(format!("store {}: {e}", store.name()));
+                    continue;
+                }
+            };
+            progress.listed(kind, objects.len() as u64);
+            let stats = &mut report.sections[index];
+            for object in &objects {
+                let verdict = judge.judge(kind, object);
+                if verdict == Verdict::Ignored {
+                    stats.ignored += 1;
+                    continue;
+                }
+                stats.stored += 1;
+                stats.stored_bytes += object.size;
+                match verdict {
+                    Verdict::Orphan if object.key.contains(['\n', '\r']) => errors.push(format!(
+                        "store {}: key {:?} contains a line break; djgc will not delete it",
+                        store.name(),
+                        object.key
+                    )),
+                    Verdict::Orphan => {
+                        stats.orphaned += 1;
+                        stats.orphaned_bytes += object.size;
+                        spool.push(index, object.size, object.modified, &object.key)?;
+                        progress.orphan(&object.key, object.size);
+                    }
+                    Verdict::Young => stats.young_skipped += 1,
+                    Verdict::Covered | Verdict::Ignored => {}
+                }
+            }
+        }
+        lister.join().expect("lister thread panicked");
+
+        report.scan_errors = errors.finish();
+        report.seconds = started.elapsed().as_secs_f64();
+        Ok((report, spool))
+    })?;
+    Plan::new(sections, report, spool)
+}
+
+/// Keeps the first problems verbatim and counts the rest.
+#[derive(Default)]
+struct ErrorLog {
+    shown: Vec<String>,
+    more: usize,
+}
+
+impl ErrorLog {
+    fn push(&mut self, message: String) {
+        if self.shown.len() < SCAN_ERRORS_SHOWN {
+            self.shown.push(message);
+        } else {
+            self.more += 1;
+        }
+    }
+
+    fn finish(mut self) -> Vec<String> {
+        if self.more > 0 {
+            self.shown
+                .push(format!("... and {} more errors", self.more));
+        }
+        self.shown
+    }
+}
+
+/// Parses `--min-age` values such as `0s`, `90m`, `24h`, `7d`.
+pub fn parse_min_age(text: &str) -> Result<std::time::Duration> {
+    humantime::parse_duration(text).map_err(|e| {
+        Error::Usage(format!(
+            "--min-age {text:?} is not a duration like 0s, 90m, 24h or 7d: {e}"
+        ))
+    })
+}
