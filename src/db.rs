@@ -198,18 +198,53 @@ impl Database {
         let context = || format!("reading {}.{}", table.schema, table.name);
         match self {
             Database::MySql(pool) => {
-                let q = |id: &str| format!("`{}`", id.replace('`', "``"));
-                let sql = select_values(table, &q, |col| format!("CAST({col} AS CHAR)"));
+                let sql = select_values(table, &quote_mysql, |col| format!("CAST({col} AS CHAR)"));
                 stream_values(pool, &sql, table, visit).await
             }
             Database::Postgres(pool) => {
-                let q = |id: &str| format!("\"{}\"", id.replace('"', "\"\""));
-                let sql = select_values(table, &q, |col| format!("{col}::text"));
+                let sql = select_values(table, &quote_postgres, |col| format!("{col}::text"));
                 stream_values(pool, &sql, table, visit).await
             }
         }
         .map_err(|e| Error::database(context(), e))
     }
+}
+
+impl Database {
+    pub fn backend(&self) -> Backend {
+        match self {
+            Database::MySql(_) => Backend::MySql,
+            Database::Postgres(_) => Backend::PostgreSql,
+        }
+    }
+
+    /// Quotes an identifier (schema, table or column name) for this backend.
+    pub fn quote(&self, identifier: &str) -> String {
+        match self {
+            Database::MySql(_) => quote_mysql(identifier),
+            Database::Postgres(_) => quote_postgres(identifier),
+        }
+    }
+
+    /// Runs one SQL statement that returns no rows.
+    pub async fn execute(&self, sql: &str) -> Result<()> {
+        let outcome = match self {
+            Database::MySql(pool) => sqlx::raw_sql(sql).execute(pool).await.map(drop),
+            Database::Postgres(pool) => sqlx::raw_sql(sql).execute(pool).await.map(drop),
+        };
+        outcome.map_err(|e| {
+            let head: String = sql.chars().take(80).collect();
+            Error::database(format!("running {head}"), e)
+        })
+    }
+}
+
+fn quote_mysql(identifier: &str) -> String {
+    format!("`{}`", identifier.replace('`', "``"))
+}
+
+fn quote_postgres(identifier: &str) -> String {
+    format!("\"{}\"", identifier.replace('"', "\"\""))
 }
 
 /// Groups catalog rows into tables, keeping the codec columns that hold JSON.
@@ -368,9 +403,8 @@ mod tests {
                 kind: RefKind::Hash,
             }],
         };
-        let q = |id: &str| format!("`{}`", id.replace('`', "``"));
         assert_eq!(
-            select_values(&table, &q, |c| format!("CAST({c} AS CHAR)")),
+            select_values(&table, &quote_mysql, |c| format!("CAST({c} AS CHAR)")),
             "SELECT CAST(`id` AS CHAR), CAST(`data` AS CHAR) FROM `my``db`.`~jobs` WHERE `data` IS NOT NULL"
         );
     }

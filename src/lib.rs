@@ -21,6 +21,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod execute;
+pub mod fixture;
 pub mod layout;
 pub mod plan;
 pub mod progress;

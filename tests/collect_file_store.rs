@@ -1,0 +1,395 @@
+//! End to end on a file store: real databases, DataJoint-format tables, the
+//! real binary. Every case runs on MariaDB and PostgreSQL.
+
+mod common;
+
+use common::{all_files, read_lines, report, stderr, unique_schema, Env, BACKENDS};
+use djgc::fixture::FixtureSpec;
+
+/// Files that must survive any collection of `schema`.
+fn add_user_content(env: &Env, schema: &str) -> Vec<String> {
+    let survivors = vec![
+        "datajoint_store.json".to_string(),
+        "notes/readme.txt".to_string(),
+        format!("_hash/{schema}/not-a-hash.txt"),
+        format!("_hash/{schema}/ih23fsttfdzzbrgqrgnsup5b3i.manifest.json"),
+        "_hash/someone_else/ih23fsttfdzzbrgqrgnsup5b3i".to_string(),
+        "_schema/someone_else/t/id=1/f_x.npy".to_string(),
+        format!("_schema/{schema}_suffix/t/id=1/f_x.npy"),
+    ];
+    for key in &survivors {
+        env.put(key, "user content");
+    }
+    survivors
+}
+
+#[test]
+fn same_orphans_then_delete_keeps_every_live_object() {
+    for backend in BACKENDS {
+        for subfolding in [None, Some(&[2usize, 2][..])] {
+            let mut env = Env::new(backend);
+            let schema = unique_schema("e2e");
+            let mut spec = FixtureSpec::small(&schema, "main");
+            spec.subfolding = subfolding.map(<[usize]>::to_vec);
+            let truth = env.fixture(&spec);
+            let survivors = add_user_content(&env, &schema);
+            // An unreferenced file in the schema section counts like any other.
+            let stray = format!("_schema/{schema}/npy_item/stray.bin");
+            env.put(&stray, "left by a crashed insert");
+            let mut expected = truth.orphans.clone();
+            expected.push(stray);
+            expected.sort();
+            env.write_config(subfolding);
+
+            let listed = env.dir.path().join("orphans.txt");
+            let out = env.djgc(&[
+                "scan",
+                &schema,
+                "--min-age",
+                "0s",
+                "--json",
+                "--orphans-out",
+                listed.to_str().unwrap(),
+            ]);
+            let case = format!("{backend:?} subfolding {subfolding:?}");
+            assert_eq!(out.status.code(), Some(0), "{case}: {}", stderr(&out));
+            let r = report(&out);
+            assert_eq!(read_lines(&listed), expected, "{case}");
+            assert_eq!(r["orphaned"], expected.len(), "{case}");
+            assert_eq!(r["hash_referenced"], truth.hash_referenced, "{case}");
+            assert_eq!(
+                r["schema_paths_referenced"], truth.schema_referenced,
+                "{case}"
+            );
+            let hash_orphans = expected.iter().filter(|k| k.starts_with("_hash/")).count();
+            assert_eq!(r["hash_orphaned"], hash_orphans, "{case}");
+            assert_eq!(
+                r["schema_paths_orphaned"],
+                expected.len() - hash_orphans,
+                "{case}"
+            );
+            assert_eq!(r["stored"], truth.files + 1, "{case}");
+            assert_eq!(r["deleted"], 0, "{case}: scan never deletes");
+            assert_eq!(r["dry_run"], true);
+
+            let before = all_files(&env.store_root());
+            let out = env.djgc(&["collect", &schema, "--min-age", "0s", "--json"]);
+            assert_eq!(out.status.code(), Some(0), "{case}: {}", stderr(&out));
+            assert_eq!(
+                all_files(&env.store_root()),
+                before,
+                "{case}: dry run deleted something"
+            );
+
+            let out = env.djgc(&[
+                "collect",
+                &schema,
+                "--min-age",
+                "0s",
+                "--json",
+                "--delete",
+                "--jobs",
+                "3",
+            ]);
+            assert_eq!(out.status.code(), Some(0), "{case}: {}", stderr(&out));
+            let r = report(&out);
+            assert_eq!(r["deleted"], expected.len(), "{case}");
+            assert_eq!(r["errors"], 0, "{case}");
+            let orphan_bytes = r["orphaned_bytes"].as_u64().unwrap();
+            assert_eq!(r["bytes_freed"].as_u64().unwrap(), orphan_bytes, "{case}");
+
+            let mut remaining = truth.live_files.clone();
+            remaining.extend(survivors.clone());
+            remaining.sort();
+            assert_eq!(all_files(&env.store_root()), remaining, "{case}");
+            // Folders of deleted rows are pruned; section roots stay.
+            for orphan in &truth.orphans {
+                if let Some(row_dir) = orphan.split("/id=").nth(1) {
+                    let prefix = &orphan[..orphan.len() - row_dir.len()];
+                    let id = row_dir.split('/').next().unwrap();
+                    let dir = format!("{prefix}{id}");
+                    if !truth
+                        .live_files
+                        .iter()
+                        .any(|k| k.starts_with(&format!("{dir}/")))
+                    {
+                        assert!(!env.exists(&dir), "{case}: {dir} not pruned");
+                    }
+                }
+            }
+            assert!(
+                env.exists(&format!("_schema/{schema}")),
+                "{case}: section root removed"
+            );
+
+            let out = env.djgc(&["scan", &schema, "--min-age", "0s", "--json"]);
+            let r = report(&out);
+            assert_eq!(r["orphaned"], 0, "{case}: orphans after delete");
+            assert_eq!(r["stored"], truth.live_files.len(), "{case}");
+        }
+    }
+}
+
+#[test]
+fn several_schemas_are_each_judged_against_their_own_sections() {
+    for backend in BACKENDS {
+        let mut env = Env::new(backend);
+        let a = unique_schema("multi_a");
+        let b = unique_schema("multi_b");
+        let truth_a = env.fixture(&FixtureSpec::small(&a, "main"));
+        let mut spec_b = FixtureSpec::small(&b, "main");
+        spec_b.seed = 7;
+        let truth_b = env.fixture(&spec_b);
+        env.write_config(None);
+
+        let listed = env.dir.path().join("orphans.txt");
+        let out = env.djgc(&[
+            "scan",
+            &a,
+            &b,
+            "--min-age",
+            "0s",
+            "--json",
+            "--orphans-out",
+            listed.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let mut expected: Vec<String> = truth_a
+            .orphans
+            .iter()
+            .chain(&truth_b.orphans)
+            .cloned()
+            .collect();
+        expected.sort();
+        assert_eq!(read_lines(&listed), expected, "{backend:?}");
+
+        // Collecting only `a` leaves `b`'s orphans alone.
+        let out = env.djgc(&["collect", &a, "--min-age", "0s", "--delete", "--json"]);
+        assert_eq!(report(&out)["deleted"], truth_a.orphans.len());
+        assert!(truth_b.orphans.iter().all(|k| env.exists(k)), "{backend:?}");
+    }
+}
+
+#[test]
+fn min_age_keeps_young_orphans_and_counts_them() {
+    for backend in BACKENDS {
+        let mut env = Env::new(backend);
+        let schema = unique_schema("young");
+        let mut spec = FixtureSpec::small(&schema, "main");
+        spec.young_fraction = 0.5;
+        let truth = env.fixture(&spec);
+        assert!(!truth.young_orphans.is_empty() && !truth.orphans.is_empty());
+        env.write_config(None);
+
+        // Default --min-age is 24h.
+        let out = env.djgc(&["collect", &schema, "--delete", "--json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let r = report(&out);
+        assert_eq!(r["young_skipped"], truth.young_orphans.len(), "{backend:?}");
+        assert_eq!(r["deleted"], truth.orphans.len(), "{backend:?}");
+        assert!(truth.young_orphans.iter().all(|k| env.exists(k)));
+
+        let out = env.djgc(&["scan", &schema, "--min-age", "0s", "--json"]);
+        assert_eq!(
+            report(&out)["orphaned"],
+            truth.young_orphans.len(),
+            "{backend:?}"
+        );
+    }
+}
+
+#[test]
+fn results_do_not_depend_on_thread_count() {
+    for backend in BACKENDS {
+        let mut env = Env::new(backend);
+        let schema = unique_schema("jobs");
+        let mut spec = FixtureSpec::small(&schema, "main");
+        spec.hash_rows = 3000;
+        spec.npy_rows = 1500;
+        spec.subfolding = Some(vec![1]);
+        let truth = env.fixture(&spec);
+        env.write_config(Some(&[1]));
+        for jobs in ["1", "2", "8"] {
+            let listed = env.dir.path().join(format!("orphans-{jobs}.txt"));
+            let out = env.djgc(&[
+                "scan",
+                &schema,
+                "--min-age",
+                "0s",
+                "--jobs",
+                jobs,
+                "--json",
+                "--orphans-out",
+                listed.to_str().unwrap(),
+            ]);
+            assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+            assert_eq!(
+                read_lines(&listed),
+                truth.orphans,
+                "{backend:?} --jobs {jobs}"
+            );
+        }
+    }
+}
+
+#[test]
+fn malformed_json_blocks_deletion_and_names_the_row() {
+    for backend in BACKENDS {
+        let mut env = Env::new(backend);
+        let schema = unique_schema("badjson");
+        let truth = env.fixture(&FixtureSpec::small(&schema, "main"));
+        let table = format!("{}.{}", env.db.quote(&schema), env.db.quote("_npy_item"));
+        match backend {
+            djgc::config::Backend::MySql => {
+                // DataJoint's CHECK (json_valid) would refuse it; damaged data gets past it.
+                env.sql(&format!(
+                    "SET STATEMENT check_constraint_checks=0 FOR \
+                     INSERT INTO {table} (id, arr) VALUES (9001, '{{\"path\": \"_schema/x')"
+                ));
+            }
+            djgc::config::Backend::PostgreSql => {
+                // jsonb is always valid JSON; a path of the wrong type is the damage.
+                env.sql(&format!(
+                    "INSERT INTO {table} (id, arr) VALUES (9001, '{{\"path\": 17}}')"
+                ));
+            }
+        }
+        env.write_config(None);
+        let before = all_files(&env.store_root());
+        let out = env.djgc(&["collect", &schema, "--min-age", "0s", "--delete", "--json"]);
+        assert_eq!(out.status.code(), Some(3), "{backend:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("{schema}._npy_item.arr")) && err.contains("id=9001"),
+            "{backend:?}: {err}"
+        );
+        assert_eq!(report(&out)["deleted"], 0);
+        assert_eq!(
+            all_files(&env.store_root()),
+            before,
+            "{backend:?}: something was deleted"
+        );
+        assert!(!truth.orphans.is_empty());
+    }
+}
+
+#[test]
+fn listing_error_blocks_deletion() {
+    let mut env = Env::new(djgc::config::Backend::MySql);
+    let schema = unique_schema("linkroot");
+    let truth = env.fixture(&FixtureSpec::small(&schema, "main"));
+    // The hash section root replaced by a link to a folder elsewhere.
+    let hash_dir = env.store_root().join("_hash").join(&schema);
+    let moved = env.dir.path().join("elsewhere");
+    std::fs::rename(&hash_dir, &moved).unwrap();
+    std::os::unix::fs::symlink(&moved, &hash_dir).unwrap();
+    env.write_config(None);
+
+    let before = all_files(&env.store_root());
+    let out = env.djgc(&["collect", &schema, "--min-age", "0s", "--delete", "--json"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("symbolic link"), "{}", stderr(&out));
+    assert_eq!(all_files(&env.store_root()), before);
+    assert!(truth.orphans.iter().any(|k| k.starts_with("_schema/")));
+}
+
+#[test]
+fn symlinks_inside_a_section_are_never_followed() {
+    let mut env = Env::new(djgc::config::Backend::PostgreSql);
+    let schema = unique_schema("links");
+    let truth = env.fixture(&FixtureSpec::small(&schema, "main"));
+    let precious = env.dir.path().join("precious");
+    std::fs::create_dir(&precious).unwrap();
+    common::put_old_file(&precious, "data.bin", "not in the store");
+    let link = env
+        .store_root()
+        .join(format!("_schema/{schema}/npy_item/link"));
+    std::os::unix::fs::symlink(&precious, &link).unwrap();
+    env.write_config(None);
+
+    let out = env.djgc(&["collect", &schema, "--min-age", "0s", "--delete", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(report(&out)["deleted"], truth.orphans.len());
+    assert!(precious.join("data.bin").exists());
+    assert!(link.symlink_metadata().is_ok());
+}
+
+#[test]
+fn usage_and_configuration_errors_exit_2() {
+    let mut env = Env::new(djgc::config::Backend::MySql);
+    let schema = unique_schema("usage");
+    env.fixture(&FixtureSpec::small(&schema, "main"));
+
+    let out = env.djgc(&["scan"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("At least one schema must be provided"));
+
+    // No datajoint.json anywhere up to the .git boundary.
+    std::fs::create_dir(env.dir.path().join(".git")).unwrap();
+    let out = env.djgc(&["scan", &schema]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no datajoint.json found"),
+        "{}",
+        stderr(&out)
+    );
+
+    env.write_config(None);
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["scan", &schema, "--store", "nope"],
+            "unknown store \"nope\"",
+        ),
+        (&["scan", &schema, "--min-age", "soon"], "--min-age"),
+        (&["scan", "djgc_no_such_schema"], "does not exist"),
+        (
+            &["scan", &schema, "--config", "/nonexistent/dj.json"],
+            "does not exist",
+        ),
+    ];
+    for (args, message) in cases {
+        let out = env.djgc(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(message), "{args:?}: {}", stderr(&out));
+    }
+
+    let missing_location = env.dir.path().join("gone");
+    std::fs::write(
+        env.dir.path().join("datajoint.json"),
+        format!(
+            r#"{{"database": {{"host": "127.0.0.1", "user": "djgc", "password": "djgc"}},
+                "stores": {{"default": "main", "main": {{"protocol": "file", "location": "{}"}},
+                            "odd": {{"protocol": "ftp", "location": "/x"}}}}}}"#,
+            missing_location.display()
+        ),
+    )
+    .unwrap();
+    let out = env.djgc(&["scan", &schema]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+    let out = env.djgc(&["scan", &schema, "--store", "odd"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("unknown protocol \"ftp\""),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn human_report_shows_sections_and_totals() {
+    let mut env = Env::new(djgc::config::Backend::MySql);
+    let schema = unique_schema("human");
+    let truth = env.fixture(&FixtureSpec::small(&schema, "main"));
+    env.write_config(None);
+    let out = env.djgc(&["scan", &schema, "--min-age", "0s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("_hash/{schema}/")), "{text}");
+    assert!(text.contains(&format!("_schema/{schema}/")), "{text}");
+    assert!(
+        text.contains(&format!("Orphaned (unreferenced): {}", truth.orphans.len())),
+        "{text}"
+    );
+    assert!(text.contains("[DRY RUN - no changes made]"), "{text}");
+}

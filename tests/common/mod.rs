@@ -1,0 +1,234 @@
+//! Test environments: a fresh schema on a real database server, a file store
+//! in a temporary folder, a `datajoint.json` pointing at both, and the real
+//! `djgc` binary run against them.
+//!
+//! The servers are the ones `scripts/services.sh` starts (user and password
+//! `djgc`). A test fails, not skips, when they are down: run that script.
+
+#![allow(dead_code)] // each test binary uses its own part of this module
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use djgc::config::{Backend, DatabaseConfig, Secret};
+use djgc::db::Database;
+use djgc::fixture::{self, FixtureOutcome, FixtureSpec};
+use serde_json::Value;
+
+pub const BACKENDS: [Backend; 2] = [Backend::MySql, Backend::PostgreSql];
+
+pub fn database_config(backend: Backend) -> DatabaseConfig {
+    DatabaseConfig {
+        backend,
+        host: "127.0.0.1".to_string(),
+        port: match backend {
+            Backend::MySql => 3306,
+            Backend::PostgreSql => 5432,
+        },
+        user: Some("djgc".to_string()),
+        password: Some(Secret::new("djgc")),
+        name: "djgc".to_string(),
+    }
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A schema name no other test (or earlier run) uses at the same time.
+pub fn unique_schema(label: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "djgct_{label}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// One test's world: database, schemas created in it, and a store folder.
+pub struct Env {
+    pub backend: Backend,
+    pub rt: tokio::runtime::Runtime,
+    pub db: Database,
+    pub dir: tempfile::TempDir,
+    pub schemas: Vec<String>,
+}
+
+impl Env {
+    pub fn new(backend: Backend) -> Env {
+        let rt = runtime();
+        let db = rt
+            .block_on(Database::connect(&database_config(backend), 4))
+            .unwrap_or_else(|e| panic!("{e}\n(is the database up? run scripts/services.sh)"));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("store")).unwrap();
+        Env {
+            backend,
+            rt,
+            db,
+            dir,
+            schemas: Vec::new(),
+        }
+    }
+
+    pub fn store_root(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    /// Writes `datajoint.json` with store `main` (the default) and returns its path.
+    pub fn write_config(&self, subfolding: Option<&[usize]>) -> PathBuf {
+        self.write_config_with(subfolding, "")
+    }
+
+    /// As [`Env::write_config`], with extra JSON members for store `main`.
+    pub fn write_config_with(
+        &self,
+        subfolding: Option<&[usize]>,
+        extra_store_members: &str,
+    ) -> PathBuf {
+        let db = database_config(self.backend);
+        let backend = match self.backend {
+            Backend::MySql => "mysql",
+            Backend::PostgreSql => "postgresql",
+        };
+        let subfolding = match subfolding {
+            Some(s) => format!("{s:?}"),
+            None => "null".to_string(),
+        };
+        let config = format!(
+            r#"{{"database": {{"host": "{}", "port": {}, "user": "djgc", "password": "djgc",
+                 "backend": "{backend}", "name": "{}"}},
+               "stores": {{"default": "main",
+                 "main": {{"protocol": "file", "location": "{}", "subfolding": {subfolding}{extra_store_members}}}}}}}"#,
+            db.host,
+            db.port,
+            db.name,
+            self.store_root().display()
+        );
+        let path = self.dir.path().join("datajoint.json");
+        std::fs::write(&path, config).unwrap();
+        path
+    }
+
+    /// Generates a fixture schema in this env's database and store.
+    pub fn fixture(&mut self, spec: &FixtureSpec) -> FixtureOutcome {
+        self.schemas.push(spec.schema.clone());
+        let root = self.store_root();
+        self.rt
+            .block_on(fixture::create(&self.db, &root, spec))
+            .unwrap()
+    }
+
+    pub fn sql(&self, sql: &str) {
+        self.rt.block_on(self.db.execute(sql)).unwrap();
+    }
+
+    /// Runs `djgc ARGS... --config <this env's config>`.
+    pub fn djgc(&self, args: &[&str]) -> Output {
+        djgc_in(self.dir.path(), args)
+    }
+
+    /// Writes a file under the store root with an old mtime.
+    pub fn put(&self, key: &str, content: &str) {
+        put_old_file(&self.store_root(), key, content);
+    }
+
+    pub fn exists(&self, key: &str) -> bool {
+        self.store_root().join(key).exists()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        for schema in &self.schemas {
+            let sql = match self.backend {
+                Backend::MySql => format!("DROP DATABASE IF EXISTS {}", self.db.quote(schema)),
+                Backend::PostgreSql => {
+                    format!("DROP SCHEMA IF EXISTS {} CASCADE", self.db.quote(schema))
+                }
+            };
+            let _ = self.rt.block_on(self.db.execute(&sql));
+        }
+    }
+}
+
+pub fn put_old_file(root: &Path, key: &str, content: &str) {
+    let path = root.join(key);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, content).unwrap();
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(30 * 86400);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+}
+
+/// Runs the djgc binary in `dir` (so it finds `dir/datajoint.json`).
+pub fn djgc_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_djgc"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("DJ_STORES")
+        .env_remove("DJ_HOST")
+        .env_remove("DJ_USER")
+        .env_remove("DJ_PASS")
+        .output()
+        .unwrap()
+}
+
+/// The `--json` report of a successful run.
+pub fn report(output: &Output) -> Value {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON report ({e}); exit {:?}\nstdout: {stdout}\nstderr: {}",
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The sorted lines of an `--orphans-out` file.
+pub fn read_lines(path: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// Every file below `root`, as sorted store keys.
+pub fn all_files(root: &Path) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let path = entry.path();
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(path);
+            } else {
+                keys.push(
+                    path.strip_prefix(root)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                );
+            }
+        }
+    }
+    keys.sort();
+    keys
+}
