@@ -1,0 +1,154 @@
+"""The DataJoint side of djgc's compatibility test (datajoint 2.3.5).
+
+Run from a folder holding the test's datajoint.json, so DataJoint reads the
+same configuration as djgc:
+
+    python dj_pipeline.py populate SCHEMA OUT.json   # write a pipeline, delete rows, run dj.gc
+    python dj_pipeline.py verify   SCHEMA OUT.json   # load every row, run dj.gc again
+
+OUT.json receives dj.gc's stats (dry run), including its orphan lists, and in
+verify mode the number of rows loaded.
+"""
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+import datajoint as dj
+from datajoint.adapters.mysql import MySQLAdapter
+from datajoint.builtin_codecs.object import ObjectCodec
+
+# DataJoint 2.3 reads MariaDB's JSON columns back as `longtext` and then fails
+# to insert into them; MySQL 8 reports `json`. Report what MySQL would.
+_parse_column_info = MySQLAdapter.parse_column_info
+
+
+def _parse_column_info_as_mysql(self, row):
+    info = _parse_column_info(self, row)
+    if info["type"] == "longtext" and (info["comment"] or "").startswith(":<"):
+        info["type"] = "json"
+    return info
+
+
+MySQLAdapter.parse_column_info = _parse_column_info_as_mysql
+
+
+class LabContainerCodec(ObjectCodec):
+    """A third-party schema-addressed codec (like a lab's NetCDF codec)."""
+
+    name = "labcontainer"
+
+
+dj.config["safemode"] = False
+mode, schema_name, out_path = sys.argv[1:4]
+schema = dj.Schema(schema_name)
+
+
+@schema
+class Recording(dj.Manual):
+    definition = """
+    rec_id : int32
+    ---
+    signal : <blob@main>
+    raw : <hash@main>
+    thumbnail : <blob>
+    """
+
+
+@schema
+class Document(dj.Manual):
+    definition = """
+    doc_id : int32
+    ---
+    doc : <attach@main>
+    """
+
+
+@schema
+class Waveform(dj.Manual):
+    definition = """
+    wf_id : int32
+    ---
+    wave : <npy@main>
+    """
+
+
+@schema
+class Result(dj.Manual):
+    definition = """
+    res_id : int32
+    ---
+    results : <object@main>
+    """
+
+
+@schema
+class Container(dj.Manual):
+    definition = """
+    c_id : int32
+    ---
+    payload : <labcontainer@main>
+    """
+
+
+TABLES = [Recording, Document, Waveform, Result, Container]
+
+
+def populate():
+    work = Path(tempfile.mkdtemp())
+    for i in range(12):
+        # Rows 2k and 2k+1 share content: one deduplicated object each pair.
+        signal = np.arange(100, dtype="float64") * (i // 2)
+        Recording.insert1(
+            dict(rec_id=i, signal=signal, raw=f"raw bytes {i % 5}".encode(), thumbnail=np.zeros(3) + i)
+        )
+    for i in range(8):
+        attachment = work / f"notes_{i}.txt"
+        attachment.write_text(f"lab notes {i}")
+        Document.insert1(dict(doc_id=i, doc=str(attachment)))
+    for i in range(10):
+        Waveform.insert1(dict(wf_id=i, wave=np.sin(np.arange(64) * (i + 1)).astype("float32")))
+    for i in range(8):
+        if i % 2:
+            Result.insert1(dict(res_id=i, results=f"result file {i}".encode()))
+        else:
+            folder = work / f"zarr_{i}"
+            (folder / "0").mkdir(parents=True)
+            (folder / ".zarray").write_text('{"chunks": [4]}')
+            (folder / "0" / "0").write_bytes(bytes(range(16)) * (i + 1))
+            (folder / "0" / "1").write_bytes(bytes(range(8)) * (i + 1))
+            Result.insert1(dict(res_id=i, results=str(folder)))
+    for i in range(6):
+        Container.insert1(dict(c_id=i, payload=f"container {i}".encode()))
+
+    # Delete rows: whole shared pairs, half of a pair, and singles.
+    (Recording & "rec_id in (0, 1, 2, 7, 9)").delete_quick()
+    (Document & "doc_id in (1, 2, 5)").delete_quick()
+    (Waveform & "wf_id in (0, 3, 4, 8)").delete_quick()
+    (Result & "res_id in (0, 3, 4)").delete_quick()
+    (Container & "c_id in (1, 4)").delete_quick()
+    return {}
+
+
+def verify():
+    loaded = 0
+    for table in TABLES:
+        for row in table.to_dicts():
+            for value in row.values():
+                if hasattr(value, "verify"):  # ObjectRef: file or folder with manifest
+                    value.verify()
+                    if not value.is_dir:
+                        value.read()
+                elif hasattr(value, "load"):  # NpyRef
+                    value.load()
+            loaded += 1
+    return {"rows_loaded": loaded}
+
+
+extra = populate() if mode == "populate" else verify()
+stats = dj.gc.GarbageCollector(schema, store="main").collect(dry_run=True)
+stats.update(extra)
+Path(out_path).write_text(json.dumps(stats, default=str))

@@ -1,0 +1,161 @@
+//! The compatibility test with the real client: datajoint 2.3.5 writes a
+//! pipeline with all five codecs (plus a third-party schema codec and an
+//! inline blob) and deletes rows; djgc must report exactly dj.gc's orphans and
+//! counts, delete them, and leave a pipeline whose every row DataJoint loads
+//! and in which dj.gc finds nothing more.
+//!
+//! Needs the venv made by `scripts/python-env.sh` (or `DJGC_PYTHON`).
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::{read_lines, report, stderr, unique_schema, Env, BACKENDS};
+use serde_json::Value;
+
+fn python() -> PathBuf {
+    let path = std::env::var_os("DJGC_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-compat/bin/python")
+        });
+    assert!(
+        path.exists(),
+        "{} not found: run scripts/python-env.sh (or set DJGC_PYTHON)",
+        path.display()
+    );
+    path
+}
+
+/// Runs the DataJoint side in `env`'s folder and returns dj.gc's stats.
+fn datajoint(env: &Env, mode: &str, schema: &str) -> Value {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/compat/dj_pipeline.py");
+    let out_file = env.dir.path().join(format!("dj-{mode}.json"));
+    let out = Command::new(python())
+        .arg(&script)
+        .args([mode, schema])
+        .arg(&out_file)
+        .current_dir(env.dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "datajoint {mode} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&std::fs::read(&out_file).unwrap()).unwrap()
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn djgc_matches_dj_gc_and_datajoint_loads_every_row_after_delete() {
+    for backend in BACKENDS {
+        for subfolding in [None, Some(&[2usize, 2][..])] {
+            let case = format!("{backend:?}, subfolding {subfolding:?}");
+            let mut env = Env::new(backend);
+            let schema = unique_schema("compat");
+            env.schemas.push(schema.clone());
+            env.write_config(subfolding);
+
+            let dj = datajoint(&env, "populate", &schema);
+            let mut expected: Vec<String> = strings(&dj["orphaned_hash_paths"]);
+            expected.extend(strings(&dj["orphaned_schema_paths"]));
+            expected.sort();
+            assert!(
+                dj["hash_paths_orphaned"].as_u64().unwrap() > 0
+                    && dj["schema_paths_orphaned"].as_u64().unwrap() > 0,
+                "{case}: the pipeline must leave orphans of both kinds: {dj}"
+            );
+
+            let listed = env.dir.path().join("orphans.txt");
+            let out = env.djgc(&[
+                "scan",
+                &schema,
+                "--min-age",
+                "0s",
+                "--json",
+                "--schema-codec",
+                "labcontainer",
+                "--orphans-out",
+                listed.to_str().unwrap(),
+            ]);
+            assert_eq!(out.status.code(), Some(0), "{case}: {}", stderr(&out));
+            let ours = report(&out);
+            assert_eq!(read_lines(&listed), expected, "{case}: orphan lists differ");
+            for (djgc_key, dj_key) in [
+                ("hash_referenced", "hash_paths_referenced"),
+                ("hash_stored", "hash_paths_stored"),
+                ("hash_orphaned", "hash_paths_orphaned"),
+                ("hash_orphaned_bytes", "hash_paths_orphaned_bytes"),
+                ("schema_paths_referenced", "schema_paths_referenced"),
+                ("schema_paths_stored", "schema_paths_stored"),
+                ("schema_paths_orphaned", "schema_paths_orphaned"),
+                ("schema_paths_orphaned_bytes", "schema_paths_orphaned_bytes"),
+            ] {
+                assert_eq!(
+                    ours[djgc_key], dj[dj_key],
+                    "{case}: {djgc_key} vs dj.gc's {dj_key}"
+                );
+            }
+
+            // Without naming the custom codec, its files are still protected;
+            // only the count moves from schema_paths_referenced to other_referenced.
+            let out = env.djgc(&[
+                "scan",
+                &schema,
+                "--min-age",
+                "0s",
+                "--json",
+                "--orphans-out",
+                listed.to_str().unwrap(),
+            ]);
+            let unnamed = report(&out);
+            assert_eq!(
+                read_lines(&listed),
+                expected,
+                "{case}: custom codec files misjudged"
+            );
+            assert!(unnamed["other_referenced"].as_u64().unwrap() > 0, "{case}");
+
+            let out = env.djgc(&[
+                "collect",
+                &schema,
+                "--min-age",
+                "0s",
+                "--json",
+                "--delete",
+                "--schema-codec",
+                "labcontainer",
+            ]);
+            assert_eq!(out.status.code(), Some(0), "{case}: {}", stderr(&out));
+            let deleted = report(&out);
+            assert_eq!(deleted["deleted"], expected.len(), "{case}");
+            assert_eq!(deleted["errors"], 0, "{case}");
+
+            let after = datajoint(&env, "verify", &schema);
+            assert_eq!(
+                after["rows_loaded"], 27,
+                "{case}: DataJoint could not load every row"
+            );
+            assert_eq!(after["hash_paths_orphaned"], 0, "{case}");
+            assert_eq!(after["schema_paths_orphaned"], 0, "{case}");
+            assert_eq!(
+                after["hash_paths_referenced"], dj["hash_paths_referenced"],
+                "{case}"
+            );
+            assert_eq!(
+                after["schema_paths_referenced"], dj["schema_paths_referenced"],
+                "{case}"
+            );
+        }
+    }
+}

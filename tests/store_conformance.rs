@@ -1,0 +1,248 @@
+//! One contract, every store: the same checks run against each [`Store`]
+//! implementation. A new backend joins by adding a `Harness` below.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use djgc::store::{Deleted, FsStore, Listing, MemoryStore, ObjectMeta, Store, LIST_BATCH};
+
+/// A store under test and the way to put objects into it.
+trait Harness {
+    fn store(&self) -> &dyn Store;
+    fn put(&self, key: &str, content: &[u8], modified: SystemTime);
+}
+
+struct Memory(MemoryStore);
+
+impl Harness for Memory {
+    fn store(&self) -> &dyn Store {
+        &self.0
+    }
+    fn put(&self, key: &str, content: &[u8], modified: SystemTime) {
+        self.0.put(key, content.len() as u64, modified);
+    }
+}
+
+struct Files {
+    dir: tempfile::TempDir,
+    store: FsStore,
+}
+
+impl Files {
+    fn new(jobs: usize) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::new("conformance", dir.path(), jobs);
+        Files { dir, store }
+    }
+}
+
+impl Harness for Files {
+    fn store(&self) -> &dyn Store {
+        &self.store
+    }
+    fn put(&self, key: &str, content: &[u8], modified: SystemTime) {
+        let path = self.dir.path().join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, content).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(modified)
+            .unwrap();
+    }
+}
+
+fn harnesses() -> Vec<(&'static str, Box<dyn Harness>)> {
+    vec![
+        ("memory", Box::new(Memory(MemoryStore::new("conformance")))),
+        ("file, 1 thread", Box::new(Files::new(1))),
+        ("file, 4 threads", Box::new(Files::new(4))),
+    ]
+}
+
+/// Lists `prefix`, asserting no errors, returning objects by key.
+fn list(store: &dyn Store, prefix: &str) -> BTreeMap<String, ObjectMeta> {
+    let seen = Mutex::new(Vec::new());
+    store.list(prefix, &|item| {
+        match item {
+            Listing::Objects(batch) => {
+                assert!(batch.len() <= LIST_BATCH);
+                seen.lock().unwrap().extend(batch);
+            }
+            Listing::Error(e) => panic!("listing {prefix}: {e}"),
+        }
+        true
+    });
+    let seen = seen.into_inner().unwrap();
+    let count = seen.len();
+    let by_key: BTreeMap<String, ObjectMeta> =
+        seen.into_iter().map(|o| (o.key.clone(), o)).collect();
+    assert_eq!(by_key.len(), count, "a key was listed twice");
+    by_key
+}
+
+fn t(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+#[test]
+fn lists_keys_sizes_and_mtimes_under_a_prefix_only() {
+    for (name, h) in harnesses() {
+        h.put(
+            "_hash/a/ih23fsttfdzzbrgqrgnsup5b3i",
+            b"12345",
+            t(1_600_000_000),
+        );
+        h.put("_schema/a/t/id=1/f_x/0.0", b"ab", t(1_700_000_000));
+        h.put(
+            "_schema/a/t/id=1/f_x.manifest.json",
+            b"{}",
+            t(1_700_000_001),
+        );
+        h.put("_schema/ab/t/id=1/f", b"other schema", t(1_700_000_000));
+        h.put("_schema/a.txt", b"beside", t(1_700_000_000));
+
+        let listed = list(h.store(), "_schema/a/");
+        let keys: Vec<&str> = listed.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "_schema/a/t/id=1/f_x.manifest.json",
+                "_schema/a/t/id=1/f_x/0.0"
+            ],
+            "{name}"
+        );
+        let chunk = &listed["_schema/a/t/id=1/f_x/0.0"];
+        assert_eq!(
+            (chunk.size, chunk.modified),
+            (2, t(1_700_000_000)),
+            "{name}"
+        );
+
+        let hashes = list(h.store(), "_hash/a/");
+        assert_eq!(
+            hashes["_hash/a/ih23fsttfdzzbrgqrgnsup5b3i"].size, 5,
+            "{name}"
+        );
+        assert!(list(h.store(), "_schema/nothing/").is_empty(), "{name}");
+    }
+}
+
+#[test]
+fn large_listings_report_every_key_exactly_once() {
+    for (name, h) in harnesses() {
+        let n = LIST_BATCH * 3 + 17;
+        for i in 0..n {
+            h.put(
+                &format!("_schema/s/t/id={}/f_{i}", i % 37),
+                b"x",
+                t(1_700_000_000),
+            );
+        }
+        let listed = list(h.store(), "_schema/s/");
+        assert_eq!(listed.len(), n, "{name}");
+    }
+}
+
+#[test]
+fn a_listing_stops_when_the_sink_says_so() {
+    for (name, h) in harnesses() {
+        for i in 0..LIST_BATCH * 4 {
+            h.put(&format!("_schema/s/f_{i}"), b"x", t(1_700_000_000));
+        }
+        let calls = Mutex::new(0);
+        h.store().list("_schema/s/", &|_| {
+            *calls.lock().unwrap() += 1;
+            false
+        });
+        assert_eq!(*calls.lock().unwrap(), 1, "{name}");
+    }
+}
+
+#[test]
+fn delete_removes_exactly_the_given_keys() {
+    for (name, h) in harnesses() {
+        for key in [
+            "_schema/s/t/id=1/f",
+            "_schema/s/t/id=2/f",
+            "_schema/s/t/id=3/f",
+        ] {
+            h.put(key, b"x", t(1_700_000_000));
+        }
+        let keys = vec![
+            "_schema/s/t/id=1/f".to_string(),
+            "_schema/s/t/id=9/missing".to_string(),
+            "_schema/other/t/id=2/f".to_string(),
+            "_schema/s/t/../../other/x".to_string(),
+        ];
+        let outcomes = h.store().delete("_schema/s/", &keys);
+        assert_eq!(outcomes.len(), 4, "{name}");
+        assert_eq!(outcomes[0].as_ref().unwrap(), &Deleted::Removed, "{name}");
+        assert_eq!(outcomes[1].as_ref().unwrap(), &Deleted::Missing, "{name}");
+        assert!(
+            outcomes[2].is_err() && outcomes[3].is_err(),
+            "{name}: escaped its section"
+        );
+        let left: Vec<String> = list(h.store(), "_schema/s/").into_keys().collect();
+        assert_eq!(left, ["_schema/s/t/id=2/f", "_schema/s/t/id=3/f"], "{name}");
+    }
+}
+
+#[test]
+fn file_store_prunes_empty_folders_up_to_the_section_root() {
+    let h = Files::new(2);
+    h.put("_schema/s/t/id=1/obj_x/0.0", b"x", t(1_700_000_000));
+    h.put("_schema/s/t/id=1/obj_x/0.1", b"x", t(1_700_000_000));
+    h.put("_schema/s/t/id=2/f", b"x", t(1_700_000_000));
+    let keys = vec![
+        "_schema/s/t/id=1/obj_x/0.0".to_string(),
+        "_schema/s/t/id=1/obj_x/0.1".to_string(),
+    ];
+    assert!(h
+        .store
+        .delete("_schema/s/", &keys)
+        .iter()
+        .all(|r| r.is_ok()));
+    assert!(!h.dir.path().join("_schema/s/t/id=1").exists());
+    assert!(h.dir.path().join("_schema/s/t/id=2/f").exists());
+
+    let last = vec!["_schema/s/t/id=2/f".to_string()];
+    assert!(h.store.delete("_schema/s/", &last)[0].is_ok());
+    assert!(!h.dir.path().join("_schema/s/t").exists());
+    assert!(
+        h.dir.path().join("_schema/s").is_dir(),
+        "the section root itself stays"
+    );
+}
+
+#[test]
+fn file_store_never_follows_links() {
+    let h = Files::new(2);
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret"), b"outside").unwrap();
+    h.put("_schema/s/t/id=1/f", b"x", t(1_700_000_000));
+    std::os::unix::fs::symlink(outside.path(), h.dir.path().join("_schema/s/t/linkdir")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("secret"),
+        h.dir.path().join("_schema/s/t/linkfile"),
+    )
+    .unwrap();
+    let keys: Vec<String> = list(&h.store, "_schema/s/").into_keys().collect();
+    assert_eq!(keys, ["_schema/s/t/id=1/f"]);
+}
+
+#[test]
+fn file_store_reports_a_section_root_that_is_not_a_folder() {
+    let h = Files::new(2);
+    h.put("_schema/z", b"x", t(1_700_000_000));
+    let errors = Mutex::new(Vec::new());
+    h.store.list("_schema/z/", &|item| {
+        if let Listing::Error(e) = item {
+            errors.lock().unwrap().push(e.to_string());
+        }
+        true
+    });
+    assert_eq!(errors.into_inner().unwrap().len(), 1);
+}
