@@ -1,0 +1,115 @@
+//! The per-key costs that bound a scan once I/O is fast: recording a
+//! reference, probing one, judging a path by the coverage rule, and the whole
+//! judge pipeline over an in-memory listing.
+
+use std::time::{Duration, SystemTime};
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+
+use djgc::codec::RefKind;
+use djgc::layout::{Section, SectionKind};
+use djgc::progress::Silent;
+use djgc::references::{ReferenceScan, References};
+use djgc::refset::{path_hash, RefSet};
+use djgc::scan::{scan_with, ScanOptions};
+use djgc::store::MemoryStore;
+
+const KEYS: usize = 100_000;
+
+fn schema_key(i: usize) -> String {
+    format!(
+        "_schema/lab/recording/session_id={}/trial={}/wave_{i:08x}.npy",
+        i / 100,
+        i % 100
+    )
+}
+
+fn hash_key(i: usize) -> String {
+    let h = djgc::fixture::content_hash(&i.to_le_bytes());
+    format!("_hash/lab/{}/{}/{h}", &h[..2], &h[2..4])
+}
+
+fn reference_set(c: &mut Criterion) {
+    let hashes: Vec<u64> = (0..KEYS).map(|i| path_hash(&hash_key(i))).collect();
+    let mut group = c.benchmark_group("refset");
+    group.throughput(Throughput::Elements(KEYS as u64));
+    group.bench_function("insert", |b| {
+        b.iter_batched(
+            RefSet::default,
+            |mut set| {
+                set.extend(hashes.iter().copied());
+                set
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    let mut set = RefSet::default();
+    set.extend(hashes.iter().copied());
+    group.bench_function("probe", |b| {
+        b.iter(|| hashes.iter().filter(|&&h| set.contains(h)).count())
+    });
+    group.finish();
+}
+
+fn coverage(c: &mut Criterion) {
+    let mut refs = References::default();
+    for i in (0..KEYS).step_by(2) {
+        refs.insert(RefKind::Schema, &schema_key(i));
+    }
+    let keys: Vec<String> = (0..KEYS).map(schema_key).collect();
+    let mut group = c.benchmark_group("coverage");
+    group.throughput(Throughput::Elements(KEYS as u64));
+    group.bench_function("schema paths, half referenced", |b| {
+        b.iter(|| keys.iter().filter(|k| refs.covers(k)).count())
+    });
+    group.finish();
+}
+
+fn pipeline(c: &mut Criterion) {
+    let store = MemoryStore::new("bench");
+    let old = SystemTime::now() - Duration::from_secs(30 * 86400);
+    for i in 0..KEYS {
+        store.put(&hash_key(i), 100, old);
+        store.put(&schema_key(i), 100, old);
+    }
+    let sections = vec![
+        Section {
+            schema: "lab".into(),
+            kind: SectionKind::Hash,
+            prefix: "_hash/lab/".into(),
+        },
+        Section {
+            schema: "lab".into(),
+            kind: SectionKind::Schema,
+            prefix: "_schema/lab/".into(),
+        },
+    ];
+    let options = ScanOptions {
+        schemas: vec!["lab".into()],
+        cutoff: SystemTime::now(),
+        jobs: 2,
+        schema_codecs: Vec::new(),
+    };
+    let references = || {
+        let mut scan = ReferenceScan::default();
+        for i in (0..KEYS).filter(|i| i % 5 != 0) {
+            scan.references.insert(RefKind::Hash, &hash_key(i));
+            scan.references.insert(RefKind::Schema, &schema_key(i));
+        }
+        scan
+    };
+    let mut group = c.benchmark_group("pipeline");
+    group.throughput(Throughput::Elements(2 * KEYS as u64));
+    group.sample_size(10);
+    group.bench_function("in-memory listing, 20% orphans", |b| {
+        b.iter_batched(
+            references,
+            |refs| scan_with(|| Ok(refs), sections.clone(), &store, &options, &Silent).unwrap(),
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, reference_set, coverage, pipeline);
+criterion_main!(benches);

@@ -1,0 +1,142 @@
+//! Executing plans through the library: failures are counted and reported
+//! without stopping the run, and a plan with scan problems is refused.
+
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use djgc::codec::RefKind;
+use djgc::error::Error;
+use djgc::execute::execute;
+use djgc::layout::{Section, SectionKind};
+use djgc::progress::Progress;
+use djgc::references::ReferenceScan;
+use djgc::scan::{scan_with, ScanOptions};
+use djgc::store::FsStore;
+
+const HASH: &str = "_hash/s/ih23fsttfdzzbrgqrgnsup5b3i";
+const LIVE: &str = "_schema/s/t/id=0/f";
+const ORPHANS: [&str; 3] = [HASH, "_schema/s/t/id=1/f", "_schema/s/t/id=2/f"];
+
+#[derive(Default)]
+struct Recorder {
+    deleted: Mutex<Vec<String>>,
+    failed: Mutex<Vec<String>>,
+}
+
+impl Progress for Recorder {
+    fn deleted(&self, key: &str, _bytes: u64) {
+        self.deleted.lock().unwrap().push(key.to_string());
+    }
+    fn delete_failed(&self, key: &str, _error: &str) {
+        self.failed.lock().unwrap().push(key.to_string());
+    }
+}
+
+fn sections() -> Vec<Section> {
+    vec![
+        Section {
+            schema: "s".into(),
+            kind: SectionKind::Hash,
+            prefix: "_hash/s/".into(),
+        },
+        Section {
+            schema: "s".into(),
+            kind: SectionKind::Schema,
+            prefix: "_schema/s/".into(),
+        },
+    ]
+}
+
+fn options() -> ScanOptions {
+    ScanOptions {
+        schemas: vec!["s".into()],
+        cutoff: SystemTime::now(),
+        jobs: 2,
+        schema_codecs: Vec::new(),
+    }
+}
+
+fn store_with_files() -> (tempfile::TempDir, FsStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let old = SystemTime::now() - Duration::from_secs(86400);
+    for key in ORPHANS.iter().chain([&LIVE]) {
+        let path = dir.path().join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, "x").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+    }
+    let store = FsStore::new("t", dir.path(), 2);
+    (dir, store)
+}
+
+fn references(errors: Vec<String>) -> ReferenceScan {
+    let mut scan = ReferenceScan {
+        errors,
+        ..Default::default()
+    };
+    scan.references.insert(RefKind::Schema, LIVE);
+    scan
+}
+
+#[test]
+fn a_failed_deletion_is_counted_reported_and_the_rest_go_on() {
+    let (dir, store) = store_with_files();
+    let progress = Recorder::default();
+    let mut plan = scan_with(
+        || Ok(references(Vec::new())),
+        sections(),
+        &store,
+        &options(),
+        &progress,
+    )
+    .unwrap();
+    assert_eq!(plan.report.totals(None).orphaned, 3);
+
+    // Between scan and delete, one orphan path becomes a folder with content.
+    let changed = dir.path().join("_schema/s/t/id=1/f");
+    std::fs::remove_file(&changed).unwrap();
+    std::fs::create_dir(&changed).unwrap();
+    std::fs::write(changed.join("inside"), "x").unwrap();
+
+    execute(&mut plan, &store, 2, &progress).unwrap();
+    let outcome = &plan.report.outcome;
+    assert_eq!(
+        (
+            outcome.errors,
+            outcome.hash_paths_deleted,
+            outcome.schema_paths_deleted
+        ),
+        (1, 1, 1)
+    );
+    assert_eq!(*progress.failed.lock().unwrap(), ["_schema/s/t/id=1/f"]);
+    let mut deleted = progress.deleted.lock().unwrap().clone();
+    deleted.sort();
+    assert_eq!(deleted, [HASH, "_schema/s/t/id=2/f"]);
+    assert!(changed.join("inside").exists() && dir.path().join(LIVE).exists());
+    assert!(!plan.report.dry_run);
+}
+
+#[test]
+fn a_plan_with_scan_problems_is_refused_before_any_deletion() {
+    let (dir, store) = store_with_files();
+    let progress = Recorder::default();
+    let problems = vec!["s.t.c: connection lost".to_string()];
+    let mut plan = scan_with(
+        || Ok(references(problems)),
+        sections(),
+        &store,
+        &options(),
+        &progress,
+    )
+    .unwrap();
+    assert!(plan.is_blocked());
+    let err = execute(&mut plan, &store, 2, &progress).unwrap_err();
+    assert!(matches!(err, Error::Refused(_)), "{err}");
+    assert!(ORPHANS.iter().all(|k| dir.path().join(k).exists()));
+    assert!(progress.deleted.lock().unwrap().is_empty());
+}
