@@ -39,7 +39,9 @@ impl Batch {
 }
 
 /// Deletes every orphan of `plan` from `store`, recording the outcome in the
-/// plan's report. Refuses a plan that met problems while scanning.
+/// plan's report. Refuses a plan that met problems while scanning. If the
+/// plan's orphans cannot be read back part-way, the deletions already made are
+/// still recorded before the error is returned.
 pub fn execute(
     plan: &mut Plan,
     store: &dyn Store,
@@ -56,7 +58,7 @@ pub fn execute(
     let (tx, rx) = crossbeam_channel::bounded::<Batch>(jobs * 2);
     let sections = &plan.sections;
 
-    let outcome = std::thread::scope(|scope| -> Result<DeleteOutcome> {
+    let (outcome, fed) = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..jobs)
             .map(|_| {
                 let rx = rx.clone();
@@ -126,10 +128,10 @@ pub fn execute(
             total.errors += part.errors;
             total.already_gone += part.already_gone;
         }
-        fed.map(|()| total)
-    })?;
+        (total, fed)
+    });
 
     plan.report.outcome = outcome;
     plan.report.dry_run = false;
-    Ok(())
+    fed
 }

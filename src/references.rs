@@ -61,11 +61,6 @@ impl References {
             .filter(|&i| i > 0)
             .any(|i| self.contains(path_hash(&key[..i])))
     }
-
-    /// Approximate heap bytes of all sets.
-    pub fn heap_bytes(&self) -> usize {
-        self.hash.heap_bytes() + self.schema.heap_bytes() + self.other.heap_bytes()
-    }
 }
 
 /// What the reference scan needs to know.

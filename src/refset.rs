@@ -47,11 +47,6 @@ impl RefSet {
     pub fn is_empty(&self) -> bool {
         self.hashes.is_empty()
     }
-
-    /// Heap bytes held by the table (buckets plus control bytes).
-    pub fn heap_bytes(&self) -> usize {
-        self.hashes.capacity() * (std::mem::size_of::<u64>() + 1)
-    }
 }
 
 #[cfg(test)]

@@ -81,7 +81,7 @@ fn same_orphans_then_delete_keeps_every_live_object() {
                 "{case}: dry run deleted something"
             );
 
-            let out = env.djgc(&[
+            let r = env.djgc_ok(&[
                 "collect",
                 &schema,
                 "--min-age",
@@ -91,8 +91,6 @@ fn same_orphans_then_delete_keeps_every_live_object() {
                 "--jobs",
                 "3",
             ]);
-            assert_eq!(out.status.code(), Some(0), "{case}: {}", stderr(&out));
-            let r = report(&out);
             assert_eq!(r["deleted"], expected.len(), "{case}");
             assert_eq!(r["errors"], 0, "{case}");
             let orphan_bytes = r["orphaned_bytes"].as_u64().unwrap();
@@ -182,9 +180,7 @@ fn min_age_keeps_young_orphans_and_counts_them() {
         env.write_config(None);
 
         // Default --min-age is 24h.
-        let out = env.djgc(&["collect", &schema, "--delete", "--json"]);
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-        let r = report(&out);
+        let r = env.djgc_ok(&["collect", &schema, "--delete", "--json"]);
         assert_eq!(r["young_skipped"], truth.young_orphans.len(), "{backend:?}");
         assert_eq!(r["deleted"], truth.orphans.len(), "{backend:?}");
         assert!(truth.young_orphans.iter().all(|k| env.exists(k)));

@@ -1,8 +1,10 @@
 //! Executing plans through the library: failures are counted and reported
 //! without stopping the run, and a plan with scan problems is refused.
 
+mod common;
+
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use djgc::codec::RefKind;
 use djgc::error::Error;
@@ -58,17 +60,8 @@ fn options() -> ScanOptions {
 
 fn store_with_files() -> (tempfile::TempDir, FsStore) {
     let dir = tempfile::tempdir().unwrap();
-    let old = SystemTime::now() - Duration::from_secs(86400);
     for key in ORPHANS.iter().chain([&LIVE]) {
-        let path = dir.path().join(key);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, "x").unwrap();
-        std::fs::File::options()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
+        common::put_old_file(dir.path(), key, "x");
     }
     let store = FsStore::new("t", dir.path(), 2);
     (dir, store)

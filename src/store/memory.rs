@@ -33,16 +33,6 @@ impl MemoryStore {
             .expect("memory store lock")
             .insert(key.to_string(), (size, modified));
     }
-
-    /// All keys, sorted.
-    pub fn keys(&self) -> Vec<String> {
-        self.objects
-            .lock()
-            .expect("memory store lock")
-            .keys()
-            .cloned()
-            .collect()
-    }
 }
 
 impl Store for MemoryStore {

@@ -132,6 +132,18 @@ impl Env {
         djgc_in(self.dir.path(), args)
     }
 
+    /// Runs djgc, which must exit 0, and returns its `--json` report.
+    pub fn djgc_ok(&self, args: &[&str]) -> Value {
+        let out = self.djgc(args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "djgc {args:?}: {}",
+            stderr(&out)
+        );
+        report(&out)
+    }
+
     /// Writes a file under the store root with an old mtime.
     pub fn put(&self, key: &str, content: &str) {
         put_old_file(&self.store_root(), key, content);

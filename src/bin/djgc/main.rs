@@ -180,7 +180,10 @@ fn run(args: &RunArgs, delete: bool) -> Result<Exit, Error> {
         Exit::Clean
     };
     if delete && !plan.is_blocked() {
-        execute(&mut plan, store.as_ref(), jobs, &log)?;
+        if let Err(e) = execute(&mut plan, store.as_ref(), jobs, &log) {
+            eprintln!("djgc: deletion stopped early: {e}");
+            exit = Exit::ItemsFailed;
+        }
         if plan.report.outcome.errors > 0 {
             exit = Exit::ItemsFailed;
         }
