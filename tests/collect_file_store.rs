@@ -389,3 +389,70 @@ fn human_report_shows_sections_and_totals() {
     );
     assert!(text.contains("[DRY RUN - no changes made]"), "{text}");
 }
+
+#[test]
+fn references_without_a_store_count_for_the_default_store_only() {
+    for backend in BACKENDS {
+        let mut env = Env::new(backend);
+        let schema = unique_schema("nullstore");
+        env.fixture(&FixtureSpec::small(&schema, "main"));
+        let table = format!("{}.{}", env.db.quote(&schema), env.db.quote("_npy_item"));
+        let null_store = format!("_schema/{schema}/npy_item/id=9001/arr_null.npy");
+        let no_store = format!("_schema/{schema}/npy_item/id=9002/arr_none.npy");
+        let other_store = format!("_schema/{schema}/npy_item/id=9003/arr_other.npy");
+        for key in [&null_store, &no_store, &other_store] {
+            env.put(key, "array");
+        }
+        env.sql(&format!(
+            "INSERT INTO {table} (id, arr) VALUES \
+             (9001, '{{\"path\": \"{null_store}\", \"store\": null}}'), \
+             (9002, '{{\"path\": \"{no_store}\"}}'), \
+             (9003, '{{\"path\": \"{other_store}\", \"store\": \"archive\"}}')"
+        ));
+        env.write_config(None);
+        let listed = env.dir.path().join("orphans.txt");
+        env.djgc_ok(&[
+            "scan",
+            &schema,
+            "--min-age",
+            "0s",
+            "--json",
+            "--orphans-out",
+            listed.to_str().unwrap(),
+        ]);
+        let orphans = read_lines(&listed);
+        assert!(
+            orphans.contains(&other_store),
+            "{backend:?}: another store's reference protected it"
+        );
+        assert!(
+            !orphans.contains(&null_store) && !orphans.contains(&no_store),
+            "{backend:?}"
+        );
+
+        // Collected by name while another store is the default, null-store references do not count.
+        let config = env.write_config(None);
+        let text = std::fs::read_to_string(&config).unwrap().replace(
+            r#""default": "main""#,
+            r#""default": "archive", "archive": {"protocol": "file", "location": "/nonexistent"}"#,
+        );
+        std::fs::write(&config, text).unwrap();
+        env.djgc_ok(&[
+            "scan",
+            &schema,
+            "--store",
+            "main",
+            "--min-age",
+            "0s",
+            "--json",
+            "--orphans-out",
+            listed.to_str().unwrap(),
+        ]);
+        let orphans = read_lines(&listed);
+        assert!(
+            orphans.contains(&null_store) && orphans.contains(&no_store),
+            "{backend:?}"
+        );
+        assert!(orphans.contains(&other_store), "{backend:?}");
+    }
+}

@@ -81,15 +81,6 @@ impl Env {
 
     /// Writes `datajoint.json` with store `main` (the default) and returns its path.
     pub fn write_config(&self, subfolding: Option<&[usize]>) -> PathBuf {
-        self.write_config_with(subfolding, "")
-    }
-
-    /// As [`Env::write_config`], with extra JSON members for store `main`.
-    pub fn write_config_with(
-        &self,
-        subfolding: Option<&[usize]>,
-        extra_store_members: &str,
-    ) -> PathBuf {
         let db = database_config(self.backend);
         let backend = match self.backend {
             Backend::MySql => "mysql",
@@ -103,7 +94,7 @@ impl Env {
             r#"{{"database": {{"host": "{}", "port": {}, "user": "djgc", "password": "djgc",
                  "backend": "{backend}", "name": "{}"}},
                "stores": {{"default": "main",
-                 "main": {{"protocol": "file", "location": "{}", "subfolding": {subfolding}{extra_store_members}}}}}}}"#,
+                 "main": {{"protocol": "file", "location": "{}", "subfolding": {subfolding}}}}}}}"#,
             db.host,
             db.port,
             db.name,
