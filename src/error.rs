@@ -43,13 +43,11 @@ pub enum Error {
     },
 
     /// A store operation failed.
-    #[error("store {store}: {operation} {key}: {source}")]
+    #[error("store {store}: {source}")]
     Store {
         store: String,
-        operation: &'static str,
-        key: String,
         #[source]
-        source: std::io::Error,
+        source: crate::store::StoreError,
     },
 
     /// Reading or writing one of djgc's own files (orphan list, plan spool).

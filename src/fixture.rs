@@ -26,6 +26,7 @@ use xxhash_rust::xxh3::{xxh3_128, xxh3_64};
 use crate::config::Backend;
 use crate::db::Database;
 use crate::error::{Error, Result};
+use crate::store::{S3Store, Store};
 
 /// What to generate.
 #[derive(Clone, Debug)]
@@ -263,9 +264,22 @@ fn plan(spec: &FixtureSpec) -> (Vec<FileSpec>, Vec<RowSpec>) {
     (files, rows)
 }
 
+/// Where a fixture's objects go.
+#[derive(Clone, Copy, Debug)]
+pub enum Target<'a> {
+    /// A file store's root folder; mtimes are set (old, or now for young orphans).
+    Folder(&'a Path),
+    /// An S3 store; every object's mtime is its upload time.
+    S3(&'a S3Store),
+}
+
 /// Creates the schema (dropping any earlier one of that name), its tables and
-/// rows, and the store files under `root`.
-pub async fn create(db: &Database, root: &Path, spec: &FixtureSpec) -> Result<FixtureOutcome> {
+/// rows, and the store objects.
+pub async fn create(
+    db: &Database,
+    target: Target<'_>,
+    spec: &FixtureSpec,
+) -> Result<FixtureOutcome> {
     let (files, rows) = plan(spec);
     let now = SystemTime::now();
     let old = now - Duration::from_secs(30 * 24 * 3600);
@@ -278,7 +292,15 @@ pub async fn create(db: &Database, root: &Path, spec: &FixtureSpec) -> Result<Fi
     files
         .par_iter()
         .zip(young_by_index.par_iter())
-        .try_for_each(|(file, &young)| write_file(root, file, if young { now } else { old }))?;
+        .try_for_each(|(file, &young)| match target {
+            Target::Folder(root) => write_file(root, file, if young { now } else { old }),
+            Target::S3(store) => store
+                .put(&file.key, file.content.clone())
+                .map_err(|source| Error::Store {
+                    store: store.name().to_string(),
+                    source,
+                }),
+        })?;
 
     create_tables(db, spec).await?;
     insert_rows(db, &spec.schema, &rows).await?;

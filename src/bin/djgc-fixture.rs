@@ -90,7 +90,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     let outcome = runtime.block_on(async {
         let db = Database::connect(&config.database, 4).await?;
-        fixture::create(&db, &root, &fixture_spec).await
+        fixture::create(&db, fixture::Target::Folder(&root), &fixture_spec).await
     })?;
     println!(
         "schema {}: {} live rows, {} files in store {:?} ({}), {} orphans + {} young orphans, {:.1} s",

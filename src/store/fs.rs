@@ -26,7 +26,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use rayon::prelude::*;
 
 use super::{
-    key_is_contained, Deleted, ListSink, Listing, ObjectMeta, Store, StoreError, LIST_BATCH,
+    key_is_contained, outside_section, Deleted, ListSink, Listing, ObjectMeta, Store, StoreError,
+    LIST_BATCH,
 };
 use crate::config::StoreSpec;
 use crate::error::{Error, Result};
@@ -239,11 +240,7 @@ impl Store for FsStore {
         keys.iter()
             .map(|key| {
                 if !key_is_contained(section_prefix, key) {
-                    return Err(StoreError::new(
-                        "delete",
-                        key.as_str(),
-                        format!("refused: not a plain path inside {section_prefix}"),
-                    ));
+                    return Err(outside_section(section_prefix, key));
                 }
                 let path = self.path_of(key);
                 match std::fs::remove_file(&path) {

@@ -8,7 +8,8 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 use super::{
-    key_is_contained, Deleted, ListSink, Listing, ObjectMeta, Store, StoreError, LIST_BATCH,
+    key_is_contained, outside_section, Deleted, ListSink, Listing, ObjectMeta, Store, StoreError,
+    LIST_BATCH,
 };
 
 /// Objects held in a sorted map, so a prefix listing is a range scan.
@@ -80,11 +81,7 @@ impl Store for MemoryStore {
         keys.iter()
             .map(|key| {
                 if !key_is_contained(section_prefix, key) {
-                    return Err(StoreError::new(
-                        "delete",
-                        key.as_str(),
-                        format!("refused: not a plain path inside {section_prefix}"),
-                    ));
+                    return Err(outside_section(section_prefix, key));
                 }
                 Ok(match objects.remove(key) {
                     Some(_) => Deleted::Removed,

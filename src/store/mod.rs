@@ -14,12 +14,15 @@
 //!   are pruned up to, not including, the section root.
 
 mod fs;
+pub mod keyspace;
 mod memory;
+mod s3;
 
 use std::time::SystemTime;
 
 pub use fs::FsStore;
 pub use memory::MemoryStore;
+pub use s3::S3Store;
 
 use crate::config::{Protocol, StoreSpec};
 use crate::error::{Error, Result};
@@ -106,13 +109,32 @@ pub fn key_is_contained(section_prefix: &str, key: &str) -> bool {
     })
 }
 
+/// The error for a key that a delete call refuses because it lies outside
+/// the section being collected.
+pub(crate) fn outside_section(section_prefix: &str, key: &str) -> StoreError {
+    StoreError::new(
+        "delete",
+        key,
+        format!("refused: not a plain path inside {section_prefix}"),
+    )
+}
+
+/// How hard to work a store.
+#[derive(Clone, Copy, Debug)]
+pub struct OpenOptions {
+    /// Threads walking a file store.
+    pub jobs: usize,
+    /// LIST requests in flight on an object store.
+    pub list_concurrency: usize,
+}
+
 /// Opens the store a spec describes.
-pub fn open(spec: &StoreSpec, jobs: usize) -> Result<Box<dyn Store>> {
+pub fn open(spec: &StoreSpec, options: OpenOptions) -> Result<Box<dyn Store>> {
     match spec.protocol {
-        Protocol::File => Ok(Box::new(FsStore::open(spec, jobs)?)),
+        Protocol::File => Ok(Box::new(FsStore::open(spec, options.jobs)?)),
+        Protocol::S3 => Ok(Box::new(S3Store::open(spec, options.list_concurrency)?)),
         other => Err(Error::Config(format!(
-            "store {:?} uses protocol {other}, which this build of djgc cannot collect yet \
-             (supported: file)",
+            "store {:?} uses protocol {other}, which djgc cannot collect yet (supported: file, s3)",
             spec.name
         ))),
     }

@@ -11,12 +11,101 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use djgc::config::{Backend, DatabaseConfig, Secret};
+use djgc::config::{Backend, DatabaseConfig, Protocol, S3Spec, Secret, StoreSpec};
 use djgc::db::Database;
-use djgc::fixture::{self, FixtureOutcome, FixtureSpec};
+use djgc::fixture::{self, FixtureOutcome, FixtureSpec, Target};
+use djgc::store::{Listing, S3Store, Store};
 use serde_json::Value;
 
 pub const BACKENDS: [Backend; 2] = [Backend::MySql, Backend::PostgreSql];
+
+/// The S3 server `scripts/services.sh` starts, and its test credentials.
+pub const S3_ENDPOINT: &str = "127.0.0.1:8333";
+pub const S3_ACCESS_KEY: &str = "djgc-test";
+pub const S3_SECRET_KEY: &str = "djgc-test-secret";
+/// Every S3 test store sits under this prefix of its bucket.
+pub const S3_LOCATION: &str = "dj/lab";
+
+/// Which kind of store a test runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    S3,
+}
+
+pub const KINDS: [Kind; 2] = [Kind::File, Kind::S3];
+
+/// The DataJoint spec of an S3 test store in `bucket`.
+pub fn s3_spec(bucket: &str, endpoint: &str, secret: &str) -> StoreSpec {
+    StoreSpec {
+        name: "main".into(),
+        protocol: Protocol::S3,
+        location: S3_LOCATION.into(),
+        subfolding: None,
+        hash_prefix: "_hash".into(),
+        schema_prefix: "_schema".into(),
+        filepath_prefix: None,
+        partition_pattern: None,
+        s3: Some(S3Spec {
+            endpoint: endpoint.into(),
+            bucket: bucket.into(),
+            secure: false,
+            access_key: Some(Secret::new(S3_ACCESS_KEY)),
+            secret_key: Some(Secret::new(secret)),
+        }),
+    }
+}
+
+/// Creates a new, empty bucket on the test server and returns its name.
+pub fn new_bucket(label: &str) -> String {
+    let bucket = unique_schema(label).replace('_', "-");
+    let rt = runtime();
+    rt.block_on(async {
+        let config = aws_sdk_s3::config::Builder::new()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .endpoint_url(format!("http://{S3_ENDPOINT}"))
+            .force_path_style(true)
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                S3_ACCESS_KEY,
+                S3_SECRET_KEY,
+                None,
+                None,
+                "test",
+            ))
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+            .create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "creating bucket {bucket}: {}\n(is the S3 server up? run scripts/services.sh)",
+                    aws_sdk_s3::error::DisplayErrorContext(e)
+                )
+            });
+    });
+    bucket
+}
+
+/// Every key under `prefix` of a store, sorted.
+pub fn store_keys(store: &dyn Store, prefix: &str) -> Vec<String> {
+    let keys = std::sync::Mutex::new(Vec::new());
+    store.list(prefix, &|item| {
+        match item {
+            Listing::Objects(objects) => keys
+                .lock()
+                .unwrap()
+                .extend(objects.into_iter().map(|o| o.key)),
+            Listing::Error(e) => panic!("listing {prefix}: {e}"),
+        }
+        true
+    });
+    let mut keys = keys.into_inner().unwrap();
+    keys.sort();
+    keys
+}
 
 pub fn database_config(backend: Backend) -> DatabaseConfig {
     DatabaseConfig {
@@ -49,29 +138,59 @@ pub fn unique_schema(label: &str) -> String {
     )
 }
 
-/// One test's world: database, schemas created in it, and a store folder.
+/// One test's world: database, schemas created in it, a folder for the config,
+/// and a store: a folder below it, or a new bucket.
 pub struct Env {
     pub backend: Backend,
     pub rt: tokio::runtime::Runtime,
     pub db: Database,
     pub dir: tempfile::TempDir,
     pub schemas: Vec<String>,
+    /// The bucket and an open store, for S3 environments.
+    pub s3: Option<(String, S3Store)>,
 }
 
 impl Env {
+    /// A file-store environment.
     pub fn new(backend: Backend) -> Env {
+        Env::with_store(backend, Kind::File)
+    }
+
+    pub fn with_store(backend: Backend, kind: Kind) -> Env {
         let rt = runtime();
         let db = rt
             .block_on(Database::connect(&database_config(backend), 4))
             .unwrap_or_else(|e| panic!("{e}\n(is the database up? run scripts/services.sh)"));
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("store")).unwrap();
+        let s3 = (kind == Kind::S3).then(|| {
+            let bucket = new_bucket("s3");
+            let store = S3Store::open(&s3_spec(&bucket, S3_ENDPOINT, S3_SECRET_KEY), 8).unwrap();
+            (bucket, store)
+        });
         Env {
             backend,
             rt,
             db,
             dir,
             schemas: Vec::new(),
+            s3,
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        if self.s3.is_some() {
+            Kind::S3
+        } else {
+            Kind::File
+        }
+    }
+
+    /// Every key in the store, sorted.
+    pub fn keys(&self) -> Vec<String> {
+        match &self.s3 {
+            Some((_, store)) => store_keys(store, ""),
+            None => all_files(&self.store_root()),
         }
     }
 
@@ -90,15 +209,23 @@ impl Env {
             Some(s) => format!("{s:?}"),
             None => "null".to_string(),
         };
+        let store = match &self.s3 {
+            Some((bucket, _)) => format!(
+                r#""protocol": "s3", "endpoint": "{S3_ENDPOINT}", "bucket": "{bucket}",
+                   "location": "{S3_LOCATION}", "access_key": "{S3_ACCESS_KEY}",
+                   "secret_key": "{S3_SECRET_KEY}", "secure": false"#
+            ),
+            None => format!(
+                r#""protocol": "file", "location": "{}""#,
+                self.store_root().display()
+            ),
+        };
         let config = format!(
             r#"{{"database": {{"host": "{}", "port": {}, "user": "djgc", "password": "djgc",
                  "backend": "{backend}", "name": "{}"}},
                "stores": {{"default": "main",
-                 "main": {{"protocol": "file", "location": "{}", "subfolding": {subfolding}}}}}}}"#,
-            db.host,
-            db.port,
-            db.name,
-            self.store_root().display()
+                 "main": {{{store}, "subfolding": {subfolding}}}}}}}"#,
+            db.host, db.port, db.name,
         );
         let path = self.dir.path().join("datajoint.json");
         std::fs::write(&path, config).unwrap();
@@ -109,8 +236,12 @@ impl Env {
     pub fn fixture(&mut self, spec: &FixtureSpec) -> FixtureOutcome {
         self.schemas.push(spec.schema.clone());
         let root = self.store_root();
+        let target = match &self.s3 {
+            Some((_, store)) => Target::S3(store),
+            None => Target::Folder(&root),
+        };
         self.rt
-            .block_on(fixture::create(&self.db, &root, spec))
+            .block_on(fixture::create(&self.db, target, spec))
             .unwrap()
     }
 
@@ -135,13 +266,19 @@ impl Env {
         report(&out)
     }
 
-    /// Writes a file under the store root with an old mtime.
+    /// Writes an object (in a file store, with an old mtime).
     pub fn put(&self, key: &str, content: &str) {
-        put_old_file(&self.store_root(), key, content);
+        match &self.s3 {
+            Some((_, store)) => store.put(key, content.as_bytes().to_vec()).unwrap(),
+            None => put_old_file(&self.store_root(), key, content),
+        }
     }
 
     pub fn exists(&self, key: &str) -> bool {
-        self.store_root().join(key).exists()
+        match &self.s3 {
+            Some((_, store)) => store_keys(store, key).iter().any(|k| k == key),
+            None => self.store_root().join(key).exists(),
+        }
     }
 }
 

@@ -63,6 +63,12 @@ struct RunArgs {
     /// Worker threads for listing and deleting (default: number of CPUs, at least 4).
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
+    /// LIST requests in flight on an S3 store.
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    list_concurrency: usize,
+    /// Delete requests in flight (S3: of up to 1,000 keys each); default: --jobs.
+    #[arg(long, value_name = "N")]
+    delete_concurrency: Option<usize>,
     /// Codec names (besides object and npy) whose columns are schema-addressed.
     #[arg(long = "schema-codec", value_name = "NAME")]
     schema_codecs: Vec<String>,
@@ -138,15 +144,24 @@ fn run(args: &RunArgs, delete: bool) -> Result<Exit, Error> {
     }
     let min_age = parse_min_age(&args.min_age)?;
     let jobs = match args.jobs {
-        Some(0) => return Err(Error::Usage("--jobs must be at least 1".to_string())),
-        Some(n) => n,
+        Some(n) => positive(n, "--jobs")?,
         None => std::thread::available_parallelism().map_or(4, |n| n.get().max(4)),
     };
 
     let config = Config::load(args.config.clone())?;
     let spec = config.store(args.store.as_deref())?;
     let store_is_default = config.default_store_name() == Some(spec.name.as_str());
-    let store = store::open(&spec, jobs)?;
+    let store = store::open(
+        &spec,
+        store::OpenOptions {
+            jobs,
+            list_concurrency: positive(args.list_concurrency, "--list-concurrency")?,
+        },
+    )?;
+    let delete_workers = positive(
+        args.delete_concurrency.unwrap_or(jobs),
+        "--delete-concurrency",
+    )?;
     let options = ScanOptions {
         schemas: args.schemas.clone(),
         cutoff: SystemTime::now() - min_age,
@@ -180,7 +195,7 @@ fn run(args: &RunArgs, delete: bool) -> Result<Exit, Error> {
         Exit::Clean
     };
     if delete && !plan.is_blocked() {
-        if let Err(e) = execute(&mut plan, store.as_ref(), jobs, &log) {
+        if let Err(e) = execute(&mut plan, store.as_ref(), delete_workers, &log) {
             eprintln!("djgc: deletion stopped early: {e}");
             exit = Exit::ItemsFailed;
         }
@@ -198,4 +213,11 @@ fn run(args: &RunArgs, delete: bool) -> Result<Exit, Error> {
         print!("{}", human::render(&plan.report, &spec, min_age));
     }
     Ok(exit)
+}
+
+fn positive(n: usize, flag: &str) -> Result<usize, Error> {
+    if n == 0 {
+        return Err(Error::Usage(format!("{flag} must be at least 1")));
+    }
+    Ok(n)
 }

@@ -1,9 +1,9 @@
-//! End to end on a file store: real databases, DataJoint-format tables, the
-//! real binary. Every case runs on MariaDB and PostgreSQL.
+//! End to end: real databases, DataJoint-format tables, the real binary, on
+//! file stores and on the S3 server. Every case runs on MariaDB and PostgreSQL.
 
 mod common;
 
-use common::{all_files, read_lines, report, stderr, unique_schema, Env, BACKENDS};
+use common::{all_files, read_lines, report, stderr, unique_schema, Env, Kind, BACKENDS, KINDS};
 use djgc::fixture::FixtureSpec;
 
 /// Files that must survive any collection of `schema`.
@@ -25,9 +25,9 @@ fn add_user_content(env: &Env, schema: &str) -> Vec<String> {
 
 #[test]
 fn same_orphans_then_delete_keeps_every_live_object() {
-    for backend in BACKENDS {
+    for (kind, backend) in KINDS.into_iter().flat_map(|k| BACKENDS.map(|b| (k, b))) {
         for subfolding in [None, Some(&[2usize, 2][..])] {
-            let mut env = Env::new(backend);
+            let mut env = Env::with_store(backend, kind);
             let schema = unique_schema("e2e");
             let mut spec = FixtureSpec::small(&schema, "main");
             spec.subfolding = subfolding.map(<[usize]>::to_vec);
@@ -51,7 +51,7 @@ fn same_orphans_then_delete_keeps_every_live_object() {
                 "--orphans-out",
                 listed.to_str().unwrap(),
             ]);
-            let case = format!("{backend:?} subfolding {subfolding:?}");
+            let case = format!("{kind:?} {backend:?} subfolding {subfolding:?}");
             assert_eq!(out.status.code(), Some(0), "{case}: {}", stderr(&out));
             let r = report(&out);
             assert_eq!(read_lines(&listed), expected, "{case}");
@@ -72,14 +72,9 @@ fn same_orphans_then_delete_keeps_every_live_object() {
             assert_eq!(r["deleted"], 0, "{case}: scan never deletes");
             assert_eq!(r["dry_run"], true);
 
-            let before = all_files(&env.store_root());
-            let out = env.djgc(&["collect", &schema, "--min-age", "0s", "--json"]);
-            assert_eq!(out.status.code(), Some(0), "{case}: {}", stderr(&out));
-            assert_eq!(
-                all_files(&env.store_root()),
-                before,
-                "{case}: dry run deleted something"
-            );
+            let before = env.keys();
+            env.djgc_ok(&["collect", &schema, "--min-age", "0s", "--json"]);
+            assert_eq!(env.keys(), before, "{case}: dry run deleted something");
 
             let r = env.djgc_ok(&[
                 "collect",
@@ -99,9 +94,9 @@ fn same_orphans_then_delete_keeps_every_live_object() {
             let mut remaining = truth.live_files.clone();
             remaining.extend(survivors.clone());
             remaining.sort();
-            assert_eq!(all_files(&env.store_root()), remaining, "{case}");
+            assert_eq!(env.keys(), remaining, "{case}");
             // Folders of deleted rows are pruned; section roots stay.
-            for orphan in &truth.orphans {
+            for orphan in truth.orphans.iter().filter(|_| kind == Kind::File) {
                 if let Some(row_dir) = orphan.split("/id=").nth(1) {
                     let prefix = &orphan[..orphan.len() - row_dir.len()];
                     let id = row_dir.split('/').next().unwrap();
@@ -115,10 +110,10 @@ fn same_orphans_then_delete_keeps_every_live_object() {
                     }
                 }
             }
-            assert!(
-                env.exists(&format!("_schema/{schema}")),
-                "{case}: section root removed"
-            );
+            if kind == Kind::File {
+                let section_root = env.store_root().join("_schema").join(&schema);
+                assert!(section_root.is_dir(), "{case}: section root removed");
+            }
 
             let out = env.djgc(&["scan", &schema, "--min-age", "0s", "--json"]);
             let r = report(&out);
@@ -130,8 +125,8 @@ fn same_orphans_then_delete_keeps_every_live_object() {
 
 #[test]
 fn several_schemas_are_each_judged_against_their_own_sections() {
-    for backend in BACKENDS {
-        let mut env = Env::new(backend);
+    for (kind, backend) in [(Kind::File, BACKENDS[0]), (Kind::S3, BACKENDS[1])] {
+        let mut env = Env::with_store(backend, kind);
         let a = unique_schema("multi_a");
         let b = unique_schema("multi_b");
         let truth_a = env.fixture(&FixtureSpec::small(&a, "main"));
@@ -454,5 +449,89 @@ fn references_without_a_store_count_for_the_default_store_only() {
             "{backend:?}"
         );
         assert!(orphans.contains(&other_store), "{backend:?}");
+    }
+}
+
+#[test]
+fn s3_objects_just_uploaded_are_too_young_by_default() {
+    let mut env = Env::with_store(djgc::config::Backend::MySql, Kind::S3);
+    let schema = unique_schema("s3young");
+    let truth = env.fixture(&FixtureSpec::small(&schema, "main"));
+    env.write_config(None);
+    let before = env.keys();
+    let r = env.djgc_ok(&["collect", &schema, "--delete", "--json"]);
+    assert_eq!(r["deleted"], 0);
+    assert_eq!(r["young_skipped"], truth.orphans.len());
+    assert_eq!(env.keys(), before);
+}
+
+#[test]
+fn s3_listing_concurrency_does_not_change_the_answer() {
+    let mut env = Env::with_store(djgc::config::Backend::PostgreSql, Kind::S3);
+    let schema = unique_schema("s3conc");
+    let mut spec = FixtureSpec::small(&schema, "main");
+    spec.hash_rows = 3000;
+    spec.npy_rows = 1500;
+    let truth = env.fixture(&spec);
+    env.write_config(None);
+    for concurrency in ["1", "4", "32"] {
+        let listed = env.dir.path().join(format!("orphans-{concurrency}.txt"));
+        let r = env.djgc_ok(&[
+            "scan",
+            &schema,
+            "--min-age",
+            "0s",
+            "--json",
+            "--list-concurrency",
+            concurrency,
+            "--orphans-out",
+            listed.to_str().unwrap(),
+        ]);
+        assert_eq!(
+            read_lines(&listed),
+            truth.orphans,
+            "--list-concurrency {concurrency}"
+        );
+        assert_eq!(r["stored"], truth.files, "--list-concurrency {concurrency}");
+    }
+}
+
+#[test]
+fn s3_configuration_errors_name_store_bucket_and_operation() {
+    let mut env = Env::with_store(djgc::config::Backend::MySql, Kind::S3);
+    let schema = unique_schema("s3err");
+    env.fixture(&FixtureSpec::small(&schema, "main"));
+    let config = env.write_config(None);
+    let original = std::fs::read_to_string(&config).unwrap();
+    let bucket = env.s3.as_ref().unwrap().0.clone();
+    let cases = [
+        (
+            original.replace(&bucket, "djgc-no-such-bucket"),
+            "does not exist",
+            "djgc-no-such-bucket",
+        ),
+        (
+            original.replace(common::S3_SECRET_KEY, "wrong-secret-value"),
+            "access denied",
+            bucket.as_str(),
+        ),
+        (
+            original.replace(common::S3_ENDPOINT, "127.0.0.1:9"),
+            "cannot reach",
+            bucket.as_str(),
+        ),
+    ];
+    for (text, reason, bucket_named) in cases {
+        std::fs::write(&config, &text).unwrap();
+        let out = env.djgc(&["scan", &schema, "--min-age", "0s"]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{reason}: {err}");
+        for needle in ["store \"main\"", "HeadBucket", bucket_named, reason] {
+            assert!(err.contains(needle), "{needle:?} missing from: {err}");
+        }
+        assert!(
+            !err.contains("wrong-secret-value") && !err.contains(common::S3_SECRET_KEY),
+            "{err}"
+        );
     }
 }

@@ -1,0 +1,377 @@
+//! A DataJoint `s3` store: a key prefix (`location`) inside a bucket, on AWS
+//! or any S3-compatible server.
+//!
+//! Listing splits a section's key space and lists the parts concurrently
+//! ([`super::keyspace`]); sizes and modification times come from the listing,
+//! never from a request per object. Deleting sends up to 1,000 keys per
+//! DeleteObjects request and reports every per-key error; a server without
+//! DeleteObjects gets single-key deletes. Throttling (503 SlowDown), 5xx
+//! answers and timeouts are retried by the SDK's standard retry policy:
+//! exponential backoff with jitter, up to [`MAX_ATTEMPTS`] attempts; what still
+//! fails is an error for that key or page, never silently dropped.
+//!
+//! There are no folders on S3: nothing to prune, and a folder object (Zarr)
+//! is simply its keys.
+//!
+//! The [`Store`] interface is synchronous; this store owns a small tokio
+//! runtime and bridges to it. Secrets go only to the SDK's credential
+//! provider and never into a message.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::BehaviorVersion;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{
+    Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use aws_sdk_s3::Client;
+use futures_util::stream::{self, StreamExt};
+use tokio::sync::mpsc;
+
+use super::keyspace::{list_parallel, Page, PageLister};
+use super::{
+    key_is_contained, outside_section, Deleted, ListSink, Listing, ObjectMeta, Store, StoreError,
+};
+use crate::config::StoreSpec;
+use crate::error::{Error, Result};
+
+/// Attempts per request before a page or a batch counts as failed.
+pub const MAX_ATTEMPTS: u32 = 8;
+/// Single-key deletes in flight when the server lacks DeleteObjects.
+const SINGLE_DELETES_IN_FLIGHT: usize = 16;
+
+/// A bucket prefix holding one DataJoint store.
+pub struct S3Store {
+    name: String,
+    bucket: String,
+    /// `location` with a trailing `/`, or empty.
+    root: String,
+    client: Client,
+    runtime: tokio::runtime::Runtime,
+    list_concurrency: usize,
+    /// Set once the server has answered DeleteObjects with "not implemented".
+    single_key_deletes: AtomicBool,
+}
+
+impl std::fmt::Debug for S3Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Store")
+            .field("name", &self.name)
+            .field("bucket", &self.bucket)
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The full text of an SDK error (code, message, cause), without secrets.
+fn describe<E: std::error::Error + 'static, R: std::fmt::Debug>(err: &SdkError<E, R>) -> String {
+    DisplayErrorContext(err).to_string()
+}
+
+impl S3Store {
+    /// Connects to the store's bucket and checks that it can be reached.
+    pub fn open(spec: &StoreSpec, list_concurrency: usize) -> Result<Self> {
+        let s3 = spec
+            .s3
+            .as_ref()
+            .ok_or_else(|| Error::Config(format!("store {:?} has no S3 settings", spec.name)))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("djgc-s3")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Config(format!("cannot start the async runtime: {e}")))?;
+        let endpoint = if s3.endpoint.contains("://") {
+            s3.endpoint.clone()
+        } else {
+            let scheme = if s3.secure { "https" } else { "http" };
+            format!("{scheme}://{}", s3.endpoint)
+        };
+
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(RegionProviderChain::default_provider().or_else(Region::new("us-east-1")));
+        let credential_source = match (&s3.access_key, &s3.secret_key) {
+            (Some(access), Some(secret)) => {
+                loader = loader.credentials_provider(Credentials::new(
+                    access.expose(),
+                    secret.expose(),
+                    None,
+                    None,
+                    "datajoint-config",
+                ));
+                "access_key/secret_key of the DataJoint store config"
+            }
+            _ => "the AWS default credential chain (environment, profile, instance role)",
+        };
+        let shared = runtime.block_on(loader.load());
+        let config = aws_sdk_s3::config::Builder::from(&shared)
+            .endpoint_url(&endpoint)
+            .force_path_style(true)
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(MAX_ATTEMPTS)
+                    .with_initial_backoff(Duration::from_millis(50))
+                    .with_max_backoff(Duration::from_secs(20)),
+            )
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .operation_attempt_timeout(Duration::from_secs(120))
+                    .build(),
+            )
+            // Checksums only where S3 requires them (DeleteObjects): not every
+            // S3-compatible server knows the newer checksum headers.
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .build();
+        let client = Client::from_conf(config);
+
+        let location = spec.location.trim_matches('/');
+        let store = S3Store {
+            name: spec.name.clone(),
+            bucket: s3.bucket.clone(),
+            root: if location.is_empty() {
+                String::new()
+            } else {
+                format!("{location}/")
+            },
+            client,
+            runtime,
+            list_concurrency: list_concurrency.max(1),
+            single_key_deletes: AtomicBool::new(false),
+        };
+        store.check_bucket(&endpoint, credential_source)?;
+        Ok(store)
+    }
+
+    /// HeadBucket, turning the usual failures into errors that say what to fix.
+    fn check_bucket(&self, endpoint: &str, credential_source: &str) -> Result<()> {
+        let outcome = self
+            .runtime
+            .block_on(self.client.head_bucket().bucket(&self.bucket).send());
+        let Err(err) = outcome else { return Ok(()) };
+        let status = err.raw_response().map(|r| r.status().as_u16());
+        let context = format!(
+            "store {:?}: HeadBucket on bucket {:?} at {endpoint}",
+            self.name, self.bucket
+        );
+        let reason = match (&err, status) {
+            (SdkError::DispatchFailure(_) | SdkError::TimeoutError(_), _) => {
+                format!("cannot reach the endpoint: {}", describe(&err))
+            }
+            (_, Some(404)) => "the bucket does not exist".to_string(),
+            (_, Some(401 | 403)) => format!(
+                "access denied: check the credentials (from {credential_source}) and the bucket \
+                 policy ({})",
+                describe(&err)
+            ),
+            _ => describe(&err),
+        };
+        Err(Error::Config(format!("{context}: {reason}")))
+    }
+
+    fn bucket_key(&self, key: &str) -> String {
+        format!("{}{key}", self.root)
+    }
+
+    /// Uploads an object (for fixtures and tests; collection never writes).
+    pub fn put(&self, key: &str, body: Vec<u8>) -> Result<(), StoreError> {
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.bucket_key(key))
+            .body(ByteStream::from(body));
+        self.runtime
+            .handle()
+            .block_on(request.send())
+            .map(drop)
+            .map_err(|e| StoreError::new("put", key, describe(&e)))
+    }
+
+    async fn delete_batch(&self, keys: &[&str]) -> Vec<Result<Deleted, StoreError>> {
+        if !self.single_key_deletes.load(Ordering::Relaxed) {
+            match self.delete_objects(keys).await {
+                Some(results) => return results,
+                None => self.single_key_deletes.store(true, Ordering::Relaxed),
+            }
+        }
+        stream::iter(keys)
+            .map(|key| async move {
+                self.client
+                    .delete_object()
+                    .bucket(&self.bucket)
+                    .key(self.bucket_key(key))
+                    .send()
+                    .await
+                    .map(|_| Deleted::Removed)
+                    .map_err(|e| StoreError::new("delete", *key, describe(&e)))
+            })
+            .buffered(SINGLE_DELETES_IN_FLIGHT)
+            .collect()
+            .await
+    }
+
+    /// One DeleteObjects request; `None` when the server does not implement it.
+    async fn delete_objects(&self, keys: &[&str]) -> Option<Vec<Result<Deleted, StoreError>>> {
+        let objects: Vec<ObjectIdentifier> = keys
+            .iter()
+            .map(|k| {
+                ObjectIdentifier::builder()
+                    .key(self.bucket_key(k))
+                    .build()
+                    .expect("key is set")
+            })
+            .collect();
+        let delete = Delete::builder()
+            .set_objects(Some(objects))
+            .quiet(true)
+            .build()
+            .expect("objects are set");
+        let response = self
+            .client
+            .delete_objects()
+            .bucket(&self.bucket)
+            .delete(delete)
+            .send()
+            .await;
+        match response {
+            Ok(output) => {
+                let failed: std::collections::HashMap<&str, String> = output
+                    .errors()
+                    .iter()
+                    .filter_map(|e| {
+                        let key = e.key()?.strip_prefix(self.root.as_str())?;
+                        let code = e.code().unwrap_or("error");
+                        Some((key, format!("{code}: {}", e.message().unwrap_or(""))))
+                    })
+                    .collect();
+                Some(
+                    keys.iter()
+                        .map(|key| match failed.get(key) {
+                            Some(message) => Err(StoreError::new("delete", *key, message.clone())),
+                            None => Ok(Deleted::Removed),
+                        })
+                        .collect(),
+                )
+            }
+            Err(err) => {
+                let status = err.raw_response().map(|r| r.status().as_u16());
+                if status == Some(501) || err.code() == Some("NotImplemented") {
+                    return None;
+                }
+                let message = describe(&err);
+                Some(
+                    keys.iter()
+                        .map(|key| Err(StoreError::new("delete", *key, message.clone())))
+                        .collect(),
+                )
+            }
+        }
+    }
+}
+
+impl PageLister for S3Store {
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        token: Option<&str>,
+    ) -> Result<Page, StoreError> {
+        let output = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .set_start_after(start_after.map(str::to_string))
+            .set_continuation_token(token.map(str::to_string))
+            .send()
+            .await
+            .map_err(|e| StoreError::new("list", prefix, describe(&e)))?;
+        let objects = output
+            .contents()
+            .iter()
+            .filter_map(|o| {
+                Some(ObjectMeta {
+                    key: o.key()?.to_string(),
+                    size: o.size().unwrap_or(0).max(0) as u64,
+                    modified: o
+                        .last_modified()
+                        .and_then(|t| SystemTime::try_from(*t).ok())
+                        .unwrap_or(SystemTime::UNIX_EPOCH),
+                })
+            })
+            .collect();
+        let next = match output.is_truncated() {
+            Some(true) => output.next_continuation_token().map(str::to_string),
+            _ => None,
+        };
+        Ok(Page { objects, next })
+    }
+}
+
+impl Store for S3Store {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn list(&self, prefix: &str, sink: &ListSink<'_>) {
+        let full_prefix = self.bucket_key(prefix);
+        let (tx, mut rx) = mpsc::channel(self.list_concurrency * 2);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                self.runtime.handle().block_on(list_parallel(
+                    self,
+                    &full_prefix,
+                    self.list_concurrency,
+                    tx,
+                ))
+            });
+            while let Some(item) = rx.blocking_recv() {
+                let item = match item {
+                    Listing::Objects(mut objects) => {
+                        for object in &mut objects {
+                            object.key.drain(..self.root.len());
+                        }
+                        Listing::Objects(objects)
+                    }
+                    error => error,
+                };
+                if !sink(item) {
+                    break;
+                }
+            }
+            drop(rx); // stops the listing if the sink asked to
+        });
+    }
+
+    fn delete(&self, section_prefix: &str, keys: &[String]) -> Vec<Result<Deleted, StoreError>> {
+        let mut results: Vec<Option<Result<Deleted, StoreError>>> = Vec::with_capacity(keys.len());
+        let mut inside: Vec<(usize, &str)> = Vec::with_capacity(keys.len());
+        for (index, key) in keys.iter().enumerate() {
+            if key_is_contained(section_prefix, key) {
+                inside.push((index, key));
+                results.push(None);
+            } else {
+                results.push(Some(Err(outside_section(section_prefix, key))));
+            }
+        }
+        if !inside.is_empty() {
+            let batch: Vec<&str> = inside.iter().map(|&(_, k)| k).collect();
+            let deleted = self.runtime.handle().block_on(self.delete_batch(&batch));
+            for ((index, _), result) in inside.into_iter().zip(deleted) {
+                results[index] = Some(result);
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("every key answered"))
+            .collect()
+    }
+}
