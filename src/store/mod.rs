@@ -10,8 +10,10 @@
 //!   read is reported as an error and the listing goes on, so the caller sees
 //!   every problem and can refuse to delete.
 //! * `delete` removes only the keys it is given, each inside the given section
-//!   prefix; a key already gone is `Missing`, not an error. Folders left empty
-//!   are pruned up to, not including, the section root.
+//!   prefix; a key already gone is never an error: `Missing` where the store
+//!   can tell (file, memory), `Removed` where it cannot (S3's DeleteObjects
+//!   answers the same for both). Folders left empty are pruned up to, not
+//!   including, the section root.
 
 mod fs;
 pub mod keyspace;
@@ -75,7 +77,8 @@ impl StoreError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Deleted {
     Removed,
-    /// Already gone (deleted by someone else since the listing).
+    /// Already gone (deleted by someone else since the listing), where the
+    /// store can tell.
     Missing,
 }
 
