@@ -4,6 +4,7 @@
 //! counts, delete them, and leave a pipeline whose every row DataJoint loads
 //! and in which dj.gc finds nothing more.
 //!
+//! Runs on a file store and on the S3 server (DataJoint writing through s3fs).
 //! Needs the venv made by `scripts/python-env.sh` (or `DJGC_PYTHON`).
 
 mod common;
@@ -11,7 +12,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::{read_lines, report, unique_schema, Env, BACKENDS};
+use common::{read_lines, report, unique_schema, Env, Kind, BACKENDS, KINDS};
 use serde_json::Value;
 
 fn python() -> PathBuf {
@@ -58,10 +59,23 @@ fn strings(value: &Value) -> Vec<String> {
 
 #[test]
 fn djgc_matches_dj_gc_and_datajoint_loads_every_row_after_delete() {
-    for backend in BACKENDS {
-        for subfolding in [None, Some(&[2usize, 2][..])] {
-            let case = format!("{backend:?}, subfolding {subfolding:?}");
-            let mut env = Env::new(backend);
+    let cases = KINDS
+        .into_iter()
+        .flat_map(|kind| BACKENDS.map(|backend| (kind, backend)))
+        .flat_map(|(kind, backend)| {
+            // S3 uploads are slow here: one layout per backend is enough there.
+            let layouts: &[Option<&[usize]>] = match kind {
+                Kind::File => &[None, Some(&[2, 2])],
+                Kind::S3 => &[Some(&[2, 2])],
+            };
+            layouts
+                .iter()
+                .map(move |&subfolding| (kind, backend, subfolding))
+        });
+    for (kind, backend, subfolding) in cases {
+        {
+            let case = format!("{kind:?} {backend:?}, subfolding {subfolding:?}");
+            let mut env = Env::with_store(backend, kind);
             let schema = unique_schema("compat");
             env.schemas.push(schema.clone());
             env.write_config(subfolding);
@@ -142,8 +156,17 @@ fn djgc_matches_dj_gc_and_datajoint_loads_every_row_after_delete() {
                 after["rows_loaded"], 27,
                 "{case}: DataJoint could not load every row"
             );
-            assert_eq!(after["hash_paths_orphaned"], 0, "{case}");
-            assert_eq!(after["schema_paths_orphaned"], 0, "{case}");
+            // No object is left behind. On SeaweedFS, dj.gc (walking through
+            // s3fs with delimiters) also reports the folders a deletion emptied,
+            // as paths ending in `/`; they hold nothing, and djgc's flat listing
+            // never sees them.
+            let mut left = strings(&after["orphaned_hash_paths"]);
+            left.extend(strings(&after["orphaned_schema_paths"]));
+            left.retain(|p| !(kind == Kind::S3 && p.ends_with('/')));
+            assert!(
+                left.is_empty(),
+                "{case}: dj.gc still finds orphans {left:?}"
+            );
             assert_eq!(
                 after["hash_paths_referenced"], dj["hash_paths_referenced"],
                 "{case}"
