@@ -1,0 +1,191 @@
+//! Throttling and per-key failures on S3, through a fault-injecting proxy in
+//! front of the test server: every third request is answered `503 SlowDown`
+//! without reaching the server, and every DeleteObjects request that names a
+//! schema-section key is answered with a per-key error for each of its keys
+//! (and not forwarded, so nothing in it is deleted). djgc must retry the
+//! throttled requests, report the failed keys, exit 1, and delete nothing it
+//! should not.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use common::{read_lines, report, stderr, unique_schema, Env, Kind};
+use djgc::fixture::FixtureSpec;
+
+#[derive(Default)]
+struct Faults {
+    requests: AtomicUsize,
+    throttled: AtomicUsize,
+    refused_batches: AtomicUsize,
+}
+
+/// Reads one HTTP/1.1 message head and body (Content-Length or chunked).
+fn read_message(reader: &mut BufReader<TcpStream>) -> Option<(String, Vec<u8>)> {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        head.push_str(&line);
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let header = |name: &str| {
+        head.lines()
+            .find(|l| l.to_ascii_lowercase().starts_with(&format!("{name}:")))
+            .map(|l| l[name.len() + 1..].trim().to_string())
+    };
+    let mut body = Vec::new();
+    if let Some(length) = header("content-length") {
+        body.resize(length.parse().ok()?, 0);
+        reader.read_exact(&mut body).ok()?;
+    } else if header("transfer-encoding").is_some_and(|t| t.contains("chunked")) {
+        // Relay the chunked body as it came.
+        loop {
+            let mut size_line = String::new();
+            reader.read_line(&mut size_line).ok()?;
+            body.extend_from_slice(size_line.as_bytes());
+            let size = usize::from_str_radix(size_line.trim().split(';').next()?, 16).ok()?;
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk).ok()?;
+            body.extend_from_slice(&chunk);
+            if size == 0 {
+                break;
+            }
+        }
+    }
+    Some((head, body))
+}
+
+fn respond(client: &mut TcpStream, status: &str, body: &str) {
+    let _ = write!(
+        client,
+        "HTTP/1.1 {status}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+}
+
+fn serve(client: TcpStream, upstream: &str, faults: &Faults) {
+    let mut server = TcpStream::connect(upstream).unwrap();
+    let mut from_server = BufReader::new(server.try_clone().unwrap());
+    let mut writer = client.try_clone().unwrap();
+    let mut from_client = BufReader::new(client);
+    while let Some((head, body)) = read_message(&mut from_client) {
+        let n = faults.requests.fetch_add(1, Ordering::Relaxed);
+        if n % 3 == 2 {
+            faults.throttled.fetch_add(1, Ordering::Relaxed);
+            respond(
+                &mut writer,
+                "503 Slow Down",
+                "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>",
+            );
+            continue;
+        }
+        let text = String::from_utf8_lossy(&body);
+        if head.starts_with("POST")
+            && head.lines().next().unwrap_or("").contains("?delete")
+            && text.contains("/_schema/")
+        {
+            faults.refused_batches.fetch_add(1, Ordering::Relaxed);
+            let errors: String = text
+                .split("<Key>")
+                .skip(1)
+                .filter_map(|rest| rest.split("</Key>").next())
+                .map(|key| format!("<Error><Key>{key}</Key><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"))
+                .collect();
+            respond(
+                &mut writer,
+                "200 OK",
+                &format!("<DeleteResult>{errors}</DeleteResult>"),
+            );
+            continue;
+        }
+        server.write_all(head.as_bytes()).unwrap();
+        server.write_all(&body).unwrap();
+        let Some((response_head, response_body)) = read_message(&mut from_server) else {
+            return;
+        };
+        writer.write_all(response_head.as_bytes()).unwrap();
+        writer.write_all(&response_body).unwrap();
+    }
+}
+
+/// Starts the proxy; returns its address.
+fn start_proxy(faults: Arc<Faults>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let faults = faults.clone();
+            std::thread::spawn(move || serve(client, common::S3_ENDPOINT, &faults));
+        }
+    });
+    address
+}
+
+#[test]
+fn throttling_is_retried_and_failed_keys_are_reported_with_exit_1() {
+    let mut env = Env::with_store(djgc::config::Backend::MySql, Kind::S3);
+    let schema = unique_schema("faults");
+    let mut spec = FixtureSpec::small(&schema, "main");
+    spec.subfolding = Some(vec![2, 2]);
+    let truth = env.fixture(&spec);
+    env.put("datajoint_store.json", "{}");
+    let config = env.write_config(spec.subfolding.as_deref());
+
+    let faults = Arc::new(Faults::default());
+    let proxy = start_proxy(faults.clone());
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(common::S3_ENDPOINT, &proxy);
+    std::fs::write(&config, text).unwrap();
+
+    let listed = env.dir.path().join("orphans.txt");
+    let r = env.djgc_ok(&[
+        "scan",
+        &schema,
+        "--min-age",
+        "0s",
+        "--json",
+        "--list-concurrency",
+        "8",
+        "--orphans-out",
+        listed.to_str().unwrap(),
+    ]);
+    assert_eq!(read_lines(&listed), truth.orphans, "listing through 503s");
+    assert_eq!(r["scan_errors"].as_array().unwrap().len(), 0);
+    assert!(
+        faults.throttled.load(Ordering::Relaxed) > 0,
+        "no request was throttled"
+    );
+
+    let out = env.djgc(&["collect", &schema, "--min-age", "0s", "--json", "--delete"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let r = report(&out);
+    let (hash_orphans, schema_orphans): (Vec<&String>, Vec<&String>) =
+        truth.orphans.iter().partition(|k| k.starts_with("_hash/"));
+    assert!(!hash_orphans.is_empty() && !schema_orphans.is_empty());
+    assert!(faults.refused_batches.load(Ordering::Relaxed) > 0);
+    assert_eq!(r["errors"], schema_orphans.len());
+    assert_eq!(r["deleted"], hash_orphans.len());
+    assert_eq!(r["hash_paths_deleted"], hash_orphans.len());
+    let err = stderr(&out);
+    assert!(
+        schema_orphans
+            .iter()
+            .all(|k| err.contains(&format!("failed to delete {k}"))),
+        "{err}"
+    );
+
+    let mut expected: Vec<String> = truth.live_files.clone();
+    expected.extend(schema_orphans.into_iter().cloned());
+    expected.push("datajoint_store.json".to_string());
+    expected.sort();
+    assert_eq!(env.keys(), expected);
+}
