@@ -91,6 +91,9 @@ pub struct FixtureOutcome {
     pub schema_referenced: u64,
 }
 
+/// Concurrent uploads when the fixture goes to S3.
+const S3_UPLOADS_IN_FLIGHT: usize = 32;
+
 /// Table names (with DataJoint tier prefixes) and their codec columns.
 pub const HASH_TABLE: &str = "#hash_item";
 pub const NPY_TABLE: &str = "_npy_item";
@@ -289,18 +292,29 @@ pub async fn create(
         .enumerate()
         .map(|(i, f)| f.orphan && pick(spec.seed, "young", i) < spec.young_fraction)
         .collect();
-    files
-        .par_iter()
-        .zip(young_by_index.par_iter())
-        .try_for_each(|(file, &young)| match target {
-            Target::Folder(root) => write_file(root, file, if young { now } else { old }),
-            Target::S3(store) => store
-                .put(&file.key, file.content.clone())
-                .map_err(|source| Error::Store {
-                    store: store.name().to_string(),
-                    source,
-                }),
-        })?;
+    let write_all = || {
+        files
+            .par_iter()
+            .zip(young_by_index.par_iter())
+            .try_for_each(|(file, &young)| match target {
+                Target::Folder(root) => write_file(root, file, if young { now } else { old }),
+                Target::S3(store) => store
+                    .put(&file.key, file.content.clone())
+                    .map_err(|source| Error::Store {
+                        store: store.name().to_string(),
+                        source,
+                    }),
+            })
+    };
+    match target {
+        // Uploads wait on the network: many in flight, whatever the core count.
+        Target::S3(_) => rayon::ThreadPoolBuilder::new()
+            .num_threads(S3_UPLOADS_IN_FLIGHT)
+            .build()
+            .map_err(|e| Error::Config(format!("cannot start upload threads: {e}")))?
+            .install(write_all)?,
+        Target::Folder(_) => write_all()?,
+    }
 
     create_tables(db, spec).await?;
     insert_rows(db, &spec.schema, &rows).await?;

@@ -13,6 +13,7 @@ use clap::Parser;
 use djgc::config::{Config, Protocol};
 use djgc::db::Database;
 use djgc::fixture::{self, FixtureSpec};
+use djgc::store::{Listing, S3Store, Store};
 
 #[derive(Parser)]
 #[command(
@@ -59,17 +60,30 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::load(cli.config.clone())?;
     let spec = config.store(cli.store.as_deref())?;
-    if spec.protocol != Protocol::File {
-        bail!("store {:?} is not a file store", spec.name);
-    }
     let root = PathBuf::from(&spec.location);
-    std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
-    for section in djgc::layout::sections(&spec, std::slice::from_ref(&cli.schema)) {
-        let dir = root.join(section.prefix.trim_end_matches('/'));
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
+    let sections = djgc::layout::sections(&spec, std::slice::from_ref(&cli.schema));
+    let s3 = match spec.protocol {
+        Protocol::File => {
+            std::fs::create_dir_all(&root)
+                .with_context(|| format!("creating {}", root.display()))?;
+            for section in &sections {
+                let dir = root.join(section.prefix.trim_end_matches('/'));
+                if dir.exists() {
+                    std::fs::remove_dir_all(&dir)
+                        .with_context(|| format!("clearing {}", dir.display()))?;
+                }
+            }
+            None
         }
-    }
+        Protocol::S3 => {
+            let store = S3Store::open(&spec, 32)?;
+            for section in &sections {
+                clear(&store, &section.prefix)?;
+            }
+            Some(store)
+        }
+        other => bail!("store {:?}: protocol {other} is not supported", spec.name),
+    };
 
     let fixture_spec = FixtureSpec {
         schema: cli.schema.clone(),
@@ -90,18 +104,50 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     let outcome = runtime.block_on(async {
         let db = Database::connect(&config.database, 4).await?;
-        fixture::create(&db, fixture::Target::Folder(&root), &fixture_spec).await
+        let target = match &s3 {
+            Some(store) => fixture::Target::S3(store),
+            None => fixture::Target::Folder(&root),
+        };
+        fixture::create(&db, target, &fixture_spec).await
     })?;
     println!(
-        "schema {}: {} live rows, {} files in store {:?} ({}), {} orphans + {} young orphans, {:.1} s",
+        "schema {}: {} live rows, {} objects in store {:?}, {} orphans + {} young orphans, {:.1} s",
         cli.schema,
         outcome.live_rows,
         outcome.files,
         spec.name,
-        root.display(),
         outcome.orphans.len(),
         outcome.young_orphans.len(),
         started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// Deletes every object under `prefix` (an earlier fixture's section).
+fn clear(store: &dyn Store, prefix: &str) -> anyhow::Result<()> {
+    let keys = std::sync::Mutex::new(Vec::new());
+    let failed = std::sync::Mutex::new(None);
+    store.list(prefix, &|item| {
+        match item {
+            Listing::Objects(objects) => keys
+                .lock()
+                .unwrap()
+                .extend(objects.into_iter().map(|o| o.key)),
+            Listing::Error(e) => *failed.lock().unwrap() = Some(e),
+        }
+        true
+    });
+    if let Some(e) = failed.into_inner().unwrap() {
+        bail!("clearing {prefix}: {e}");
+    }
+    for batch in keys
+        .into_inner()
+        .unwrap()
+        .chunks(djgc::execute::DELETE_BATCH)
+    {
+        if let Some(Err(e)) = store.delete(prefix, batch).into_iter().find(Result::is_err) {
+            bail!("clearing {prefix}: {e}");
+        }
+    }
     Ok(())
 }
