@@ -73,12 +73,16 @@ SQL
 tools=${DJGC_TOOLS:-/var/lib/djgc}
 weed_venv=$tools/seaweedfs-venv
 s3_up() {
+  # Up means: the S3 port answers (403 to an anonymous request) and the master
+  # can place a write (a fresh server answers S3 before it has volumes).
   python3 - <<'PY' 2>/dev/null
-import urllib.request, urllib.error
+import json, urllib.request, urllib.error
 try:
     urllib.request.urlopen("http://127.0.0.1:8333/", timeout=2)
 except urllib.error.HTTPError:
-    pass  # any S3 answer (403 for an anonymous request) means it serves
+    pass
+assign = json.load(urllib.request.urlopen("http://127.0.0.1:9333/dir/assign", timeout=5))
+assert assign.get("fid"), assign
 PY
 }
 if ! s3_up; then
@@ -96,6 +100,7 @@ if ! s3_up; then
   as_root env AWS_ACCESS_KEY_ID=djgc-test AWS_SECRET_ACCESS_KEY=djgc-test-secret \
     setsid "$weed_venv/bin/weed" mini -dir="$tools/seaweedfs-data" -ip=127.0.0.1 \
     -ip.bind=127.0.0.1 -webdav=false -admin.ui=false -s3.autoCreateBucket=false \
+    -master.volumeSizeLimitMB=64 \
     >"$tools/seaweedfs.log" 2>&1 </dev/null &
 fi
 for _ in $(seq 90); do s3_up && break; sleep 1; done

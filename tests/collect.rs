@@ -503,22 +503,22 @@ fn s3_configuration_errors_name_store_bucket_and_operation() {
     env.fixture(&FixtureSpec::small(&schema, "main"));
     let config = env.write_config(None);
     let original = std::fs::read_to_string(&config).unwrap();
-    let bucket = env.s3.as_ref().unwrap().0.clone();
+    let bucket = common::S3_BUCKET;
     let cases = [
         (
-            original.replace(&bucket, "djgc-no-such-bucket"),
+            original.replace(bucket, "djgc-no-such-bucket"),
             "does not exist",
             "djgc-no-such-bucket",
         ),
         (
             original.replace(common::S3_SECRET_KEY, "wrong-secret-value"),
             "access denied",
-            bucket.as_str(),
+            bucket,
         ),
         (
             original.replace(common::S3_ENDPOINT, "127.0.0.1:9"),
             "cannot reach",
-            bucket.as_str(),
+            bucket,
         ),
     ];
     for (text, reason, bucket_named) in cases {

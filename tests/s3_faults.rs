@@ -1,10 +1,9 @@
-//! Throttling and per-key failures on S3, through a fault-injecting proxy in
-//! front of the test server: every third request is answered `503 SlowDown`
-//! without reaching the server, and every DeleteObjects request that names a
-//! schema-section key is answered with a per-key error for each of its keys
-//! (and not forwarded, so nothing in it is deleted). djgc must retry the
-//! throttled requests, report the failed keys, exit 1, and delete nothing it
-//! should not.
+//! Throttling, per-key failures and servers without DeleteObjects, through a
+//! fault-injecting proxy in front of the test server. Depending on its mode,
+//! the proxy answers every third request `503 SlowDown` without forwarding it;
+//! answers each DeleteObjects request that names a schema-section key with a
+//! per-key error for each of its keys (nothing in it is deleted); or answers
+//! every DeleteObjects request `501 NotImplemented`.
 
 mod common;
 
@@ -18,6 +17,12 @@ use djgc::fixture::FixtureSpec;
 
 #[derive(Default)]
 struct Faults {
+    /// Answer every third request 503 SlowDown.
+    throttle: bool,
+    /// Fail every key of DeleteObjects requests naming schema-section keys.
+    refuse_schema_batches: bool,
+    /// Answer DeleteObjects 501 NotImplemented.
+    no_delete_objects: bool,
     requests: AtomicUsize,
     throttled: AtomicUsize,
     refused_batches: AtomicUsize,
@@ -78,7 +83,7 @@ fn serve(client: TcpStream, upstream: &str, faults: &Faults) {
     let mut from_client = BufReader::new(client);
     while let Some((head, body)) = read_message(&mut from_client) {
         let n = faults.requests.fetch_add(1, Ordering::Relaxed);
-        if n % 3 == 2 {
+        if faults.throttle && n % 3 == 2 {
             faults.throttled.fetch_add(1, Ordering::Relaxed);
             respond(
                 &mut writer,
@@ -88,10 +93,18 @@ fn serve(client: TcpStream, upstream: &str, faults: &Faults) {
             continue;
         }
         let text = String::from_utf8_lossy(&body);
-        if head.starts_with("POST")
-            && head.lines().next().unwrap_or("").contains("?delete")
-            && text.contains("/_schema/")
-        {
+        let delete_objects =
+            head.starts_with("POST") && head.lines().next().unwrap_or("").contains("?delete");
+        if delete_objects && faults.no_delete_objects {
+            faults.refused_batches.fetch_add(1, Ordering::Relaxed);
+            respond(
+                &mut writer,
+                "501 Not Implemented",
+                "<Error><Code>NotImplemented</Code><Message>not implemented</Message></Error>",
+            );
+            continue;
+        }
+        if delete_objects && faults.refuse_schema_batches && text.contains("/_schema/") {
             faults.refused_batches.fetch_add(1, Ordering::Relaxed);
             let errors: String = text
                 .split("<Key>")
@@ -139,7 +152,11 @@ fn throttling_is_retried_and_failed_keys_are_reported_with_exit_1() {
     env.put("datajoint_store.json", "{}");
     let config = env.write_config(spec.subfolding.as_deref());
 
-    let faults = Arc::new(Faults::default());
+    let faults = Arc::new(Faults {
+        throttle: true,
+        refuse_schema_batches: true,
+        ..Faults::default()
+    });
     let proxy = start_proxy(faults.clone());
     let text = std::fs::read_to_string(&config)
         .unwrap()
@@ -188,4 +205,30 @@ fn throttling_is_retried_and_failed_keys_are_reported_with_exit_1() {
     expected.push("datajoint_store.json".to_string());
     expected.sort();
     assert_eq!(env.keys(), expected);
+}
+
+#[test]
+fn a_server_without_delete_objects_gets_single_key_deletes() {
+    let mut env = Env::with_store(djgc::config::Backend::PostgreSql, Kind::S3);
+    let schema = unique_schema("nobatch");
+    let truth = env.fixture(&FixtureSpec::small(&schema, "main"));
+    let config = env.write_config(None);
+    let faults = Arc::new(Faults {
+        no_delete_objects: true,
+        ..Faults::default()
+    });
+    let proxy = start_proxy(faults.clone());
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(common::S3_ENDPOINT, &proxy);
+    std::fs::write(&config, text).unwrap();
+
+    let r = env.djgc_ok(&["collect", &schema, "--min-age", "0s", "--json", "--delete"]);
+    assert_eq!(r["deleted"], truth.orphans.len());
+    assert_eq!(r["errors"], 0);
+    assert!(
+        faults.refused_batches.load(Ordering::Relaxed) > 0,
+        "DeleteObjects was not tried"
+    );
+    assert_eq!(env.keys(), truth.live_files);
 }

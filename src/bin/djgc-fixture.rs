@@ -13,7 +13,7 @@ use clap::Parser;
 use djgc::config::{Config, Protocol};
 use djgc::db::Database;
 use djgc::fixture::{self, FixtureSpec};
-use djgc::store::{Listing, S3Store, Store};
+use djgc::store::{collect_keys, S3Store, Store};
 
 #[derive(Parser)]
 #[command(
@@ -125,26 +125,8 @@ fn main() -> anyhow::Result<()> {
 
 /// Deletes every object under `prefix` (an earlier fixture's section).
 fn clear(store: &dyn Store, prefix: &str) -> anyhow::Result<()> {
-    let keys = std::sync::Mutex::new(Vec::new());
-    let failed = std::sync::Mutex::new(None);
-    store.list(prefix, &|item| {
-        match item {
-            Listing::Objects(objects) => keys
-                .lock()
-                .unwrap()
-                .extend(objects.into_iter().map(|o| o.key)),
-            Listing::Error(e) => *failed.lock().unwrap() = Some(e),
-        }
-        true
-    });
-    if let Some(e) = failed.into_inner().unwrap() {
-        bail!("clearing {prefix}: {e}");
-    }
-    for batch in keys
-        .into_inner()
-        .unwrap()
-        .chunks(djgc::execute::DELETE_BATCH)
-    {
+    let keys = collect_keys(store, prefix).with_context(|| format!("clearing {prefix}"))?;
+    for batch in keys.chunks(djgc::execute::DELETE_BATCH) {
         if let Some(Err(e)) = store.delete(prefix, batch).into_iter().find(Result::is_err) {
             bail!("clearing {prefix}: {e}");
         }

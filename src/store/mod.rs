@@ -100,6 +100,31 @@ pub trait Store: Send + Sync {
     fn delete(&self, section_prefix: &str, keys: &[String]) -> Vec<Result<Deleted, StoreError>>;
 }
 
+/// Every key under `prefix`, sorted; the first listing error fails it. For
+/// small listings (tests, clearing a fixture): the collector never holds a
+/// listing in memory.
+pub fn collect_keys(store: &dyn Store, prefix: &str) -> Result<Vec<String>, StoreError> {
+    let keys = std::sync::Mutex::new(Vec::new());
+    let failure = std::sync::Mutex::new(None);
+    store.list(prefix, &|item| match item {
+        Listing::Objects(objects) => {
+            let mut keys = keys.lock().expect("keys lock");
+            keys.extend(objects.into_iter().map(|o| o.key));
+            true
+        }
+        Listing::Error(e) => {
+            *failure.lock().expect("failure lock") = Some(e);
+            false
+        }
+    });
+    if let Some(e) = failure.into_inner().expect("failure lock") {
+        return Err(e);
+    }
+    let mut keys = keys.into_inner().expect("keys lock");
+    keys.sort();
+    Ok(keys)
+}
+
 /// Whether `key` may be deleted as part of `section_prefix`: inside it, with
 /// no empty, `.` or `..` segment that could climb out of it.
 pub fn key_is_contained(section_prefix: &str, key: &str) -> bool {

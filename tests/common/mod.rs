@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use djgc::config::{Backend, DatabaseConfig, Protocol, S3Spec, Secret, StoreSpec};
 use djgc::db::Database;
 use djgc::fixture::{self, FixtureOutcome, FixtureSpec, Target};
-use djgc::store::{Listing, S3Store, Store};
+use djgc::store::{S3Store, Store};
 use serde_json::Value;
 
 pub const BACKENDS: [Backend; 2] = [Backend::MySql, Backend::PostgreSql];
@@ -23,8 +23,9 @@ pub const BACKENDS: [Backend; 2] = [Backend::MySql, Backend::PostgreSql];
 pub const S3_ENDPOINT: &str = "127.0.0.1:8333";
 pub const S3_ACCESS_KEY: &str = "djgc-test";
 pub const S3_SECRET_KEY: &str = "djgc-test-secret";
-/// Every S3 test store sits under this prefix of its bucket.
-pub const S3_LOCATION: &str = "dj/lab";
+/// The one bucket every S3 test uses; each test store has its own `location`
+/// in it (SeaweedFS gives each bucket its own volumes, and runs out of them).
+pub const S3_BUCKET: &str = "djgc-tests";
 
 /// Which kind of store a test runs against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,12 +36,12 @@ pub enum Kind {
 
 pub const KINDS: [Kind; 2] = [Kind::File, Kind::S3];
 
-/// The DataJoint spec of an S3 test store in `bucket`.
-pub fn s3_spec(bucket: &str, endpoint: &str, secret: &str) -> StoreSpec {
+/// The DataJoint spec of an S3 test store at `location` in the test bucket.
+pub fn s3_spec(location: &str, endpoint: &str, secret: &str) -> StoreSpec {
     StoreSpec {
         name: "main".into(),
         protocol: Protocol::S3,
-        location: S3_LOCATION.into(),
+        location: location.into(),
         subfolding: None,
         hash_prefix: "_hash".into(),
         schema_prefix: "_schema".into(),
@@ -48,7 +49,7 @@ pub fn s3_spec(bucket: &str, endpoint: &str, secret: &str) -> StoreSpec {
         partition_pattern: None,
         s3: Some(S3Spec {
             endpoint: endpoint.into(),
-            bucket: bucket.into(),
+            bucket: S3_BUCKET.into(),
             secure: false,
             access_key: Some(Secret::new(S3_ACCESS_KEY)),
             secret_key: Some(Secret::new(secret)),
@@ -56,55 +57,56 @@ pub fn s3_spec(bucket: &str, endpoint: &str, secret: &str) -> StoreSpec {
     }
 }
 
-/// Creates a new, empty bucket on the test server and returns its name.
-pub fn new_bucket(label: &str) -> String {
-    let bucket = unique_schema(label).replace('_', "-");
-    let rt = runtime();
-    rt.block_on(async {
-        let config = aws_sdk_s3::config::Builder::new()
-            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-            .region(aws_sdk_s3::config::Region::new("us-east-1"))
-            .endpoint_url(format!("http://{S3_ENDPOINT}"))
-            .force_path_style(true)
-            .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                S3_ACCESS_KEY,
-                S3_SECRET_KEY,
-                None,
-                None,
-                "test",
-            ))
-            .build();
-        aws_sdk_s3::Client::from_conf(config)
-            .create_bucket()
-            .bucket(&bucket)
-            .send()
-            .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "creating bucket {bucket}: {}\n(is the S3 server up? run scripts/services.sh)",
+/// A store location in the test bucket that no other test uses; creates
+/// the bucket on first use.
+pub fn new_s3_location(label: &str) -> String {
+    static CREATED: std::sync::Once = std::sync::Once::new();
+    CREATED.call_once(|| {
+        let rt = runtime();
+        rt.block_on(async {
+            let config = aws_sdk_s3::config::Builder::new()
+                .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+                .region(aws_sdk_s3::config::Region::new("us-east-1"))
+                .endpoint_url(format!("http://{S3_ENDPOINT}"))
+                .force_path_style(true)
+                .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                    S3_ACCESS_KEY,
+                    S3_SECRET_KEY,
+                    None,
+                    None,
+                    "test",
+                ))
+                .build();
+            let created = aws_sdk_s3::Client::from_conf(config)
+                .create_bucket()
+                .bucket(S3_BUCKET)
+                .send()
+                .await;
+            if let Err(e) = created {
+                let code = e.as_service_error().and_then(|s| s.meta().code()).unwrap_or("");
+                assert!(
+                    matches!(code, "BucketAlreadyExists" | "BucketAlreadyOwnedByYou"),
+                    "creating bucket {S3_BUCKET}: {}\n(is the S3 server up? run scripts/services.sh)",
                     aws_sdk_s3::error::DisplayErrorContext(e)
-                )
-            });
+                );
+            }
+        });
     });
-    bucket
+    format!("t/{}", unique_schema(label))
+}
+
+/// Deletes every object of a test store (its whole location).
+pub fn clear_store(store: &dyn Store) {
+    for batch in store_keys(store, "").chunks(1000) {
+        for outcome in store.delete("", batch) {
+            outcome.unwrap();
+        }
+    }
 }
 
 /// Every key under `prefix` of a store, sorted.
 pub fn store_keys(store: &dyn Store, prefix: &str) -> Vec<String> {
-    let keys = std::sync::Mutex::new(Vec::new());
-    store.list(prefix, &|item| {
-        match item {
-            Listing::Objects(objects) => keys
-                .lock()
-                .unwrap()
-                .extend(objects.into_iter().map(|o| o.key)),
-            Listing::Error(e) => panic!("listing {prefix}: {e}"),
-        }
-        true
-    });
-    let mut keys = keys.into_inner().unwrap();
-    keys.sort();
-    keys
+    djgc::store::collect_keys(store, prefix).unwrap_or_else(|e| panic!("listing {prefix}: {e}"))
 }
 
 pub fn database_config(backend: Backend) -> DatabaseConfig {
@@ -146,7 +148,7 @@ pub struct Env {
     pub db: Database,
     pub dir: tempfile::TempDir,
     pub schemas: Vec<String>,
-    /// The bucket and an open store, for S3 environments.
+    /// The store location in the test bucket and an open store, for S3 environments.
     pub s3: Option<(String, S3Store)>,
 }
 
@@ -164,9 +166,9 @@ impl Env {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("store")).unwrap();
         let s3 = (kind == Kind::S3).then(|| {
-            let bucket = new_bucket("s3");
-            let store = S3Store::open(&s3_spec(&bucket, S3_ENDPOINT, S3_SECRET_KEY), 8).unwrap();
-            (bucket, store)
+            let location = new_s3_location("s3");
+            let store = S3Store::open(&s3_spec(&location, S3_ENDPOINT, S3_SECRET_KEY), 8).unwrap();
+            (location, store)
         });
         Env {
             backend,
@@ -210,9 +212,9 @@ impl Env {
             None => "null".to_string(),
         };
         let store = match &self.s3 {
-            Some((bucket, _)) => format!(
-                r#""protocol": "s3", "endpoint": "{S3_ENDPOINT}", "bucket": "{bucket}",
-                   "location": "{S3_LOCATION}", "access_key": "{S3_ACCESS_KEY}",
+            Some((location, _)) => format!(
+                r#""protocol": "s3", "endpoint": "{S3_ENDPOINT}", "bucket": "{S3_BUCKET}",
+                   "location": "{location}", "access_key": "{S3_ACCESS_KEY}",
                    "secret_key": "{S3_SECRET_KEY}", "secure": false"#
             ),
             None => format!(
@@ -284,6 +286,11 @@ impl Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
+        if let Some((_, store)) = &self.s3 {
+            if !std::thread::panicking() {
+                clear_store(store);
+            }
+        }
         for schema in &self.schemas {
             let sql = match self.backend {
                 Backend::MySql => format!("DROP DATABASE IF EXISTS {}", self.db.quote(schema)),
