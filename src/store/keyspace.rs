@@ -1,7 +1,7 @@
 //! Parallel listing of a flat key space, for object stores with paged LIST.
 //!
-//! One paginated LIST stream returns 1,000 keys per request, so a bucket with
-//! hundreds of millions of keys takes days at one request at a time. This
+//! One paginated LIST stream returns 1,000 keys per request, so at 50 ms a
+//! request a section of 100 million keys takes 1.4 hours to list. This
 //! module splits a prefix into parts that are listed concurrently, using only
 //! what every S3 server implements (`Prefix`, continuation tokens, and
 //! `StartAfter` in one narrow case):
