@@ -7,8 +7,12 @@
 //! is counted; a failed key is reported and counted, never dropped, and the
 //! run goes on.
 //!
-//! Invariant: a plan whose scan met any problem is refused before a single
-//! delete call is made.
+//! Invariants: a plan whose scan met any problem is refused before a single
+//! delete call is made; so is a plan the mass-deletion guard rejects (a
+//! schema with stored objects but no references, or a section mostly judged
+//! orphaned), unless the caller forces it. Such plans are what a scan that
+//! went wrong looks like: a schema read as empty, rows in another store, a
+//! wrong `location`.
 
 use std::collections::HashMap;
 
@@ -16,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::layout::SectionKind;
 use crate::plan::Plan;
 use crate::progress::Progress;
-use crate::report::DeleteOutcome;
+use crate::report::{DeleteOutcome, Report};
 use crate::store::{Deleted, Store};
 
 /// Keys per delete call.
@@ -38,14 +42,68 @@ impl Batch {
     }
 }
 
+/// How to delete, and what the mass-deletion guard allows.
+#[derive(Clone, Copy, Debug)]
+pub struct DeleteOptions {
+    /// Delete calls in flight.
+    pub workers: usize,
+    /// Refuse when more than this share of a section's objects are orphans.
+    pub max_orphan_fraction: f64,
+    /// Delete even when the guard objects.
+    pub force: bool,
+}
+
+/// The guard's objections to deleting what `report` found, one per schema or
+/// section; empty when deletion may go ahead.
+pub fn guard_objections(report: &Report, max_orphan_fraction: f64) -> Vec<String> {
+    let mut objections = Vec::new();
+    for schema in &report.schemas {
+        let stored: u64 = report
+            .sections
+            .iter()
+            .filter(|s| &s.schema == schema)
+            .map(|s| s.stored)
+            .sum();
+        let references = report
+            .references_by_schema
+            .get(schema)
+            .copied()
+            .unwrap_or(0);
+        if stored > 0 && references == 0 {
+            objections.push(format!(
+                "schema {schema} has {stored} stored objects but no references to store {:?} \
+                 in the database",
+                report.store
+            ));
+        }
+    }
+    for section in &report.sections {
+        if section.stored > 0
+            && section.orphaned as f64 > max_orphan_fraction * section.stored as f64
+        {
+            objections.push(format!(
+                "{} of the {} objects in {} are orphans ({:.0}%), more than \
+                 --max-orphan-fraction {}",
+                section.orphaned,
+                section.stored,
+                section.prefix,
+                100.0 * section.orphaned as f64 / section.stored as f64,
+                max_orphan_fraction
+            ));
+        }
+    }
+    objections
+}
+
 /// Deletes every orphan of `plan` from `store`, recording the outcome in the
-/// plan's report. Refuses a plan that met problems while scanning. If the
-/// plan's orphans cannot be read back part-way, the deletions already made are
-/// still recorded before the error is returned.
+/// plan's report. Refuses a plan that met problems while scanning, or that
+/// the guard objects to unless `options.force`. If the plan's orphans cannot
+/// be read back part-way, the deletions already made are still recorded
+/// before the error is returned.
 pub fn execute(
     plan: &mut Plan,
     store: &dyn Store,
-    jobs: usize,
+    options: &DeleteOptions,
     progress: &dyn Progress,
 ) -> Result<()> {
     if plan.is_blocked() {
@@ -54,7 +112,15 @@ pub fn execute(
             plan.report.scan_errors.len()
         )));
     }
-    let jobs = jobs.max(1);
+    let objections = guard_objections(&plan.report, options.max_orphan_fraction);
+    if !options.force && !objections.is_empty() {
+        return Err(Error::Refused(format!(
+            "{}. Nothing was deleted. If this is what you expect, run again with --force \
+             (or a higher --max-orphan-fraction)",
+            objections.join("; ")
+        )));
+    }
+    let jobs = options.workers.max(1);
     let (tx, rx) = crossbeam_channel::bounded::<Batch>(jobs * 2);
     let sections = &plan.sections;
 
@@ -134,4 +200,52 @@ pub fn execute(
     plan.report.outcome = outcome;
     plan.report.dry_run = false;
     fed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::SectionStats;
+
+    fn report(references: u64, sections: &[(&str, u64, u64)]) -> Report {
+        Report {
+            store: "main".into(),
+            schemas: vec!["a".into()],
+            references_by_schema: [("a".to_string(), references)].into(),
+            sections: sections
+                .iter()
+                .map(|&(prefix, stored, orphaned)| SectionStats {
+                    schema: "a".into(),
+                    prefix: prefix.into(),
+                    stored,
+                    orphaned,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn guard_objects_to_unreferenced_schemas_and_mostly_orphaned_sections() {
+        assert!(guard_objections(
+            &report(10, &[("_hash/a/", 10, 5), ("_schema/a/", 4, 0)]),
+            0.5
+        )
+        .is_empty());
+        let mostly = guard_objections(&report(10, &[("_hash/a/", 10, 6)]), 0.5);
+        assert_eq!(mostly.len(), 1);
+        assert!(
+            mostly[0].contains("6 of the 10 objects in _hash/a/"),
+            "{mostly:?}"
+        );
+        assert!(guard_objections(&report(10, &[("_hash/a/", 10, 6)]), 0.6).is_empty());
+        let unreferenced = guard_objections(&report(0, &[("_hash/a/", 3, 0)]), 1.0);
+        assert!(
+            unreferenced[0].contains("no references"),
+            "{unreferenced:?}"
+        );
+        // An empty schema with an empty store is fine.
+        assert!(guard_objections(&report(0, &[("_hash/a/", 0, 0)]), 0.5).is_empty());
+    }
 }

@@ -12,6 +12,7 @@
 //! is the `.manifest.json` sidecar of such a key. djgc applies it to both
 //! sections and across all reference kinds, which can only keep more.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use futures_util::stream::{self, StreamExt};
@@ -83,6 +84,9 @@ pub struct ReferenceScan {
     pub references: References,
     /// Non-null codec values read.
     pub values: u64,
+    /// References to the collected store found in each schema (every
+    /// scanned schema has an entry, zero included).
+    pub by_schema: BTreeMap<String, u64>,
     /// Problems that block deletion, one message each.
     pub errors: Vec<String>,
 }
@@ -127,7 +131,10 @@ async fn scan_async(
         tables.extend(db.codec_tables(schema, &query.schema_codecs).await?);
     }
 
-    let shared = Mutex::new(ReferenceScan::default());
+    let shared = Mutex::new(ReferenceScan {
+        by_schema: query.schemas.iter().map(|s| (s.clone(), 0)).collect(),
+        ..ReferenceScan::default()
+    });
     let results: Vec<Result<()>> = stream::iter(&tables)
         .map(|table| read_table(&db, table, query, &shared, progress))
         .buffer_unordered(concurrency)
@@ -158,6 +165,7 @@ async fn read_table(
     let mut errors: Vec<String> = Vec::new();
     let mut errors_per_column = vec![0usize; table.columns.len()];
     let mut values = 0u64;
+    let mut matched = 0u64;
 
     let merge = |batch: &mut Vec<(RefKind, u64)>, errors: &mut Vec<String>, values: &mut u64| {
         let mut scan = shared.lock().expect("reference lock");
@@ -176,6 +184,7 @@ async fn read_table(
             Ok(Some(reference)) => {
                 if reference.is_for(&query.store, query.store_is_default) {
                     batch.push((col.kind, path_hash(&reference.path)));
+                    matched += 1;
                 }
             }
             Ok(None) => {}
@@ -213,6 +222,12 @@ async fn read_table(
         }
     }
     merge(&mut batch, &mut errors, &mut values);
+    *shared
+        .lock()
+        .expect("reference lock")
+        .by_schema
+        .entry(table.schema.clone())
+        .or_default() += matched;
     outcome
 }
 

@@ -5,6 +5,8 @@
 //! form carries dj.gc's documented names, the 2.3 `hash_paths_*` spellings,
 //! and djgc's additions (`young_skipped`, `other_referenced`, `sections`).
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -47,6 +49,8 @@ pub struct Report {
     pub hash_referenced: u64,
     pub schema_paths_referenced: u64,
     pub other_referenced: u64,
+    /// References to this store found in each schema's rows.
+    pub references_by_schema: BTreeMap<String, u64>,
     pub sections: Vec<SectionStats>,
     pub outcome: DeleteOutcome,
     /// Problems that blocked (or would block) deletion.
@@ -107,6 +111,7 @@ impl Report {
             "schema_paths_orphaned": schema.orphaned,
             "schema_paths_orphaned_bytes": schema.orphaned_bytes,
             "other_referenced": self.other_referenced,
+            "references_by_schema": self.references_by_schema,
             "referenced": self.referenced(),
             "stored": all.stored,
             "orphaned": all.orphaned,

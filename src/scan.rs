@@ -136,6 +136,7 @@ pub fn scan_with(
             hash_referenced: references.references.hash.len() as u64,
             schema_paths_referenced: references.references.schema.len() as u64,
             other_referenced: references.references.other.len() as u64,
+            references_by_schema: references.by_schema.clone(),
             sections: sections
                 .iter()
                 .map(|s| SectionStats {

@@ -535,3 +535,86 @@ fn s3_configuration_errors_name_store_bucket_and_operation() {
         );
     }
 }
+
+#[test]
+fn the_mass_deletion_guard_refuses_unless_forced() {
+    for backend in BACKENDS {
+        let mut env = Env::new(backend);
+        // Most rows deleted: more than half of each section is orphaned.
+        let schema = unique_schema("guard");
+        let mut spec = FixtureSpec::small(&schema, "main");
+        spec.deleted_fraction = 0.8;
+        spec.rows_per_content = 1;
+        let truth = env.fixture(&spec);
+        env.write_config(None);
+        let before = env.keys();
+        let out = env.djgc(&["collect", &schema, "--min-age", "0s", "--delete", "--json"]);
+        assert_eq!(out.status.code(), Some(3), "{backend:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("--max-orphan-fraction") && stderr(&out).contains("--force"));
+        assert_eq!(
+            env.keys(),
+            before,
+            "{backend:?}: the guard let something through"
+        );
+        let out = env.djgc(&["scan", &schema, "--min-age", "0s"]);
+        assert!(
+            stderr(&out).contains("--delete would refuse"),
+            "{}",
+            stderr(&out)
+        );
+        let r = env.djgc_ok(&[
+            "collect",
+            &schema,
+            "--min-age",
+            "0s",
+            "--delete",
+            "--json",
+            "--max-orphan-fraction",
+            "0.95",
+        ]);
+        assert_eq!(r["deleted"], truth.orphans.len(), "{backend:?}");
+
+        // Every row of a schema gone: no references at all.
+        let empty = unique_schema("guardempty");
+        env.fixture(&FixtureSpec::small(&empty, "main"));
+        for table in ["#hash_item", "_npy_item", "__folder_item"] {
+            env.sql(&format!(
+                "DELETE FROM {}.{}",
+                env.db.quote(&empty),
+                env.db.quote(table)
+            ));
+        }
+        let before = env.keys();
+        let out = env.djgc(&[
+            "collect",
+            &empty,
+            "--min-age",
+            "0s",
+            "--delete",
+            "--json",
+            "--max-orphan-fraction",
+            "1",
+        ]);
+        assert_eq!(out.status.code(), Some(3), "{backend:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("no references"), "{}", stderr(&out));
+        assert_eq!(env.keys(), before);
+        let r = env.djgc_ok(&[
+            "collect",
+            &empty,
+            "--min-age",
+            "0s",
+            "--delete",
+            "--json",
+            "--force",
+        ]);
+        let left: Vec<String> = env
+            .keys()
+            .into_iter()
+            .filter(|k| k.contains(&empty))
+            .collect();
+        assert!(
+            left.is_empty() && r["deleted"].as_u64().unwrap() > 0,
+            "{backend:?}: {left:?}"
+        );
+    }
+}

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use djgc::codec::RefKind;
 use djgc::error::Error;
-use djgc::execute::execute;
+use djgc::execute::{execute, DeleteOptions};
 use djgc::layout::{Section, SectionKind};
 use djgc::progress::Progress;
 use djgc::references::ReferenceScan;
@@ -18,6 +18,12 @@ use djgc::store::FsStore;
 const HASH: &str = "_hash/s/ih23fsttfdzzbrgqrgnsup5b3i";
 const LIVE: &str = "_schema/s/t/id=0/f";
 const ORPHANS: [&str; 3] = [HASH, "_schema/s/t/id=1/f", "_schema/s/t/id=2/f"];
+/// Every object of the hash section is an orphan here: the guard must allow it.
+const OPTIONS: DeleteOptions = DeleteOptions {
+    workers: 2,
+    max_orphan_fraction: 1.0,
+    force: false,
+};
 
 #[derive(Default)]
 struct Recorder {
@@ -70,6 +76,7 @@ fn store_with_files() -> (tempfile::TempDir, FsStore) {
 fn references(errors: Vec<String>) -> ReferenceScan {
     let mut scan = ReferenceScan {
         errors,
+        by_schema: [("s".to_string(), 1)].into(),
         ..Default::default()
     };
     scan.references.insert(RefKind::Schema, LIVE);
@@ -96,7 +103,7 @@ fn a_failed_deletion_is_counted_reported_and_the_rest_go_on() {
     std::fs::create_dir(&changed).unwrap();
     std::fs::write(changed.join("inside"), "x").unwrap();
 
-    execute(&mut plan, &store, 2, &progress).unwrap();
+    execute(&mut plan, &store, &OPTIONS, &progress).unwrap();
     let outcome = &plan.report.outcome;
     assert_eq!(
         (
@@ -128,7 +135,7 @@ fn a_plan_with_scan_problems_is_refused_before_any_deletion() {
     )
     .unwrap();
     assert!(plan.is_blocked());
-    let err = execute(&mut plan, &store, 2, &progress).unwrap_err();
+    let err = execute(&mut plan, &store, &OPTIONS, &progress).unwrap_err();
     assert!(matches!(err, Error::Refused(_)), "{err}");
     assert!(ORPHANS.iter().all(|k| dir.path().join(k).exists()));
     assert!(progress.deleted.lock().unwrap().is_empty());

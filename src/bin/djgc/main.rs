@@ -16,7 +16,7 @@ use clap::{Args, Parser, Subcommand};
 
 use djgc::config::Config;
 use djgc::error::Error;
-use djgc::execute::execute;
+use djgc::execute::{execute, guard_objections, DeleteOptions};
 use djgc::progress::{Progress, Silent};
 use djgc::scan::{parse_min_age, scan, ScanOptions};
 use djgc::store;
@@ -69,6 +69,12 @@ struct RunArgs {
     /// Delete requests in flight (S3: of up to 1,000 keys each); default: --jobs.
     #[arg(long, value_name = "N")]
     delete_concurrency: Option<usize>,
+    /// Refuse to delete when more than this share of a section's objects are orphans.
+    #[arg(long, value_name = "F", default_value_t = 0.5)]
+    max_orphan_fraction: f64,
+    /// Delete even when the mass-deletion guard objects.
+    #[arg(long)]
+    force: bool,
     /// Codec names (besides object and npy) whose columns are schema-addressed.
     #[arg(long = "schema-codec", value_name = "NAME")]
     schema_codecs: Vec<String>,
@@ -143,6 +149,12 @@ fn run(args: &RunArgs, delete: bool) -> Result<Exit, Error> {
         ));
     }
     let min_age = parse_min_age(&args.min_age)?;
+    if !(0.0..=1.0).contains(&args.max_orphan_fraction) {
+        return Err(Error::Usage(format!(
+            "--max-orphan-fraction {} is not between 0 and 1",
+            args.max_orphan_fraction
+        )));
+    }
     let jobs = match args.jobs {
         Some(n) => positive(n, "--jobs")?,
         None => std::thread::available_parallelism().map_or(4, |n| n.get().max(4)),
@@ -194,16 +206,30 @@ fn run(args: &RunArgs, delete: bool) -> Result<Exit, Error> {
     } else {
         Exit::Clean
     };
+    let options = DeleteOptions {
+        workers: delete_workers,
+        max_orphan_fraction: args.max_orphan_fraction,
+        force: args.force,
+    };
     if delete && !plan.is_blocked() {
-        if let Err(e) = execute(&mut plan, store.as_ref(), delete_workers, &log) {
-            eprintln!("djgc: deletion stopped early: {e}");
-            exit = Exit::ItemsFailed;
-        }
-        if plan.report.outcome.errors > 0 {
-            exit = Exit::ItemsFailed;
+        match execute(&mut plan, store.as_ref(), &options, &log) {
+            Err(e @ Error::Refused(_)) => {
+                eprintln!("djgc: {e}");
+                exit = Exit::Refused;
+            }
+            Err(e) => {
+                eprintln!("djgc: deletion stopped early: {e}");
+                exit = Exit::ItemsFailed;
+            }
+            Ok(()) if plan.report.outcome.errors > 0 => exit = Exit::ItemsFailed,
+            Ok(()) => {}
         }
     } else if delete {
         eprintln!("djgc: refused to delete: the scan met problems (above); nothing was deleted");
+    } else {
+        for objection in guard_objections(&plan.report, args.max_orphan_fraction) {
+            eprintln!("djgc: --delete would refuse: {objection}");
+        }
     }
 
     plan.report.seconds = started.elapsed().as_secs_f64();
