@@ -112,6 +112,23 @@ impl Plan {
         }))
     }
 
+    /// Keeps only the orphans `keep` accepts, rewriting the spool; returns how
+    /// many were dropped.
+    pub fn retain_orphans(&mut self, keep: impl Fn(&Orphan) -> bool) -> Result<u64> {
+        let mut kept = OrphanSpool::new()?;
+        let mut dropped = 0;
+        for orphan in self.orphans()? {
+            let orphan = orphan?;
+            if keep(&orphan) {
+                kept.push(orphan.section, orphan.size, orphan.modified, &orphan.key)?;
+            } else {
+                dropped += 1;
+            }
+        }
+        self.spool = kept.finish()?;
+        Ok(dropped)
+    }
+
     /// Writes every orphan's store-relative path, one per line, to `path`.
     pub fn write_orphan_list(&self, path: &Path) -> Result<()> {
         let file = File::create(path).map_err(|e| Error::file(path, e))?;

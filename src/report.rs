@@ -52,6 +52,9 @@ pub struct Report {
     /// References to this store found in each schema's rows.
     pub references_by_schema: BTreeMap<String, u64>,
     pub sections: Vec<SectionStats>,
+    /// Orphans found referenced when the database was read again just
+    /// before deletion, and so kept.
+    pub rescued: u64,
     pub outcome: DeleteOutcome,
     /// Problems that blocked (or would block) deletion.
     pub scan_errors: Vec<String>,
@@ -117,6 +120,7 @@ impl Report {
             "orphaned": all.orphaned,
             "orphaned_bytes": all.orphaned_bytes,
             "young_skipped": all.young_skipped,
+            "rescued": self.rescued,
             "deleted": self.deleted(),
             "hash_paths_deleted": self.outcome.hash_paths_deleted,
             "schema_paths_deleted": self.outcome.schema_paths_deleted,

@@ -82,13 +82,7 @@ pub fn scan(
     options: &ScanOptions,
     progress: &dyn Progress,
 ) -> Result<Plan> {
-    let query = ReferenceQuery {
-        schemas: options.schemas.clone(),
-        store: spec.name.clone(),
-        store_is_default,
-        schema_codecs: options.schema_codecs.clone(),
-        concurrency: options.jobs.clamp(1, 8),
-    };
+    let query = reference_query(spec, store_is_default, options);
     let sections = layout::sections(spec, &options.schemas);
     scan_with(
         || scan_references(database, &query, progress),
@@ -97,6 +91,44 @@ pub fn scan(
         options,
         progress,
     )
+}
+
+/// What the reference scan of `spec`'s store asks the database.
+pub fn reference_query(
+    spec: &StoreSpec,
+    store_is_default: bool,
+    options: &ScanOptions,
+) -> ReferenceQuery {
+    ReferenceQuery {
+        schemas: options.schemas.clone(),
+        store: spec.name.clone(),
+        store_is_default,
+        schema_codecs: options.schema_codecs.clone(),
+        concurrency: options.jobs.clamp(1, 8),
+    }
+}
+
+/// Reads the references again, just before deletion, and drops from the plan
+/// every orphan that a row references now (counted as `rescued`): a
+/// deduplicated object can be reused by a new row at any time. What remains
+/// open is the time the deletion itself takes; the age limit (`--min-age`)
+/// covers objects uploaded for rows not yet committed. A problem in this read
+/// blocks the plan like any scan problem.
+pub fn recheck(
+    plan: &mut Plan,
+    database: &DatabaseConfig,
+    query: &ReferenceQuery,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let fresh = scan_references(database, query, progress)?;
+    if !fresh.errors.is_empty() {
+        let errors = fresh.errors.into_iter().map(|e| format!("re-check: {e}"));
+        plan.report.scan_errors.extend(errors);
+        return Ok(());
+    }
+    let references = &fresh.references;
+    plan.report.rescued = plan.retain_orphans(|o| !references.covers(&o.key))?;
+    Ok(())
 }
 
 /// The pipeline with the reference scan passed in, so it can be driven

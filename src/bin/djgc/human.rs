@@ -74,6 +74,13 @@ pub fn render(report: &Report, spec: &StoreSpec, min_age: Duration) -> String {
             HumanDuration(min_age)
         );
     }
+    if report.rescued > 0 {
+        let _ = writeln!(
+            out,
+            "  Rescued:                 {} (referenced again before deletion; kept)",
+            HumanCount(report.rescued)
+        );
+    }
     let _ = writeln!(out);
     if report.dry_run {
         let _ = writeln!(out, "  [DRY RUN - no changes made]");

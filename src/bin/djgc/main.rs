@@ -18,7 +18,7 @@ use djgc::config::Config;
 use djgc::error::Error;
 use djgc::execute::{execute, guard_objections, DeleteOptions};
 use djgc::progress::{Progress, Silent};
-use djgc::scan::{parse_min_age, scan, ScanOptions};
+use djgc::scan::{parse_min_age, recheck, reference_query, scan, ScanOptions};
 use djgc::store;
 
 #[derive(Parser)]
@@ -185,6 +185,7 @@ fn run(args: &RunArgs, delete: bool) -> Result<Exit, Error> {
         verbose: args.verbose,
     };
     let progress: &dyn Progress = if args.quiet { &Silent } else { &log };
+    let query = reference_query(&spec, store_is_default, &options);
     let mut plan = scan(
         &config.database,
         &spec,
@@ -201,6 +202,9 @@ fn run(args: &RunArgs, delete: bool) -> Result<Exit, Error> {
         eprintln!("djgc: {problem}");
     }
 
+    if delete && !plan.is_blocked() {
+        recheck(&mut plan, &config.database, &query, progress)?;
+    }
     let mut exit = if plan.is_blocked() {
         Exit::Refused
     } else {
