@@ -129,6 +129,18 @@ fn serve(client: TcpStream, upstream: &str, faults: &Faults) {
     }
 }
 
+/// Starts a proxy with these faults and points the store of the
+/// `datajoint.json` at `config` to it.
+fn through_proxy(config: &std::path::Path, faults: Faults) -> Arc<Faults> {
+    let faults = Arc::new(faults);
+    let proxy = start_proxy(faults.clone());
+    let text = std::fs::read_to_string(config)
+        .unwrap()
+        .replace(common::S3_ENDPOINT, &proxy);
+    std::fs::write(config, text).unwrap();
+    faults
+}
+
 /// Starts the proxy; returns its address.
 fn start_proxy(faults: Arc<Faults>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -152,16 +164,14 @@ fn throttling_is_retried_and_failed_keys_are_reported_with_exit_1() {
     env.put("datajoint_store.json", "{}");
     let config = env.write_config(spec.subfolding.as_deref());
 
-    let faults = Arc::new(Faults {
-        throttle: true,
-        refuse_schema_batches: true,
-        ..Faults::default()
-    });
-    let proxy = start_proxy(faults.clone());
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace(common::S3_ENDPOINT, &proxy);
-    std::fs::write(&config, text).unwrap();
+    let faults = through_proxy(
+        &config,
+        Faults {
+            throttle: true,
+            refuse_schema_batches: true,
+            ..Faults::default()
+        },
+    );
 
     let listed = env.dir.path().join("orphans.txt");
     let r = env.djgc_ok(&[
@@ -213,15 +223,13 @@ fn a_server_without_delete_objects_gets_single_key_deletes() {
     let schema = unique_schema("nobatch");
     let truth = env.fixture(&FixtureSpec::small(&schema, "main"));
     let config = env.write_config(None);
-    let faults = Arc::new(Faults {
-        no_delete_objects: true,
-        ..Faults::default()
-    });
-    let proxy = start_proxy(faults.clone());
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace(common::S3_ENDPOINT, &proxy);
-    std::fs::write(&config, text).unwrap();
+    let faults = through_proxy(
+        &config,
+        Faults {
+            no_delete_objects: true,
+            ..Faults::default()
+        },
+    );
 
     let r = env.djgc_ok(&["collect", &schema, "--min-age", "0s", "--json", "--delete"]);
     assert_eq!(r["deleted"], truth.orphans.len());
