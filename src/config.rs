@@ -102,6 +102,19 @@ pub struct DatabaseConfig {
     pub name: String,
 }
 
+/// Keys every store accepts, whatever its protocol.
+const COMMON_STORE_KEYS: &[&str] = &[
+    "protocol",
+    "location",
+    "subfolding",
+    "partition_pattern",
+    "token_length",
+    "hash_prefix",
+    "schema_prefix",
+    "filepath_prefix",
+    "stage",
+];
+
 /// The storage protocols djgc knows by name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Protocol {
@@ -121,30 +134,11 @@ impl Protocol {
         }
     }
 
-    fn allowed_keys(self) -> &'static [&'static str] {
-        const COMMON: &[&str] = &[
-            "protocol",
-            "location",
-            "subfolding",
-            "partition_pattern",
-            "token_length",
-            "hash_prefix",
-            "schema_prefix",
-            "filepath_prefix",
-            "stage",
-        ];
+    /// Keys this protocol accepts besides [`COMMON_STORE_KEYS`].
+    fn own_keys(self) -> &'static [&'static str] {
         match self {
-            Protocol::File => COMMON,
+            Protocol::File => &[],
             Protocol::S3 => &[
-                "protocol",
-                "location",
-                "subfolding",
-                "partition_pattern",
-                "token_length",
-                "hash_prefix",
-                "schema_prefix",
-                "filepath_prefix",
-                "stage",
                 "endpoint",
                 "bucket",
                 "access_key",
@@ -152,36 +146,19 @@ impl Protocol {
                 "secure",
                 "proxy_server",
             ],
-            Protocol::Gcs => &[
-                "protocol",
-                "location",
-                "subfolding",
-                "partition_pattern",
-                "token_length",
-                "hash_prefix",
-                "schema_prefix",
-                "filepath_prefix",
-                "stage",
-                "bucket",
-                "token",
-                "project",
-            ],
+            Protocol::Gcs => &["bucket", "token", "project"],
             Protocol::Azure => &[
-                "protocol",
-                "location",
-                "subfolding",
-                "partition_pattern",
-                "token_length",
-                "hash_prefix",
-                "schema_prefix",
-                "filepath_prefix",
-                "stage",
                 "container",
                 "account_name",
                 "account_key",
                 "connection_string",
             ],
         }
+    }
+
+    /// Whether DataJoint accepts `key` in a store of this protocol.
+    fn allows(self, key: &str) -> bool {
+        COMMON_STORE_KEYS.contains(&key) || self.own_keys().contains(&key)
     }
 }
 
@@ -587,7 +564,7 @@ fn parse_store(name: &str, raw: &Map<String, Value>) -> Result<StoreSpec> {
     let invalid: Vec<&str> = raw
         .keys()
         .map(String::as_str)
-        .filter(|k| !protocol.allowed_keys().contains(k))
+        .filter(|k| !protocol.allows(k))
         .collect();
     if !invalid.is_empty() {
         return Err(Error::Config(format!(

@@ -208,9 +208,7 @@ impl Database {
         }
         .map_err(|e| Error::database(context(), e))
     }
-}
 
-impl Database {
     pub fn backend(&self) -> Backend {
         match self {
             Database::MySql(_) => Backend::MySql,
