@@ -84,15 +84,7 @@ impl Harness for Files {
         &self.store
     }
     fn put(&self, key: &str, content: &[u8], modified: SystemTime) {
-        let path = self.dir.path().join(key);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, content).unwrap();
-        std::fs::File::options()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_modified(modified)
-            .unwrap();
+        common::put_file(self.dir.path(), key, content, modified);
     }
 }
 

@@ -303,17 +303,23 @@ impl Drop for Env {
     }
 }
 
-pub fn put_old_file(root: &Path, key: &str, content: &str) {
+/// Writes `root/key`, creating folders, with modification time `modified`.
+pub fn put_file(root: &Path, key: &str, content: &[u8], modified: std::time::SystemTime) {
     let path = root.join(key);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, content).unwrap();
-    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(30 * 86400);
     std::fs::File::options()
         .write(true)
         .open(&path)
         .unwrap()
-        .set_modified(old)
+        .set_modified(modified)
         .unwrap();
+}
+
+/// Writes `root/key` with a mtime 30 days ago (older than any `--min-age` used).
+pub fn put_old_file(root: &Path, key: &str, content: &str) {
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(30 * 86400);
+    put_file(root, key, content.as_bytes(), old);
 }
 
 /// Runs the djgc binary in `dir` (so it finds `dir/datajoint.json`).
