@@ -210,13 +210,13 @@ fn run(args: &RunArgs, delete: bool) -> Result<Exit, Error> {
     } else {
         Exit::Clean
     };
-    let options = DeleteOptions {
+    let deletion = DeleteOptions {
         workers: delete_workers,
         max_orphan_fraction: args.max_orphan_fraction,
         force: args.force,
     };
     if delete && !plan.is_blocked() {
-        match execute(&mut plan, store.as_ref(), &options, &log) {
+        match execute(&mut plan, store.as_ref(), &deletion, &log) {
             Err(e @ Error::Refused(_)) => {
                 eprintln!("djgc: {e}");
                 exit = Exit::Refused;
