@@ -73,16 +73,8 @@ fn pipeline(c: &mut Criterion) {
         store.put(&schema_key(i), 100, old);
     }
     let sections = vec![
-        Section {
-            schema: "lab".into(),
-            kind: SectionKind::Hash,
-            prefix: "_hash/lab/".into(),
-        },
-        Section {
-            schema: "lab".into(),
-            kind: SectionKind::Schema,
-            prefix: "_schema/lab/".into(),
-        },
+        Section::new("lab", SectionKind::Hash, "_hash/lab/"),
+        Section::new("lab", SectionKind::Schema, "_schema/lab/"),
     ];
     let options = ScanOptions {
         schemas: vec!["lab".into()],

@@ -2,12 +2,21 @@
 //!
 //! Every managed path embeds its schema, so a schema owns exactly two
 //! sections: `{hash_prefix}/{schema}/` (content-addressed, deduplicated per
-//! schema) and `{schema_prefix}/{schema}/` (one path per row and field). Only
-//! these sections are ever listed, so user content elsewhere in the store
-//! (`datajoint_store.json`, `filepath_prefix` content, other schemas) is
-//! structurally out of reach.
+//! schema) and `{schema_prefix}/{schema}/` (one path per row and field). A
+//! store with a `partition_pattern` such as `"{subject}/{session}"` also puts
+//! schema-addressed objects of tables whose primary key has some of those
+//! attributes at `{schema_prefix}/subject=A/session=B/{schema}/...`: those
+//! are a schema's partitioned sections, one per pattern attribute that can
+//! lead the path, listed by the prefix `{schema_prefix}/{attr}=` and
+//! filtered to the keys whose partition folders are followed by the schema.
+//! dj.gc never looks there; djgc judges them by the schema-section rules.
+//!
+//! Only these sections are ever listed, so user content elsewhere in the store
+//! (`datajoint_store.json`, `filepath_prefix` content, other schemas, djgc's
+//! own quarantine) is structurally out of reach.
 
 use crate::config::StoreSpec;
+use crate::store::key_is_contained;
 
 /// The two kinds of section, which dj.gc judges by different rules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -15,7 +24,8 @@ use crate::config::StoreSpec;
 pub enum SectionKind {
     /// `{hash_prefix}/{schema}/`: only Base32-named files are objects.
     Hash,
-    /// `{schema_prefix}/{schema}/`: every file is part of an object.
+    /// `{schema_prefix}/{schema}/` and its partitioned twins: every file is
+    /// part of an object.
     Schema,
 }
 
@@ -24,28 +34,130 @@ pub enum SectionKind {
 pub struct Section {
     pub schema: String,
     pub kind: SectionKind,
-    /// Store-relative key prefix, always ending in `/`.
+    /// Store-relative key prefix that lists the section. It ends in `/`,
+    /// except for a partitioned section, whose prefix ends in `{attr}=`.
     pub prefix: String,
+    /// For a partitioned section, the store's partition attributes in order.
+    pub partition_attrs: Vec<String>,
 }
 
-/// The two sections of every schema, hash sections first.
-pub fn sections(spec: &StoreSpec, schemas: &[String]) -> Vec<Section> {
-    let section = |kind, root: &str, schema: &str| Section {
-        schema: schema.to_string(),
-        kind,
-        prefix: if root.is_empty() {
-            format!("{schema}/")
+impl Section {
+    /// An unpartitioned section.
+    pub fn new(schema: &str, kind: SectionKind, prefix: impl Into<String>) -> Self {
+        Section {
+            schema: schema.to_string(),
+            kind,
+            prefix: prefix.into(),
+            partition_attrs: Vec::new(),
+        }
+    }
+
+    /// Whether a listed key is one of this section's objects that djgc may
+    /// delete: a plain path inside the prefix (no `..`, `.`, empty segment or
+    /// backslash) and, in a partitioned section, partition folders followed
+    /// by this section's schema. Keys failing the first test are unsafe;
+    /// see [`Section::is_unsafe`].
+    pub fn owns(&self, key: &str) -> bool {
+        if !key_is_contained(&self.prefix, key) {
+            return false;
+        }
+        if self.partition_attrs.is_empty() {
+            return true;
+        }
+        // The prefix ends in "{attr}=", so the partition folders start at its
+        // last '/'.
+        let root_len = self.prefix.rfind('/').map_or(0, |i| i + 1);
+        partitioned_schema(&key[root_len..], &self.partition_attrs) == Some(&self.schema)
+    }
+
+    /// The section as reports show it: its prefix, or for a partitioned
+    /// section `_schema/subject=…/{schema}/`.
+    pub fn label(&self) -> String {
+        if self.partition_attrs.is_empty() {
+            self.prefix.clone()
         } else {
-            format!("{root}/{schema}/")
-        },
+            format!("{}\u{2026}/{}/", self.prefix, self.schema)
+        }
+    }
+
+    /// Whether a listed key lies under the prefix but is not a plain path
+    /// (S3 keys may hold `..` or `//`): never deleted, always reported.
+    pub fn is_unsafe(&self, key: &str) -> bool {
+        key.starts_with(&self.prefix) && !key_is_contained(&self.prefix, key)
+    }
+}
+
+/// The schema named after the partition folders that start `rest` (the key
+/// below `{schema_prefix}/`): `attr=value` segments whose attributes follow
+/// the pattern's order (a table's path uses those of the pattern's
+/// attributes in its primary key), then the schema, then at least a table
+/// and a file.
+fn partitioned_schema<'k>(rest: &'k str, attrs: &[String]) -> Option<&'k str> {
+    let mut segments = rest.split('/');
+    let mut next_attr = 0;
+    for (partitions, segment) in segments.by_ref().enumerate() {
+        let Some((attr, _value)) = segment.split_once('=') else {
+            if partitions == 0 {
+                return None;
+            }
+            return (segments.count() >= 2).then_some(segment);
+        };
+        let position = attrs[next_attr..].iter().position(|a| a == attr)?;
+        next_attr += position + 1;
+    }
+    None
+}
+
+/// The attribute names of a `partition_pattern`, in order: `"{subject}/{session}"`
+/// gives `["subject", "session"]`, as DataJoint reads them (`\{(\w+)\}`).
+pub fn partition_attrs(pattern: &str) -> Vec<String> {
+    let mut attrs = Vec::new();
+    let mut rest = pattern;
+    while let Some(open) = rest.find('{') {
+        rest = &rest[open + 1..];
+        let word_len = rest
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        if word_len > 0 && rest[word_len..].starts_with('}') {
+            attrs.push(rest[..word_len].to_string());
+        }
+    }
+    attrs
+}
+
+/// Every section of every schema: hash sections first, then schema sections,
+/// then partitioned sections.
+pub fn sections(spec: &StoreSpec, schemas: &[String]) -> Vec<Section> {
+    let under = |root: &str, name: &str| {
+        if root.is_empty() {
+            name.to_string()
+        } else {
+            format!("{root}/{name}")
+        }
     };
-    let hash = schemas
-        .iter()
-        .map(|s| section(SectionKind::Hash, &spec.hash_prefix, s));
-    let schema = schemas
-        .iter()
-        .map(|s| section(SectionKind::Schema, &spec.schema_prefix, s));
-    hash.chain(schema).collect()
+    let attrs = spec
+        .partition_pattern
+        .as_deref()
+        .map(partition_attrs)
+        .unwrap_or_default();
+    let hash = schemas.iter().map(|s| {
+        let prefix = under(&spec.hash_prefix, &format!("{s}/"));
+        Section::new(s, SectionKind::Hash, prefix)
+    });
+    let schema = schemas.iter().map(|s| {
+        let prefix = under(&spec.schema_prefix, &format!("{s}/"));
+        Section::new(s, SectionKind::Schema, prefix)
+    });
+    let partitioned = schemas.iter().flat_map(|s| {
+        attrs.iter().map(|attr| {
+            let prefix = under(&spec.schema_prefix, &format!("{attr}="));
+            Section {
+                partition_attrs: attrs.clone(),
+                ..Section::new(s, SectionKind::Schema, prefix)
+            }
+        })
+    });
+    hash.chain(schema).chain(partitioned).collect()
 }
 
 /// Suffix of the sidecar DataJoint writes beside a folder object.
@@ -99,6 +211,43 @@ mod tests {
             prefixes(&spec("_hash", "")),
             ["_hash/a/", "_hash/b/", "a/", "b/"]
         );
+    }
+
+    #[test]
+    fn partitioned_sections_own_keys_of_their_schema_only() {
+        let mut store = spec("_hash", "_schema");
+        store.partition_pattern = Some("{subject}/{session}".into());
+        assert_eq!(
+            partition_attrs("{subject}/{session}"),
+            ["subject", "session"]
+        );
+        assert_eq!(partition_attrs("x{a}-{b_2}/{}{c"), ["a", "b_2"]);
+        let all = sections(&store, &["a".into()]);
+        let prefixes: Vec<&str> = all.iter().map(|s| s.prefix.as_str()).collect();
+        assert_eq!(
+            prefixes,
+            [
+                "_hash/a/",
+                "_schema/a/",
+                "_schema/subject=",
+                "_schema/session="
+            ]
+        );
+        let by_subject = &all[2];
+        assert!(by_subject.owns("_schema/subject=S1/session=2/a/t/id=1/f_tok"));
+        assert!(by_subject.owns("_schema/subject=S1/a/t/f_tok"));
+        assert!(all[3].owns("_schema/session=2/a/t/f_tok"));
+        // Another schema, attributes out of order or unknown, too short.
+        assert!(!by_subject.owns("_schema/subject=S1/b/t/f_tok"));
+        assert!(!by_subject.owns("_schema/subject=S1/session=2/subject=S1/a/t/f"));
+        assert!(!by_subject.owns("_schema/subject=S1/mouse=3/a/t/f"));
+        assert!(!by_subject.owns("_schema/subject=S1/a/f_tok"));
+        assert!(!by_subject.owns("_schema/subject=S1/session=2"));
+        // Unsafe keys are neither owned nor ignored silently.
+        assert!(!by_subject.owns("_schema/subject=S1/../a/t/f"));
+        assert!(by_subject.is_unsafe("_schema/subject=S1/../a/t/f"));
+        assert!(all[1].is_unsafe("_schema/a//t/f"));
+        assert!(!all[1].is_unsafe("_schema/b/../a/t/f"));
     }
 
     #[test]

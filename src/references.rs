@@ -21,7 +21,7 @@ use crate::codec::{referenced_path, RefKind};
 use crate::config::DatabaseConfig;
 use crate::db::{CodecTable, Database};
 use crate::error::{Error, Result};
-use crate::layout::MANIFEST_SUFFIX;
+use crate::layout::{Section, MANIFEST_SUFFIX};
 use crate::progress::Progress;
 use crate::refset::{path_hash, RefSet};
 
@@ -76,6 +76,8 @@ pub struct ReferenceQuery {
     pub schema_codecs: Vec<String>,
     /// Tables read at once.
     pub concurrency: usize,
+    /// The schemas' sections, to report references that point elsewhere.
+    pub sections: Vec<Section>,
 }
 
 /// The finished scan: the sets, and every problem met on the way.
@@ -89,9 +91,15 @@ pub struct ReferenceScan {
     pub by_schema: BTreeMap<String, u64>,
     /// Problems that block deletion, one message each.
     pub errors: Vec<String>,
+    /// Hash or schema references that are not plain paths inside their own
+    /// schema's sections (`../x`, `/etc/passwd`, another schema's path).
+    /// They still protect whatever they name (that can only keep more), but
+    /// djgc reports them, since DataJoint never writes such paths.
+    pub warnings: Vec<String>,
 }
 
-/// Problems recorded per column before the rest are only counted.
+/// Problems (and odd references) recorded per column before the rest are
+/// only counted.
 const ERRORS_SHOWN_PER_COLUMN: usize = 5;
 /// Hashes a reader gathers before it takes the shared lock.
 const MERGE_BATCH: usize = 4096;
@@ -164,15 +172,21 @@ async fn read_table(
     let mut batch: Vec<(RefKind, u64)> = Vec::with_capacity(MERGE_BATCH);
     let mut errors: Vec<String> = Vec::new();
     let mut errors_per_column = vec![0usize; table.columns.len()];
+    let mut warnings: Vec<String> = Vec::new();
+    let mut odd_per_column = vec![0usize; table.columns.len()];
     let mut values = 0u64;
     let mut matched = 0u64;
 
-    let merge = |batch: &mut Vec<(RefKind, u64)>, errors: &mut Vec<String>, values: &mut u64| {
+    let merge = |batch: &mut Vec<(RefKind, u64)>,
+                 errors: &mut Vec<String>,
+                 warnings: &mut Vec<String>,
+                 values: &mut u64| {
         let mut scan = shared.lock().expect("reference lock");
         for (kind, hash) in batch.drain(..) {
             scan.references.set_mut(kind).insert(hash);
         }
         scan.errors.append(errors);
+        scan.warnings.append(warnings);
         scan.values += *values;
         progress.values_read(*values);
         *values = 0;
@@ -185,6 +199,27 @@ async fn read_table(
                 if reference.is_for(&query.store, query.store_is_default) {
                     batch.push((col.kind, path_hash(&reference.path)));
                     matched += 1;
+                    if col.kind != RefKind::Other
+                        && !query
+                            .sections
+                            .iter()
+                            .any(|s| s.schema == table.schema && s.owns(&reference.path))
+                    {
+                        odd_per_column[column] += 1;
+                        if odd_per_column[column] <= ERRORS_SHOWN_PER_COLUMN {
+                            warnings.push(format!(
+                                "{}.{}.{} row {}: path {:?} is not inside the schema's \
+                                 sections of store {:?}; it protects, but is never deleted \
+                                 through",
+                                table.schema,
+                                table.name,
+                                col.name,
+                                name_row(),
+                                reference.path,
+                                query.store
+                            ));
+                        }
+                    }
                 }
             }
             Ok(None) => {}
@@ -206,7 +241,7 @@ async fn read_table(
         }
         values += 1;
         if values as usize >= MERGE_BATCH {
-            merge(&mut batch, &mut errors, &mut values);
+            merge(&mut batch, &mut errors, &mut warnings, &mut values);
         }
     };
     let outcome = db.read_values(table, &mut visit).await;
@@ -221,7 +256,18 @@ async fn read_table(
             ));
         }
     }
-    merge(&mut batch, &mut errors, &mut values);
+    for (col, count) in table.columns.iter().zip(&odd_per_column) {
+        if *count > ERRORS_SHOWN_PER_COLUMN {
+            warnings.push(format!(
+                "{}.{}.{}: {} more paths outside the schema's sections",
+                table.schema,
+                table.name,
+                col.name,
+                count - ERRORS_SHOWN_PER_COLUMN
+            ));
+        }
+    }
+    merge(&mut batch, &mut errors, &mut warnings, &mut values);
     *shared
         .lock()
         .expect("reference lock")

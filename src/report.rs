@@ -17,6 +17,7 @@ use crate::layout::SectionKind;
 pub struct SectionStats {
     pub schema: String,
     pub kind: Option<SectionKind>,
+    /// The section's prefix, as [`crate::layout::Section::label`] shows it.
     pub prefix: String,
     /// Objects judged (in hash sections, Base32-named files only).
     pub stored: u64,
@@ -27,6 +28,9 @@ pub struct SectionStats {
     pub young_skipped: u64,
     /// Files in a hash section that are not content hashes: never judged.
     pub ignored: u64,
+    /// Keys under the prefix that are not plain paths (`..`, `//`): never
+    /// deleted, always reported.
+    pub unsafe_keys: u64,
 }
 
 /// What a deletion did.
@@ -58,6 +62,9 @@ pub struct Report {
     pub outcome: DeleteOutcome,
     /// Problems that blocked (or would block) deletion.
     pub scan_errors: Vec<String>,
+    /// Oddities that block nothing but deserve a look: unsafe keys, and
+    /// references that point outside their schema's sections.
+    pub warnings: Vec<String>,
     pub dry_run: bool,
     pub seconds: f64,
 }
@@ -128,6 +135,7 @@ impl Report {
             "errors": self.outcome.errors,
             "already_gone": self.outcome.already_gone,
             "scan_errors": self.scan_errors,
+            "warnings": self.warnings,
             "dry_run": self.dry_run,
             "seconds": self.seconds,
             "sections": self.sections,

@@ -105,6 +105,7 @@ pub fn reference_query(
         store_is_default,
         schema_codecs: options.schema_codecs.clone(),
         concurrency: options.jobs.clamp(1, 8),
+        sections: layout::sections(spec, &options.schemas),
     }
 }
 
@@ -174,7 +175,7 @@ pub fn scan_with(
                 .map(|s| SectionStats {
                     schema: s.schema.clone(),
                     kind: Some(s.kind),
-                    prefix: s.prefix.clone(),
+                    prefix: s.label(),
                     ..Default::default()
                 })
                 .collect(),
@@ -182,6 +183,10 @@ pub fn scan_with(
             ..Default::default()
         };
         let mut errors = ErrorLog::default();
+        let mut warnings = ErrorLog::default();
+        for w in references.warnings {
+            warnings.push(w);
+        }
         for e in references.errors {
             errors.push(e);
         }
@@ -201,8 +206,21 @@ pub fn scan_with(
                 }
             };
             progress.listed(kind, objects.len() as u64);
+            let section = &sections[index];
             let stats = &mut report.sections[index];
             for object in &objects {
+                if !section.owns(&object.key) {
+                    if section.is_unsafe(&object.key) {
+                        stats.unsafe_keys += 1;
+                        warnings.push(format!(
+                            "store {}: key {:?} is not a plain path inside {}; never deleted",
+                            store.name(),
+                            object.key,
+                            section.prefix
+                        ));
+                    }
+                    continue;
+                }
                 let verdict = judge.judge(kind, object);
                 if verdict == Verdict::Ignored {
                     stats.ignored += 1;
@@ -230,13 +248,14 @@ pub fn scan_with(
         lister.join().expect("lister thread panicked");
 
         report.scan_errors = errors.finish();
+        report.warnings = warnings.finish();
         report.seconds = started.elapsed().as_secs_f64();
         Ok((report, spool))
     })?;
     Plan::new(sections, report, spool)
 }
 
-/// Keeps the first problems verbatim and counts the rest.
+/// Keeps the first messages verbatim and counts the rest.
 #[derive(Default)]
 struct ErrorLog {
     shown: Vec<String>,
@@ -255,7 +274,7 @@ impl ErrorLog {
     fn finish(mut self) -> Vec<String> {
         if self.more > 0 {
             self.shown
-                .push(format!("... and {} more errors", self.more));
+                .push(format!("... and {} more like these", self.more));
         }
         self.shown
     }

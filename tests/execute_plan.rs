@@ -13,7 +13,7 @@ use djgc::layout::{Section, SectionKind};
 use djgc::progress::Progress;
 use djgc::references::ReferenceScan;
 use djgc::scan::{scan_with, ScanOptions};
-use djgc::store::FsStore;
+use djgc::store::{FsStore, MemoryStore};
 
 const HASH: &str = "_hash/s/ih23fsttfdzzbrgqrgnsup5b3i";
 const LIVE: &str = "_schema/s/t/id=0/f";
@@ -42,16 +42,8 @@ impl Progress for Recorder {
 
 fn sections() -> Vec<Section> {
     vec![
-        Section {
-            schema: "s".into(),
-            kind: SectionKind::Hash,
-            prefix: "_hash/s/".into(),
-        },
-        Section {
-            schema: "s".into(),
-            kind: SectionKind::Schema,
-            prefix: "_schema/s/".into(),
-        },
+        Section::new("s", SectionKind::Hash, "_hash/s/"),
+        Section::new("s", SectionKind::Schema, "_schema/s/"),
     ]
 }
 
@@ -139,4 +131,33 @@ fn a_plan_with_scan_problems_is_refused_before_any_deletion() {
     assert!(matches!(err, Error::Refused(_)), "{err}");
     assert!(ORPHANS.iter().all(|k| dir.path().join(k).exists()));
     assert!(progress.deleted.lock().unwrap().is_empty());
+}
+
+#[test]
+fn keys_that_are_not_plain_paths_are_reported_and_never_planned() {
+    // An S3 bucket can hold keys that a file system cannot.
+    let store = MemoryStore::new("t");
+    let old = SystemTime::now() - std::time::Duration::from_secs(86400);
+    let unsafe_keys = [
+        "_schema/s/t/../../../etc/passwd",
+        "_schema/s//t/f",
+        "_schema/s/t/./f",
+    ];
+    for key in unsafe_keys.iter().chain(&[LIVE, "_schema/s/t/id=3/f"]) {
+        store.put(key, 1, old);
+    }
+    let plan = scan_with(
+        || Ok(references(Vec::new())),
+        sections(),
+        &store,
+        &options(),
+        &Recorder::default(),
+    )
+    .unwrap();
+    let planned: Vec<String> = plan.orphans().unwrap().map(|o| o.unwrap().key).collect();
+    assert_eq!(planned, ["_schema/s/t/id=3/f"]);
+    assert_eq!(plan.report.sections[1].unsafe_keys, 3);
+    assert_eq!(plan.report.warnings.len(), 3, "{:?}", plan.report.warnings);
+    assert!(plan.report.warnings[0].contains("never deleted"));
+    assert!(!plan.is_blocked());
 }

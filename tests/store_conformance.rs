@@ -305,3 +305,77 @@ fn file_store_reports_a_section_root_that_is_not_a_folder() {
     });
     assert_eq!(errors.into_inner().unwrap().len(), 1);
 }
+
+#[test]
+fn a_prefix_may_end_inside_a_name() {
+    // Partitioned sections are listed by prefixes such as `_schema/subject=`.
+    for (name, h) in harnesses() {
+        for key in [
+            "_schema/subject=1/s/t/f_a",
+            "_schema/subject=2/session=3/s/t/f_b",
+            "_schema/subjects/s/t/f_c",
+            "_schema/s/t/f_d",
+        ] {
+            h.put(key, b"x", t(1_700_000_000));
+        }
+        let listed: Vec<String> = list(h.store(), "_schema/subject=").into_keys().collect();
+        assert_eq!(
+            listed,
+            [
+                "_schema/subject=1/s/t/f_a",
+                "_schema/subject=2/session=3/s/t/f_b"
+            ],
+            "{name}"
+        );
+        let outcomes = h.store().delete(
+            "_schema/subject=",
+            &["_schema/subject=2/session=3/s/t/f_b".to_string()],
+        );
+        assert!(outcomes[0].is_ok(), "{name}");
+        let left: Vec<String> = list(h.store(), "_schema/").into_keys().collect();
+        assert_eq!(
+            left,
+            [
+                "_schema/s/t/f_d",
+                "_schema/subject=1/s/t/f_a",
+                "_schema/subjects/s/t/f_c"
+            ],
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn file_store_prunes_emptied_partition_folders() {
+    let h = Files::new(2);
+    h.put(
+        "_schema/subject=2/session=3/s/t/f_b",
+        b"x",
+        t(1_700_000_000),
+    );
+    let key = vec!["_schema/subject=2/session=3/s/t/f_b".to_string()];
+    assert!(h.store.delete("_schema/subject=", &key)[0].is_ok());
+    assert!(!h.dir.path().join("_schema/subject=2").exists());
+    assert!(h.dir.path().join("_schema").is_dir());
+}
+
+#[test]
+fn file_store_refuses_a_link_on_the_way_to_a_section() {
+    let h = Files::new(2);
+    let outside = tempfile::tempdir().unwrap();
+    common::put_file(outside.path(), "s/t/f", b"outside", t(1_700_000_000));
+    std::os::unix::fs::symlink(outside.path(), h.dir.path().join("_schema")).unwrap();
+    let errors = Mutex::new(Vec::new());
+    h.store.list("_schema/s/", &|item| {
+        match item {
+            Listing::Error(e) => errors.lock().unwrap().push(e.to_string()),
+            Listing::Objects(o) => panic!("listed through a link: {o:?}"),
+        }
+        true
+    });
+    let errors = errors.into_inner().unwrap();
+    assert!(
+        errors.len() == 1 && errors[0].contains("symbolic link"),
+        "{errors:?}"
+    );
+}

@@ -17,7 +17,8 @@
 //!
 //! Only regular files are objects. Symbolic links are neither followed nor
 //! listed, so a link inside a section can never lead djgc out of it, and a
-//! section root that is itself a link is reported as an error.
+//! link on the way from the store root to a section (the section folder or
+//! `_schema` itself) is reported as an error.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -82,6 +83,36 @@ impl FsStore {
         self.root.join(key)
     }
 
+    /// Checks that every folder from the root down to `dir_key` is a real
+    /// folder, not a link, so a listing never leaves the store.
+    fn check_no_links(&self, dir_key: &str) -> io::Result<()> {
+        let mut path = self.root.clone();
+        for segment in dir_key.split('/').filter(|s| !s.is_empty()) {
+            path.push(segment);
+            let meta = std::fs::symlink_metadata(&path)?;
+            if meta.file_type().is_symlink() {
+                return Err(io::Error::other(format!(
+                    "{} is a symbolic link; djgc never follows links",
+                    path.display()
+                )));
+            }
+            if !meta.is_dir() {
+                return Err(io::Error::other(format!(
+                    "{} is not a folder",
+                    path.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The folder whose emptied subfolders a delete in `section_prefix`
+    /// prunes: the prefix itself, or for a partitioned prefix such as
+    /// `_schema/subject=` the folder holding the partition folders.
+    fn prune_stop(&self, section_prefix: &str) -> PathBuf {
+        self.path_of(&section_prefix[..section_prefix.rfind('/').unwrap_or(0)])
+    }
+
     /// Removes `dir` and its parents while they are empty, stopping below `stop`.
     fn prune_empty_folders(dir: Option<&Path>, stop: &Path) {
         let mut dir = dir;
@@ -117,10 +148,16 @@ impl Walk<'_> {
         self.send(Listing::Error(StoreError::new(operation, key, source)));
     }
 
-    /// Lists the folder `dir_key` (ending in `/`) and everything below it,
-    /// appending to `batch` and sending it whenever it is full; returns what
-    /// is left of the batch.
-    fn folder(&self, dir_key: String, mut batch: Vec<ObjectMeta>) -> Vec<ObjectMeta> {
+    /// Lists the folder `dir_key` (ending in `/`, or empty for the root) and
+    /// everything below it, keeping only the entries of `dir_key` itself
+    /// whose names start with `name_start`, appending to `batch` and sending
+    /// it whenever it is full; returns what is left of the batch.
+    fn folder(
+        &self,
+        dir_key: String,
+        name_start: Option<&str>,
+        mut batch: Vec<ObjectMeta>,
+    ) -> Vec<ObjectMeta> {
         if self.stopped.load(Ordering::Relaxed) {
             return batch;
         }
@@ -141,6 +178,11 @@ impl Walk<'_> {
                 }
             };
             let name = entry.file_name();
+            if name_start
+                .is_some_and(|start| !name.as_encoded_bytes().starts_with(start.as_bytes()))
+            {
+                continue;
+            }
             let Some(name) = name.to_str() else {
                 let shown = format!("{dir_key}{}", name.to_string_lossy());
                 self.error(
@@ -177,11 +219,11 @@ impl Walk<'_> {
         }
         match subfolders.len() {
             0 => batch,
-            1 => self.folder(subfolders.pop().expect("one"), batch),
+            1 => self.folder(subfolders.pop().expect("one"), None, batch),
             _ => {
                 subfolders
                     .into_par_iter()
-                    .fold(Vec::new, |batch, sub| self.folder(sub, batch))
+                    .fold(Vec::new, |batch, sub| self.folder(sub, None, batch))
                     .filter(|b| !b.is_empty())
                     .for_each(|b| self.send(Listing::Objects(b)));
                 batch
@@ -196,32 +238,15 @@ impl Store for FsStore {
     }
 
     fn list(&self, prefix: &str, sink: &ListSink<'_>) {
-        let section_dir = self.path_of(prefix.trim_end_matches('/'));
-        match std::fs::symlink_metadata(&section_dir) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
-            Err(e) => {
+        // A prefix such as `_schema/subject=` names the folder `_schema/` and
+        // the start of the entry names to walk in it.
+        let (dir_key, name_start) = prefix.split_at(prefix.rfind('/').map_or(0, |i| i + 1));
+        if let Err(e) = self.check_no_links(dir_key) {
+            if e.kind() != io::ErrorKind::NotFound {
                 sink(Listing::Error(StoreError::new("list", prefix, e)));
-                return;
             }
-            Ok(meta) if meta.file_type().is_symlink() => {
-                sink(Listing::Error(StoreError::new(
-                    "list",
-                    prefix,
-                    "the section root is a symbolic link; djgc never follows links",
-                )));
-                return;
-            }
-            Ok(meta) if !meta.is_dir() => {
-                sink(Listing::Error(StoreError::new(
-                    "list",
-                    prefix,
-                    "not a folder",
-                )));
-                return;
-            }
-            Ok(_) => {}
+            return;
         }
-
         let walk = Walk {
             root: &self.root,
             sink,
@@ -229,14 +254,14 @@ impl Store for FsStore {
         };
         let rest = self
             .pool
-            .install(|| walk.folder(prefix.to_string(), Vec::new()));
+            .install(|| walk.folder(dir_key.to_string(), Some(name_start), Vec::new()));
         if !rest.is_empty() {
             walk.send(Listing::Objects(rest));
         }
     }
 
     fn delete(&self, section_prefix: &str, keys: &[String]) -> Vec<Result<Deleted, StoreError>> {
-        let section_dir = self.path_of(section_prefix.trim_end_matches('/'));
+        let section_dir = self.prune_stop(section_prefix);
         keys.iter()
             .map(|key| {
                 if !key_is_contained(section_prefix, key) {

@@ -90,9 +90,11 @@ pub trait Store: Send + Sync {
     /// The store's name in the DataJoint config, for messages.
     fn name(&self) -> &str;
 
-    /// Lists every object whose key starts with `prefix` (which ends in `/`),
-    /// passing batches of at most [`LIST_BATCH`] objects to `sink`. A prefix
-    /// with nothing under it lists nothing, without error.
+    /// Lists every object whose key starts with `prefix` (a folder ending in
+    /// `/`, or a folder and the start of a name in it, such as
+    /// `_schema/subject=`), passing batches of at most [`LIST_BATCH`]
+    /// objects to `sink`. A prefix with nothing under it lists nothing,
+    /// without error.
     fn list(&self, prefix: &str, sink: &ListSink<'_>);
 
     /// Deletes `keys`, all of which start with `section_prefix`; one outcome

@@ -202,6 +202,12 @@ impl Env {
 
     /// Writes `datajoint.json` with store `main` (the default) and returns its path.
     pub fn write_config(&self, subfolding: Option<&[usize]>) -> PathBuf {
+        self.write_config_with(subfolding, "")
+    }
+
+    /// Like [`Env::write_config`], with `extra` (e.g. `, "partition_pattern": "{subject}"`)
+    /// appended to store `main`.
+    pub fn write_config_with(&self, subfolding: Option<&[usize]>, extra: &str) -> PathBuf {
         let db = database_config(self.backend);
         let backend = match self.backend {
             Backend::MySql => "mysql",
@@ -226,7 +232,7 @@ impl Env {
             r#"{{"database": {{"host": "{}", "port": {}, "user": "djgc", "password": "djgc",
                  "backend": "{backend}", "name": "{}"}},
                "stores": {{"default": "main",
-                 "main": {{{store}, "subfolding": {subfolding}}}}}}}"#,
+                 "main": {{{store}, "subfolding": {subfolding}{extra}}}}}}}"#,
             db.host, db.port, db.name,
         );
         let path = self.dir.path().join("datajoint.json");

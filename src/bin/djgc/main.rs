@@ -198,6 +198,9 @@ fn run(args: &RunArgs, delete: bool) -> Result<Exit, Error> {
     if let Some(path) = &args.orphans_out {
         plan.write_orphan_list(path)?;
     }
+    for warning in &plan.report.warnings {
+        eprintln!("djgc: warning: {warning}");
+    }
     for problem in &plan.report.scan_errors {
         eprintln!("djgc: {problem}");
     }
