@@ -69,8 +69,8 @@ fn pipeline(c: &mut Criterion) {
     let store = MemoryStore::new("bench");
     let old = SystemTime::now() - Duration::from_secs(30 * 86400);
     for i in 0..KEYS {
-        store.put(&hash_key(i), 100, old);
-        store.put(&schema_key(i), 100, old);
+        store.insert(&hash_key(i), 100, old);
+        store.insert(&schema_key(i), 100, old);
     }
     let sections = vec![
         Section::new("lab", SectionKind::Hash, "_hash/lab/"),

@@ -144,7 +144,7 @@ fn keys_that_are_not_plain_paths_are_reported_and_never_planned() {
         "_schema/s/t/./f",
     ];
     for key in unsafe_keys.iter().chain(&[LIVE, "_schema/s/t/id=3/f"]) {
-        store.put(key, 1, old);
+        store.insert(key, 1, old);
     }
     let plan = scan_with(
         || Ok(references(Vec::new())),

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use djgc::store::{Deleted, FsStore, Listing, MemoryStore, ObjectMeta, S3Store, Store, LIST_BATCH};
+use djgc::store::{
+    Deleted, FsStore, Listing, MemoryStore, Moved, ObjectMeta, S3Store, Store, LIST_BATCH,
+};
 use rayon::prelude::*;
 
 /// A store under test and the way to put objects into it.
@@ -21,6 +23,10 @@ trait Harness: Sync {
     }
     /// Whether deleting an absent key says `Missing` (S3 cannot tell).
     fn reports_missing(&self) -> bool {
+        true
+    }
+    /// Whether `put` stores the content (the memory store keeps sizes only).
+    fn keeps_content(&self) -> bool {
         true
     }
 }
@@ -62,7 +68,10 @@ impl Harness for Memory {
         &self.0
     }
     fn put(&self, key: &str, content: &[u8], modified: SystemTime) {
-        self.0.put(key, content.len() as u64, modified);
+        self.0.insert(key, content.len() as u64, modified);
+    }
+    fn keeps_content(&self) -> bool {
+        false
     }
 }
 
@@ -378,4 +387,81 @@ fn file_store_refuses_a_link_on_the_way_to_a_section() {
         errors.len() == 1 && errors[0].contains("symbolic link"),
         "{errors:?}"
     );
+}
+
+#[test]
+fn rename_moves_without_ever_replacing() {
+    for (name, h) in harnesses() {
+        h.put("_schema/s/t/id=1/f", b"one", t(1_700_000_000));
+        h.put("_schema/s/t/id=2/f", b"two", t(1_700_000_000));
+        h.put(
+            "_trash/r/_schema/s/t/id=2/f",
+            b"already there",
+            t(1_700_000_000),
+        );
+        h.put("_schema/s/t/id=4/f", b"four", t(1_700_000_000));
+        let moves: Vec<(String, String)> = [
+            ("_schema/s/t/id=1/f", "_trash/r/_schema/s/t/id=1/f"),
+            ("_schema/s/t/id=2/f", "_trash/r/_schema/s/t/id=2/f"),
+            ("_schema/s/t/id=3/f", "_trash/r/_schema/s/t/id=3/f"),
+            ("_schema/other/t/f", "_trash/r/_schema/other/t/f"),
+            ("_schema/s/t/id=4/f", "../outside"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        let outcomes = h.store().rename("_schema/s/", &moves);
+        assert_eq!(outcomes[0].as_ref().unwrap(), &Moved::Done, "{name}");
+        assert_eq!(
+            outcomes[1].as_ref().unwrap(),
+            &Moved::TargetExists,
+            "{name}"
+        );
+        assert_eq!(
+            outcomes[2].as_ref().unwrap(),
+            &Moved::SourceMissing,
+            "{name}"
+        );
+        assert!(outcomes[3].is_err() && outcomes[4].is_err(), "{name}");
+
+        let keys: Vec<String> = list(h.store(), "").into_keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "_schema/s/t/id=2/f",
+                "_schema/s/t/id=4/f",
+                "_trash/r/_schema/s/t/id=1/f",
+                "_trash/r/_schema/s/t/id=2/f"
+            ],
+            "{name}"
+        );
+        if !h.keeps_content() {
+            continue;
+        }
+        let moved = h.store().get("_trash/r/_schema/s/t/id=1/f").unwrap();
+        assert_eq!(moved.as_deref(), Some(&b"one"[..]), "{name}");
+        let kept = h.store().get("_trash/r/_schema/s/t/id=2/f").unwrap();
+        assert_eq!(kept.as_deref(), Some(&b"already there"[..]), "{name}");
+    }
+}
+
+#[test]
+fn put_and_get_round_trip_whole_objects() {
+    for (name, h) in harnesses() {
+        assert_eq!(h.store().get("_trash/r/run.json").unwrap(), None, "{name}");
+        let body: Vec<u8> = (0..200_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        h.store().put("_trash/r/run.json", body.clone()).unwrap();
+        h.store().put("_trash/r/run.json", body.clone()).unwrap();
+        assert_eq!(
+            h.store().get("_trash/r/run.json").unwrap(),
+            Some(body),
+            "{name}"
+        );
+        let keys: Vec<String> = list(h.store(), "_trash/").into_keys().collect();
+        assert_eq!(
+            keys,
+            ["_trash/r/run.json"],
+            "{name}: a temporary file was left"
+        );
+    }
 }

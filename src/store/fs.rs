@@ -27,8 +27,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use rayon::prelude::*;
 
 use super::{
-    key_is_contained, outside_section, Deleted, ListSink, Listing, ObjectMeta, Store, StoreError,
-    LIST_BATCH,
+    key_is_contained, outside_section, refuse_move, Deleted, ListSink, Listing, Moved, ObjectMeta,
+    Store, StoreError, LIST_BATCH,
 };
 use crate::config::StoreSpec;
 use crate::error::{Error, Result};
@@ -111,6 +111,47 @@ impl FsStore {
     /// `_schema/subject=` the folder holding the partition folders.
     fn prune_stop(&self, section_prefix: &str) -> PathBuf {
         self.path_of(&section_prefix[..section_prefix.rfind('/').unwrap_or(0)])
+    }
+
+    /// Moves one file without replacing anything: a hard link at `to`, then
+    /// the name `from` removed. A crash in between leaves both names on the
+    /// one file, never neither. On a file system without hard links, a
+    /// rename after checking that `to` is free.
+    fn move_file(&self, from: &str, to: &str) -> Result<Moved, StoreError> {
+        let (source, target) = (self.path_of(from), self.path_of(to));
+        let error = |e: io::Error| StoreError::new("move", from, e);
+        match std::fs::symlink_metadata(&source) {
+            Ok(meta) if meta.is_file() => {}
+            Ok(_) => return Err(error(io::Error::other("not a regular file"))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Moved::SourceMissing),
+            Err(e) => return Err(error(e)),
+        }
+        if let Some(dir) = target.parent() {
+            std::fs::create_dir_all(dir).map_err(error)?;
+        }
+        match std::fs::hard_link(&source, &target) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(Moved::TargetExists),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Moved::SourceMissing),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::Unsupported | io::ErrorKind::PermissionDenied
+                ) =>
+            {
+                if std::fs::symlink_metadata(&target).is_ok() {
+                    return Ok(Moved::TargetExists);
+                }
+                std::fs::rename(&source, &target).map_err(error)?;
+                return Ok(Moved::Done);
+            }
+            Err(e) => return Err(error(e)),
+        }
+        match std::fs::remove_file(&source) {
+            Ok(()) => Ok(Moved::Done),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Moved::Done),
+            Err(e) => Err(error(e)),
+        }
     }
 
     /// Removes `dir` and its parents while they are empty, stopping below `stop`.
@@ -278,5 +319,46 @@ impl Store for FsStore {
                 }
             })
             .collect()
+    }
+
+    fn rename(
+        &self,
+        from_prefix: &str,
+        moves: &[(String, String)],
+    ) -> Vec<Result<Moved, StoreError>> {
+        let stop = self.prune_stop(from_prefix);
+        moves
+            .iter()
+            .map(|(from, to)| {
+                if let Some(refused) = refuse_move(from_prefix, from, to) {
+                    return Err(refused);
+                }
+                let moved = self.move_file(from, to)?;
+                if moved == Moved::Done {
+                    FsStore::prune_empty_folders(self.path_of(from).parent(), &stop);
+                }
+                Ok(moved)
+            })
+            .collect()
+    }
+
+    fn put(&self, key: &str, body: Vec<u8>) -> Result<(), StoreError> {
+        let path = self.path_of(key);
+        let error = |e: io::Error| StoreError::new("put", key, e);
+        let dir = path.parent().expect("a key has a parent");
+        std::fs::create_dir_all(dir).map_err(error)?;
+        let mut file = tempfile::NamedTempFile::new_in(dir).map_err(error)?;
+        io::Write::write_all(&mut file, &body).map_err(error)?;
+        file.as_file().sync_all().map_err(error)?;
+        file.persist(&path).map_err(|e| error(e.error))?;
+        Ok(())
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match std::fs::read(self.path_of(key)) {
+            Ok(body) => Ok(Some(body)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::new("get", key, e)),
+        }
     }
 }

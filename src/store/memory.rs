@@ -1,22 +1,30 @@
 //! An in-memory store: the fast stand-in for unit tests and benchmarks.
 //!
 //! It keeps the [`Store`] contract (checked by the same conformance suite as
-//! the real stores) but has no folders, so nothing is pruned.
+//! the real stores) but has no folders, so nothing is pruned. Objects added
+//! with [`MemoryStore::insert`] have a size but no content.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
 use super::{
-    key_is_contained, outside_section, Deleted, ListSink, Listing, ObjectMeta, Store, StoreError,
-    LIST_BATCH,
+    key_is_contained, outside_section, refuse_move, Deleted, ListSink, Listing, Moved, ObjectMeta,
+    Store, StoreError, LIST_BATCH,
 };
+
+#[derive(Debug)]
+struct Object {
+    size: u64,
+    modified: SystemTime,
+    content: Vec<u8>,
+}
 
 /// Objects held in a sorted map, so a prefix listing is a range scan.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     name: String,
-    objects: Mutex<BTreeMap<String, (u64, SystemTime)>>,
+    objects: Mutex<BTreeMap<String, Object>>,
 }
 
 impl MemoryStore {
@@ -27,12 +35,17 @@ impl MemoryStore {
         }
     }
 
-    /// Adds or replaces an object.
-    pub fn put(&self, key: &str, size: u64, modified: SystemTime) {
+    /// Adds or replaces an object of `size` bytes, without content.
+    pub fn insert(&self, key: &str, size: u64, modified: SystemTime) {
+        let object = Object {
+            size,
+            modified,
+            content: Vec::new(),
+        };
         self.objects
             .lock()
             .expect("memory store lock")
-            .insert(key.to_string(), (size, modified));
+            .insert(key.to_string(), object);
     }
 }
 
@@ -60,10 +73,10 @@ impl Store for MemoryStore {
                 range
                     .take_while(|(k, _)| k.starts_with(prefix))
                     .take(LIST_BATCH)
-                    .map(|(k, &(size, modified))| ObjectMeta {
+                    .map(|(k, o)| ObjectMeta {
                         key: k.clone(),
-                        size,
-                        modified,
+                        size: o.size,
+                        modified: o.modified,
                     })
                     .collect()
             };
@@ -89,5 +102,49 @@ impl Store for MemoryStore {
                 })
             })
             .collect()
+    }
+
+    fn rename(
+        &self,
+        from_prefix: &str,
+        moves: &[(String, String)],
+    ) -> Vec<Result<Moved, StoreError>> {
+        let mut objects = self.objects.lock().expect("memory store lock");
+        moves
+            .iter()
+            .map(|(from, to)| {
+                if let Some(refused) = refuse_move(from_prefix, from, to) {
+                    return Err(refused);
+                }
+                if objects.contains_key(to) {
+                    return Ok(Moved::TargetExists);
+                }
+                Ok(match objects.remove(from) {
+                    Some(object) => {
+                        objects.insert(to.clone(), object);
+                        Moved::Done
+                    }
+                    None => Moved::SourceMissing,
+                })
+            })
+            .collect()
+    }
+
+    fn put(&self, key: &str, body: Vec<u8>) -> Result<(), StoreError> {
+        let object = Object {
+            size: body.len() as u64,
+            modified: SystemTime::now(),
+            content: body,
+        };
+        self.objects
+            .lock()
+            .expect("memory store lock")
+            .insert(key.to_string(), object);
+        Ok(())
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let objects = self.objects.lock().expect("memory store lock");
+        Ok(objects.get(key).map(|o| o.content.clone()))
     }
 }

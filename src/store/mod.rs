@@ -14,6 +14,9 @@
 //!   can tell (file, memory), `Removed` where it cannot (S3's DeleteObjects
 //!   answers the same for both). Folders left empty are pruned up to, not
 //!   including, the section root.
+//! * `rename` moves objects (quarantine and restore) without ever replacing
+//!   one, and without a moment where the object exists under neither name.
+//! * `put` and `get` carry djgc's own small files (quarantine manifests).
 
 mod fs;
 pub mod keyspace;
@@ -82,6 +85,16 @@ pub enum Deleted {
     Missing,
 }
 
+/// The outcome of moving one object that did not fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Moved {
+    Done,
+    /// Nothing at the source (moved before, or never there).
+    SourceMissing,
+    /// Something already at the target: nothing was moved or replaced.
+    TargetExists,
+}
+
 /// Receives listing batches; returns `false` to stop the listing early.
 pub type ListSink<'a> = dyn Fn(Listing) -> bool + Sync + 'a;
 
@@ -100,6 +113,44 @@ pub trait Store: Send + Sync {
     /// Deletes `keys`, all of which start with `section_prefix`; one outcome
     /// per key, in order.
     fn delete(&self, section_prefix: &str, keys: &[String]) -> Vec<Result<Deleted, StoreError>>;
+
+    /// Moves each `(from, to)` pair, never replacing an object at `to`;
+    /// every `from` starts with `from_prefix`, and folders emptied by the
+    /// moves are pruned up to it as [`Store::delete`] does. One outcome per
+    /// pair, in order. A move interrupted by a crash leaves the object at
+    /// `from` (possibly also at `to`), never at neither.
+    fn rename(
+        &self,
+        from_prefix: &str,
+        moves: &[(String, String)],
+    ) -> Vec<Result<Moved, StoreError>>;
+
+    /// Writes a small object whole (djgc's own manifests), replacing any
+    /// object at `key`; readers never see it half written.
+    fn put(&self, key: &str, body: Vec<u8>) -> Result<(), StoreError>;
+
+    /// Reads a small object whole; `None` when there is none.
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+}
+
+/// The reason a move is refused before it is tried, if any: its source is
+/// not a plain path inside `from_prefix`, or its target not a plain path.
+pub(crate) fn refuse_move(from_prefix: &str, from: &str, to: &str) -> Option<StoreError> {
+    if !key_is_contained(from_prefix, from) {
+        return Some(StoreError::new(
+            "move",
+            from,
+            format!("refused: not a plain path inside {from_prefix}"),
+        ));
+    }
+    if !key_is_contained("", to) {
+        return Some(StoreError::new(
+            "move",
+            to,
+            "refused: the target is not a plain path",
+        ));
+    }
+    None
 }
 
 /// Every key under `prefix`, sorted; the first listing error fails it. For
@@ -128,7 +179,8 @@ pub fn collect_keys(store: &dyn Store, prefix: &str) -> Result<Vec<String>, Stor
 }
 
 /// Whether `key` may be deleted as part of `section_prefix`: inside it, with
-/// no empty, `.` or `..` segment that could climb out of it.
+/// no empty, `.` or `..` segment that could climb out of it (with an empty
+/// prefix: whether `key` is a plain store-relative path).
 pub fn key_is_contained(section_prefix: &str, key: &str) -> bool {
     key.strip_prefix(section_prefix).is_some_and(|rest| {
         !rest.is_empty()
@@ -182,5 +234,8 @@ mod tests {
         assert!(!key_is_contained("_schema/a/", "_schema/a/../b/x"));
         assert!(!key_is_contained("_schema/a/", "_schema/a//x"));
         assert!(!key_is_contained("_schema/a/", "_schema/a/t\\..\\x"));
+        assert!(key_is_contained("", "_trash/r/_hash/a/x"));
+        assert!(!key_is_contained("", "/etc/passwd"));
+        assert!(!key_is_contained("", "../x"));
     }
 }

@@ -32,19 +32,29 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use aws_sdk_s3::Client;
 use futures_util::stream::{self, StreamExt};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use tokio::sync::mpsc;
 
 use super::keyspace::{list_parallel, Page, PageLister};
 use super::{
-    key_is_contained, outside_section, Deleted, ListSink, Listing, ObjectMeta, Store, StoreError,
+    key_is_contained, outside_section, refuse_move, Deleted, ListSink, Listing, Moved, ObjectMeta,
+    Store, StoreError,
 };
 use crate::config::StoreSpec;
 use crate::error::{Error, Result};
 
 /// Attempts per request before a page or a batch counts as failed.
 pub const MAX_ATTEMPTS: u32 = 8;
-/// Single-key deletes in flight when the server lacks DeleteObjects.
-const SINGLE_DELETES_IN_FLIGHT: usize = 16;
+/// Single-key requests in flight: deletes when the server lacks
+/// DeleteObjects, and the copies of a move.
+const SINGLE_KEY_REQUESTS_IN_FLIGHT: usize = 16;
+/// What a CopySource must escape: everything but unreserved characters and `/`.
+const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// A bucket prefix holding one DataJoint store.
 pub struct S3Store {
@@ -180,19 +190,56 @@ impl S3Store {
         format!("{}{key}", self.root)
     }
 
-    /// Uploads an object (for fixtures and tests; collection never writes).
-    pub fn put(&self, key: &str, body: Vec<u8>) -> Result<(), StoreError> {
-        let request = self
+    /// Moves one object: unless something is at `to`, a server-side copy,
+    /// then the source deleted. A crash in between leaves both copies.
+    /// CopyObject takes objects of up to 5 GiB; a larger one fails here and
+    /// stays where it is.
+    async fn move_object(&self, from: &str, to: &str) -> Result<Moved, StoreError> {
+        if self.head(to).await?.is_some() {
+            return Ok(Moved::TargetExists);
+        }
+        let source = format!(
+            "{}/{}",
+            self.bucket,
+            utf8_percent_encode(&self.bucket_key(from), COPY_SOURCE)
+        );
+        let copied = self
             .client
-            .put_object()
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(self.bucket_key(to))
+            .copy_source(source)
+            .send()
+            .await;
+        match copied {
+            Ok(_) => {}
+            Err(e) if e.code() == Some("NoSuchKey") => return Ok(Moved::SourceMissing),
+            Err(e) => return Err(StoreError::new("copy", from, describe(&e))),
+        }
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(self.bucket_key(from))
+            .send()
+            .await
+            .map_err(|e| StoreError::new("delete", from, describe(&e)))?;
+        Ok(Moved::Done)
+    }
+
+    /// The size of the object at `key`, or `None` when there is none.
+    async fn head(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        match self
+            .client
+            .head_object()
             .bucket(&self.bucket)
             .key(self.bucket_key(key))
-            .body(ByteStream::from(body));
-        self.runtime
-            .handle()
-            .block_on(request.send())
-            .map(drop)
-            .map_err(|e| StoreError::new("put", key, describe(&e)))
+            .send()
+            .await
+        {
+            Ok(head) => Ok(Some(head.content_length().unwrap_or(0).max(0) as u64)),
+            Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(404) => Ok(None),
+            Err(e) => Err(StoreError::new("head", key, describe(&e))),
+        }
     }
 
     async fn delete_batch(&self, keys: &[&str]) -> Vec<Result<Deleted, StoreError>> {
@@ -213,7 +260,7 @@ impl S3Store {
                     .map(|_| Deleted::Removed)
                     .map_err(|e| StoreError::new("delete", *key, describe(&e)))
             })
-            .buffered(SINGLE_DELETES_IN_FLIGHT)
+            .buffered(SINGLE_KEY_REQUESTS_IN_FLIGHT)
             .collect()
             .await
     }
@@ -373,5 +420,59 @@ impl Store for S3Store {
             .into_iter()
             .map(|r| r.expect("every key answered"))
             .collect()
+    }
+
+    fn rename(
+        &self,
+        from_prefix: &str,
+        moves: &[(String, String)],
+    ) -> Vec<Result<Moved, StoreError>> {
+        let work = stream::iter(moves)
+            .map(|(from, to)| async move {
+                match refuse_move(from_prefix, from, to) {
+                    Some(refused) => Err(refused),
+                    None => self.move_object(from, to).await,
+                }
+            })
+            .buffered(SINGLE_KEY_REQUESTS_IN_FLIGHT)
+            .collect();
+        self.runtime.handle().block_on(work)
+    }
+
+    fn put(&self, key: &str, body: Vec<u8>) -> Result<(), StoreError> {
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.bucket_key(key))
+            .body(ByteStream::from(body));
+        self.runtime
+            .handle()
+            .block_on(request.send())
+            .map(drop)
+            .map_err(|e| StoreError::new("put", key, describe(&e)))
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.runtime.handle().block_on(async {
+            let response = self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(self.bucket_key(key))
+                .send()
+                .await;
+            let output = match response {
+                Ok(output) => output,
+                Err(e) if e.code() == Some("NoSuchKey") => return Ok(None),
+                Err(e) => return Err(StoreError::new("get", key, describe(&e))),
+            };
+            let body = output
+                .body
+                .collect()
+                .await
+                .map_err(|e| StoreError::new("get", key, e))?;
+            Ok(Some(body.into_bytes().to_vec()))
+        })
     }
 }
