@@ -1,4 +1,5 @@
-//! Executing a plan: deleting its orphans with a bounded pool of workers.
+//! Executing a plan: deleting its orphans (or moving them into quarantine)
+//! with a bounded pool of workers.
 //!
 //! One reader streams the plan's orphans into per-section batches of up to
 //! [`DELETE_BATCH`] keys (the most one S3 DeleteObjects request takes) and
@@ -15,13 +16,15 @@
 //! wrong `location`.
 
 use std::collections::HashMap;
+use std::time::SystemTime;
 
 use crate::error::{Error, Result};
 use crate::layout::SectionKind;
 use crate::plan::Plan;
 use crate::progress::Progress;
+use crate::quarantine::{RunHeader, Trash};
 use crate::report::{DeleteOutcome, Report};
-use crate::store::{Deleted, Store};
+use crate::store::{Deleted, Moved, Store, StoreError};
 
 /// Keys per delete call.
 pub const DELETE_BATCH: usize = 1000;
@@ -106,6 +109,30 @@ pub fn execute(
     options: &DeleteOptions,
     progress: &dyn Progress,
 ) -> Result<()> {
+    check_allowed(plan, options)?;
+    dispose(plan, store, options, None, progress)
+}
+
+/// Like [`execute`], but moves the orphans into a new quarantine run of
+/// `trash` instead of deleting them: the run's manifest is written first,
+/// then the objects are moved. Returns the run's header.
+pub fn quarantine(
+    plan: &mut Plan,
+    store: &dyn Store,
+    trash: &Trash,
+    options: &DeleteOptions,
+    progress: &dyn Progress,
+) -> Result<RunHeader> {
+    check_allowed(plan, options)?;
+    let header = trash.begin(store, plan, SystemTime::now())?;
+    plan.report.outcome.quarantine_run = Some(header.run.clone());
+    let run_prefix = trash.run_prefix(&header.run);
+    dispose(plan, store, options, Some(&run_prefix), progress)?;
+    Ok(header)
+}
+
+/// Refuses a plan with scan problems, or one the guard objects to.
+fn check_allowed(plan: &Plan, options: &DeleteOptions) -> Result<()> {
     if plan.is_blocked() {
         return Err(Error::Refused(format!(
             "{} problem(s) while scanning; nothing was deleted",
@@ -120,6 +147,18 @@ pub fn execute(
             objections.join("; ")
         )));
     }
+    Ok(())
+}
+
+/// Deletes the plan's orphans, or with `trash_run` (a run prefix) moves
+/// each to the same key under it.
+fn dispose(
+    plan: &mut Plan,
+    store: &dyn Store,
+    options: &DeleteOptions,
+    trash_run: Option<&str>,
+    progress: &dyn Progress,
+) -> Result<()> {
     let jobs = options.workers.max(1);
     let (tx, rx) = crossbeam_channel::bounded::<Batch>(jobs * 2);
     let sections = &plan.sections;
@@ -132,12 +171,11 @@ pub fn execute(
                     let mut outcome = DeleteOutcome::default();
                     for batch in rx {
                         let section = &sections[batch.section];
-                        let results = store.delete(&section.prefix, &batch.keys);
-                        for ((key, size), result) in
-                            batch.keys.iter().zip(&batch.sizes).zip(results)
-                        {
+                        for ((key, size), result) in batch.keys.iter().zip(&batch.sizes).zip(
+                            dispose_batch(store, &section.prefix, &batch.keys, trash_run),
+                        ) {
                             match result {
-                                Ok(Deleted::Removed) => {
+                                Ok(Disposed::Deleted) => {
                                     match section.kind {
                                         SectionKind::Hash => outcome.hash_paths_deleted += 1,
                                         SectionKind::Schema => outcome.schema_paths_deleted += 1,
@@ -145,7 +183,12 @@ pub fn execute(
                                     outcome.bytes_freed += size;
                                     progress.deleted(key, *size);
                                 }
-                                Ok(Deleted::Missing) => outcome.already_gone += 1,
+                                Ok(Disposed::Quarantined) => {
+                                    outcome.quarantined += 1;
+                                    outcome.quarantined_bytes += size;
+                                    progress.deleted(key, *size);
+                                }
+                                Ok(Disposed::Gone) => outcome.already_gone += 1,
                                 Err(e) => {
                                     outcome.errors += 1;
                                     progress.delete_failed(key, &e.to_string());
@@ -193,13 +236,65 @@ pub fn execute(
             total.bytes_freed += part.bytes_freed;
             total.errors += part.errors;
             total.already_gone += part.already_gone;
+            total.quarantined += part.quarantined;
+            total.quarantined_bytes += part.quarantined_bytes;
         }
         (total, fed)
     });
 
-    plan.report.outcome = outcome;
+    plan.report.outcome = DeleteOutcome {
+        quarantine_run: plan.report.outcome.quarantine_run.take(),
+        ..outcome
+    };
     plan.report.dry_run = false;
     fed
+}
+
+/// What became of one orphan that did not fail.
+enum Disposed {
+    Deleted,
+    Quarantined,
+    /// Already gone when its turn came.
+    Gone,
+}
+
+/// Deletes `keys` of the section at `prefix`, or moves them under `trash_run`.
+fn dispose_batch(
+    store: &dyn Store,
+    prefix: &str,
+    keys: &[String],
+    trash_run: Option<&str>,
+) -> Vec<Result<Disposed, StoreError>> {
+    let Some(run) = trash_run else {
+        return store
+            .delete(prefix, keys)
+            .into_iter()
+            .map(|r| {
+                r.map(|d| match d {
+                    Deleted::Removed => Disposed::Deleted,
+                    Deleted::Missing => Disposed::Gone,
+                })
+            })
+            .collect();
+    };
+    let moves: Vec<(String, String)> = keys
+        .iter()
+        .map(|k| (k.clone(), format!("{run}{k}")))
+        .collect();
+    store
+        .rename(prefix, &moves)
+        .into_iter()
+        .zip(&moves)
+        .map(|(r, (_, to))| match r? {
+            Moved::Done => Ok(Disposed::Quarantined),
+            Moved::SourceMissing => Ok(Disposed::Gone),
+            Moved::TargetExists => Err(StoreError::new(
+                "move",
+                to.as_str(),
+                "refused: something is already at the quarantine key",
+            )),
+        })
+        .collect()
 }
 
 #[cfg(test)]

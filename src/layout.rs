@@ -30,7 +30,7 @@ pub enum SectionKind {
 }
 
 /// One schema's section of a store.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Section {
     pub schema: String,
     pub kind: SectionKind,

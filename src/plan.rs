@@ -2,7 +2,7 @@
 //!
 //! The orphans of a large store do not fit in memory, so a plan spools them
 //! to an unnamed temporary file as they are judged (one line each:
-//! `section, size, mtime, key`) and reads them back for deletion or for
+//! `section, size, mtime in nanoseconds, key`) and reads them back for deletion or for
 //! `--orphans-out`. Keys never contain a line break (the scan refuses such
 //! keys), so a line is always one orphan.
 //!
@@ -49,10 +49,7 @@ impl OrphanSpool {
         key: &str,
     ) -> Result<()> {
         debug_assert!(!key.contains('\n'));
-        let mtime = modified
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or(Duration::ZERO)
-            .as_secs();
+        let mtime = mtime_ns(modified);
         writeln!(self.writer, "{section}\t{size}\t{mtime}\t{key}")
             .map_err(|e| Error::file("orphan spool", e))
     }
@@ -149,9 +146,23 @@ fn parse_line(line: &str) -> Option<Orphan> {
     Some(Orphan {
         section,
         size,
-        modified: UNIX_EPOCH + Duration::from_secs(mtime),
+        modified: from_mtime_ns(mtime),
         key,
     })
+}
+
+/// A modification time as nanoseconds since 1970 (earlier times as 0), the
+/// form plans and manifests record so a changed object can be recognised.
+pub fn mtime_ns(modified: SystemTime) -> u64 {
+    let since = modified
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
+    u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The inverse of [`mtime_ns`].
+pub fn from_mtime_ns(ns: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_nanos(ns)
 }
 
 #[cfg(test)]
@@ -161,7 +172,7 @@ mod tests {
     #[test]
     fn spool_round_trips_keys_with_tabs_and_spaces() {
         let mut spool = OrphanSpool::new().unwrap();
-        let t = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let t = UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789);
         spool.push(1, 42, t, "_schema/a/t/name=x y/f\tz").unwrap();
         spool
             .push(0, 7, t, "_hash/a/ih23fsttfdzzbrgqrgnsup5b3i")

@@ -7,13 +7,13 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::layout::SectionKind;
 
 /// What one schema's section held and what was judged orphaned in it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SectionStats {
     pub schema: String,
     pub kind: Option<SectionKind>,
@@ -34,7 +34,7 @@ pub struct SectionStats {
 }
 
 /// What a deletion did.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeleteOutcome {
     pub hash_paths_deleted: u64,
     pub schema_paths_deleted: u64,
@@ -43,10 +43,15 @@ pub struct DeleteOutcome {
     pub errors: u64,
     /// Orphans already gone when deletion reached them.
     pub already_gone: u64,
+    /// Orphans moved into quarantine instead of deleted, and their bytes.
+    pub quarantined: u64,
+    pub quarantined_bytes: u64,
+    /// The quarantine run they went to.
+    pub quarantine_run: Option<String>,
 }
 
 /// Everything a scan or collection reports.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Report {
     pub store: String,
     pub schemas: Vec<String>,
@@ -59,6 +64,9 @@ pub struct Report {
     /// Orphans found referenced when the database was read again just
     /// before deletion, and so kept.
     pub rescued: u64,
+    /// Orphans of a plan file that changed (size, modification time) or
+    /// vanished since the plan was made, and so were skipped.
+    pub changed_skipped: u64,
     pub outcome: DeleteOutcome,
     /// Problems that blocked (or would block) deletion.
     pub scan_errors: Vec<String>,
@@ -128,12 +136,16 @@ impl Report {
             "orphaned_bytes": all.orphaned_bytes,
             "young_skipped": all.young_skipped,
             "rescued": self.rescued,
+            "changed_skipped": self.changed_skipped,
             "deleted": self.deleted(),
             "hash_paths_deleted": self.outcome.hash_paths_deleted,
             "schema_paths_deleted": self.outcome.schema_paths_deleted,
             "bytes_freed": self.outcome.bytes_freed,
             "errors": self.outcome.errors,
             "already_gone": self.outcome.already_gone,
+            "quarantined": self.outcome.quarantined,
+            "quarantined_bytes": self.outcome.quarantined_bytes,
+            "quarantine_run": self.outcome.quarantine_run,
             "scan_errors": self.scan_errors,
             "warnings": self.warnings,
             "dry_run": self.dry_run,

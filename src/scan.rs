@@ -128,8 +128,26 @@ pub fn recheck(
         return Ok(());
     }
     let references = &fresh.references;
-    plan.report.rescued = plan.retain_orphans(|o| !references.covers(&o.key))?;
+    plan.report.rescued += plan.retain_orphans(|o| !references.covers(&o.key))?;
     Ok(())
+}
+
+/// Reads the references of `query` afresh for a decision that deletes
+/// (purging quarantine): any problem in the read refuses.
+pub fn references_for_deletion(
+    database: &DatabaseConfig,
+    query: &ReferenceQuery,
+    progress: &dyn Progress,
+) -> Result<References> {
+    let fresh = scan_references(database, query, progress)?;
+    if !fresh.errors.is_empty() {
+        return Err(Error::Refused(format!(
+            "reading the references of {} met problems; nothing was deleted: {}",
+            query.schemas.join(", "),
+            fresh.errors.join("; ")
+        )));
+    }
+    Ok(fresh.references)
 }
 
 /// The pipeline with the reference scan passed in, so it can be driven

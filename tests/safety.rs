@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{read_lines, unique_schema, Env, BACKENDS, KINDS};
+use common::{read_lines, stderr, unique_schema, Env, BACKENDS, KINDS};
 use djgc::fixture::FixtureSpec;
 
 fn all_envs() -> impl Iterator<Item = Env> {
@@ -123,5 +123,266 @@ fn references_outside_their_sections_are_reported_and_protect_nothing_else() {
         assert_eq!(r["deleted"], truth.orphans.len(), "{what}");
         assert!(env.exists(elsewhere), "{what}");
         assert!(std::path::Path::new("/etc/passwd").exists());
+    }
+}
+
+/// Keys of the store under `prefix`.
+fn keys_under(env: &Env, prefix: &str) -> Vec<String> {
+    env.keys()
+        .into_iter()
+        .filter(|k| k.starts_with(prefix))
+        .collect()
+}
+
+#[test]
+fn quarantine_moves_orphans_aside_and_restore_puts_them_back_byte_for_byte() {
+    for mut env in all_envs() {
+        let what = format!("{:?}/{:?}", env.kind(), env.backend);
+        let schema = unique_schema("quar");
+        let truth = env.fixture(&FixtureSpec::small(&schema, "main"));
+        env.write_config(None);
+        let before = env.contents();
+
+        let r = env.djgc_ok(&[
+            "collect",
+            &schema,
+            "--min-age",
+            "0s",
+            "--json",
+            "--delete",
+            "--quarantine",
+        ]);
+        assert_eq!(r["quarantined"], truth.orphans.len(), "{what}: {r}");
+        assert_eq!(
+            (r["deleted"].as_u64(), r["errors"].as_u64()),
+            (Some(0), Some(0))
+        );
+        let run = r["quarantine_run"].as_str().unwrap().to_string();
+        let run_prefix = format!("_trash/{run}/");
+        let mut expected: Vec<String> = truth
+            .orphans
+            .iter()
+            .map(|k| format!("{run_prefix}{k}"))
+            .collect();
+        expected.push(format!("{run_prefix}djgc-manifest/part-000000.jsonl"));
+        expected.push(format!("{run_prefix}djgc-run.json"));
+        expected.sort();
+        assert_eq!(keys_under(&env, &run_prefix), expected, "{what}");
+        for key in &truth.orphans {
+            assert!(!env.exists(key), "{what}: {key} still in place");
+        }
+        for key in &truth.live_files {
+            assert_eq!(env.contents().get(key), before.get(key), "{what}: {key}");
+        }
+        // A second scan no longer sees the quarantined objects, nor the trash.
+        let again = env.djgc_ok(&["scan", &schema, "--min-age", "0s", "--json"]);
+        assert_eq!(again["orphaned"], 0, "{what}");
+
+        let out = env.djgc(&["restore", &run, "--json"]);
+        assert_eq!(out.status.code(), Some(0), "{what}: {}", stderr(&out));
+        let restored = common::report(&out);
+        assert_eq!(restored["restored"], truth.orphans.len(), "{what}");
+        assert_eq!(env.contents(), before, "{what}: restore is not exact");
+
+        // Restoring again finds nothing to do.
+        let out = env.djgc(&["restore", &run]);
+        assert_eq!(out.status.code(), Some(2), "{what}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("no quarantine run"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn purge_waits_for_the_grace_period_then_deletes_and_puts_back_what_is_referenced() {
+    for mut env in all_envs() {
+        let what = format!("{:?}/{:?}", env.kind(), env.backend);
+        let schema = unique_schema("purge");
+        let truth = env.fixture(&FixtureSpec::small(&schema, "main"));
+        env.write_config(None);
+        let before = env.contents();
+        let r = env.djgc_ok(&[
+            "collect",
+            &schema,
+            "--min-age",
+            "0s",
+            "--json",
+            "--delete",
+            "--quarantine",
+        ]);
+        let run = r["quarantine_run"].as_str().unwrap().to_string();
+
+        // While quarantined, a row comes to reference an orphaned npy file,
+        // and a writer re-uploads an orphaned hash that a new row reuses.
+        let npy = truth
+            .orphans
+            .iter()
+            .find(|k| k.ends_with(".npy"))
+            .unwrap()
+            .clone();
+        let hash = truth
+            .orphans
+            .iter()
+            .find(|k| k.starts_with("_hash/"))
+            .unwrap()
+            .clone();
+        let npy_table = format!("{}.{}", env.db.quote(&schema), env.db.quote("_npy_item"));
+        let hash_table = format!("{}.{}", env.db.quote(&schema), env.db.quote("#hash_item"));
+        env.sql(&format!(
+            "INSERT INTO {npy_table} (id, arr) VALUES \
+             (9001, '{{\"path\": \"{npy}\", \"store\": \"main\"}}')"
+        ));
+        env.sql(&format!(
+            "INSERT INTO {hash_table} (id, data) VALUES \
+             (9002, '{{\"path\": \"{hash}\", \"store\": \"main\"}}')"
+        ));
+        env.put(&hash, std::str::from_utf8(&before[&hash]).unwrap());
+
+        let young =
+            common::report(&env.djgc(&["purge", "--older-than", "1h", "--json", "--delete"]));
+        assert_eq!(
+            (young["runs_kept"].as_u64(), young["purged"].as_u64()),
+            (Some(1), Some(0)),
+            "{what}"
+        );
+        let dry = common::report(&env.djgc(&["purge", "--older-than", "0s", "--json"]));
+        assert_eq!(dry["purged"], truth.orphans.len() - 2, "{what}: {dry}");
+        assert!(
+            !keys_under(&env, &format!("_trash/{run}/")).is_empty(),
+            "{what}"
+        );
+
+        let out = env.djgc(&["purge", "--older-than", "0s", "--json", "--delete"]);
+        assert_eq!(out.status.code(), Some(0), "{what}: {}", stderr(&out));
+        let done = common::report(&out);
+        assert_eq!(done["purged"], truth.orphans.len() - 2, "{what}: {done}");
+        assert_eq!(done["rescued"]["restored"], 1, "{what}: {done}");
+        assert_eq!(done["rescued"]["already_in_place"], 1, "{what}: {done}");
+        assert!(
+            keys_under(&env, "_trash/").is_empty(),
+            "{what}: trash left behind"
+        );
+        assert_eq!(env.contents().get(&npy), before.get(&npy), "{what}");
+        assert_eq!(env.contents().get(&hash), before.get(&hash), "{what}");
+        for key in truth.orphans.iter().filter(|k| **k != npy && **k != hash) {
+            assert!(!env.exists(key), "{what}: {key}");
+        }
+        for key in &truth.live_files {
+            assert!(env.exists(key), "{what}: {key}");
+        }
+    }
+}
+
+#[test]
+fn a_trash_prefix_that_overlaps_a_section_is_refused() {
+    let mut env = Env::new(common::BACKENDS[0]);
+    let schema = unique_schema("trashclash");
+    env.fixture(&FixtureSpec::small(&schema, "main"));
+    env.write_config(None);
+    let before = env.keys();
+    for prefix in ["_hash", "_schema/x", "/", "../up"] {
+        let out = env.djgc(&[
+            "collect",
+            &schema,
+            "--min-age",
+            "0s",
+            "--delete",
+            "--quarantine",
+            "--trash-prefix",
+            prefix,
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{prefix}: {}", stderr(&out));
+        assert!(stderr(&out).contains("trash"), "{}", stderr(&out));
+    }
+    assert_eq!(env.keys(), before);
+}
+
+#[test]
+fn apply_deletes_exactly_the_plan_skipping_what_changed_and_refuses_another_store() {
+    for mut env in all_envs() {
+        let what = format!("{:?}/{:?}", env.kind(), env.backend);
+        let schema = unique_schema("apply");
+        let truth = env.fixture(&FixtureSpec::small(&schema, "main"));
+        let config = env.write_config(None);
+        let plan = env.dir.path().join("plan.jsonl");
+        let plan_arg = plan.to_str().unwrap();
+        env.djgc_ok(&[
+            "scan",
+            &schema,
+            "--min-age",
+            "0s",
+            "--json",
+            "--plan",
+            plan_arg,
+        ]);
+        let text = std::fs::read_to_string(&plan).unwrap();
+        assert_eq!(text.lines().count(), truth.orphans.len() + 1, "{what}");
+        for secret in [
+            common::S3_SECRET_KEY,
+            "\"password\"",
+            "secret_key",
+            "access_key",
+        ] {
+            assert!(!text.contains(secret), "{what}: the plan holds {secret}");
+        }
+
+        // Since the scan: one orphan rewritten, one deleted by someone
+        // else, one referenced by a new row, one new orphan.
+        let schema_orphans: Vec<&String> = truth
+            .orphans
+            .iter()
+            .filter(|k| k.ends_with(".npy"))
+            .collect();
+        let (changed, vanished, reused) = (schema_orphans[0], schema_orphans[1], schema_orphans[2]);
+        env.put(changed, "rewritten with another size");
+        match env.kind() {
+            common::Kind::File => std::fs::remove_file(env.store_root().join(vanished)).unwrap(),
+            common::Kind::S3 => {
+                let (_, store) = env.s3.as_ref().unwrap();
+                djgc::store::Store::delete(store, "_schema/", std::slice::from_ref(vanished));
+            }
+        }
+        let table = format!("{}.{}", env.db.quote(&schema), env.db.quote("_npy_item"));
+        env.sql(&format!(
+            "INSERT INTO {table} (id, arr) VALUES \
+             (9001, '{{\"path\": \"{reused}\", \"store\": \"main\"}}')"
+        ));
+        let newcomer = format!("_schema/{schema}/npy_item/id=9999/arr_new.npy");
+        env.put(&newcomer, "not in the plan");
+
+        let before = env.keys();
+        let dry = env.djgc_ok(&["apply", plan_arg, "--json"]);
+        assert_eq!(dry["changed_skipped"], 2, "{what}: {dry}");
+        assert_eq!(env.keys(), before, "{what}: a dry run changed the store");
+
+        let r = env.djgc_ok(&["apply", plan_arg, "--json", "--delete"]);
+        assert_eq!(r["changed_skipped"], 2, "{what}: {r}");
+        assert_eq!(r["rescued"], 1, "{what}: {r}");
+        assert_eq!(r["deleted"], truth.orphans.len() - 3, "{what}: {r}");
+        for key in [changed, reused, &newcomer] {
+            assert!(env.exists(key), "{what}: {key}");
+        }
+        for key in &truth.live_files {
+            assert!(env.exists(key), "{what}: {key}");
+        }
+
+        // The same plan against a config naming another location is refused.
+        let text = std::fs::read_to_string(&config).unwrap();
+        let moved = match env.kind() {
+            common::Kind::File => text.replace("/store\"", "/elsewhere\""),
+            common::Kind::S3 => text.replace("\"location\": \"t/", "\"location\": \"u/"),
+        };
+        assert_ne!(moved, text);
+        std::fs::create_dir_all(env.dir.path().join("elsewhere")).unwrap();
+        std::fs::write(&config, moved).unwrap();
+        let out = env.djgc(&["apply", plan_arg, "--delete"]);
+        assert_eq!(out.status.code(), Some(2), "{what}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("location: plan"),
+            "{what}: {}",
+            stderr(&out)
+        );
     }
 }

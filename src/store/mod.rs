@@ -178,6 +178,29 @@ pub fn collect_keys(store: &dyn Store, prefix: &str) -> Result<Vec<String>, Stor
     Ok(keys)
 }
 
+/// The listing entry of exactly `key`, or `None` when there is none; one
+/// small listing (a key is a prefix of itself).
+pub fn stat(store: &dyn Store, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
+    let found = std::sync::Mutex::new(None);
+    let failure = std::sync::Mutex::new(None);
+    store.list(key, &|item| match item {
+        Listing::Objects(objects) => {
+            if let Some(object) = objects.into_iter().find(|o| o.key == key) {
+                *found.lock().expect("stat lock") = Some(object);
+            }
+            true
+        }
+        Listing::Error(e) => {
+            *failure.lock().expect("stat lock") = Some(e);
+            false
+        }
+    });
+    match failure.into_inner().expect("stat lock") {
+        Some(e) => Err(e),
+        None => Ok(found.into_inner().expect("stat lock")),
+    }
+}
+
 /// Whether `key` may be deleted as part of `section_prefix`: inside it, with
 /// no empty, `.` or `..` segment that could climb out of it (with an empty
 /// prefix: whether `key` is a plain store-relative path).

@@ -282,6 +282,20 @@ impl Env {
         }
     }
 
+    /// Every object of the store with its content, by key.
+    pub fn contents(&self) -> std::collections::BTreeMap<String, Vec<u8>> {
+        self.keys()
+            .into_iter()
+            .map(|key| {
+                let body = match &self.s3 {
+                    Some((_, store)) => store.get(&key).unwrap().unwrap(),
+                    None => std::fs::read(self.store_root().join(&key)).unwrap(),
+                };
+                (key, body)
+            })
+            .collect()
+    }
+
     pub fn exists(&self, key: &str) -> bool {
         match &self.s3 {
             Some((_, store)) => store_keys(store, key).iter().any(|k| k == key),

@@ -10,16 +10,22 @@ mod human;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use clap::{Args, Parser, Subcommand};
 
-use djgc::config::Config;
+use djgc::config::{Config, StoreSpec};
 use djgc::error::Error;
-use djgc::execute::{execute, guard_objections, DeleteOptions};
+use djgc::execute::{execute, guard_objections, quarantine, DeleteOptions};
+use djgc::plan::Plan;
+use djgc::planfile;
 use djgc::progress::{Progress, Silent};
-use djgc::scan::{parse_min_age, recheck, reference_query, scan, ScanOptions};
-use djgc::store;
+use djgc::quarantine::{self as trash_runs, Trash, DEFAULT_TRASH_PREFIX};
+use djgc::references::ReferenceQuery;
+use djgc::scan::{
+    parse_min_age, recheck, reference_query, references_for_deletion, scan, ScanOptions,
+};
+use djgc::store::{self, Store};
 
 #[derive(Parser)]
 #[command(
@@ -35,49 +41,44 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Report the orphans of SCHEMA... in a store; never deletes.
-    Scan(RunArgs),
-    /// Like scan (a dry run), or with --delete delete the orphans.
+    Scan(ScanArgs),
+    /// Like scan (a dry run), or with --delete delete (or --quarantine) the orphans.
     Collect(CollectArgs),
+    /// Carry out a plan written by `scan --plan`: a dry run, or with --delete
+    /// delete (or --quarantine) its orphans still unchanged and unreferenced.
+    Apply(ApplyArgs),
+    /// Put every object of a quarantine run back where it was.
+    Restore(RestoreArgs),
+    /// Delete quarantine runs older than the grace period, putting back any
+    /// object referenced again; a dry run unless --delete.
+    Purge(PurgeArgs),
 }
 
 #[derive(Args)]
-struct RunArgs {
-    /// Schemas to collect (databases on MySQL, schemas on PostgreSQL).
-    #[arg(value_name = "SCHEMA")]
-    schemas: Vec<String>,
-    /// Store to collect (default: stores.default).
+struct StoreArgs {
+    /// Store to work on (default: stores.default).
     #[arg(long, value_name = "NAME")]
     store: Option<String>,
     /// Read this datajoint.json instead of searching for one.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Objects modified more recently are never orphans in this run (0s, 90m, 24h, 7d).
-    #[arg(long, value_name = "DURATION", default_value = "24h")]
-    min_age: String,
-    /// Print the report as one JSON object on stdout.
-    #[arg(long)]
-    json: bool,
-    /// Write every orphan's store-relative path, one per line, to FILE.
-    #[arg(long, value_name = "FILE")]
-    orphans_out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct WorkArgs {
     /// Worker threads for listing and deleting (default: number of CPUs, at least 4).
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
     /// LIST requests in flight on an S3 store.
     #[arg(long, value_name = "N", default_value_t = 32)]
     list_concurrency: usize,
-    /// Delete requests in flight (S3: of up to 1,000 keys each); default: --jobs.
-    #[arg(long, value_name = "N")]
-    delete_concurrency: Option<usize>,
-    /// Refuse to delete when more than this share of a section's objects are orphans.
-    #[arg(long, value_name = "F", default_value_t = 0.5)]
-    max_orphan_fraction: f64,
-    /// Delete even when the mass-deletion guard objects.
+}
+
+#[derive(Args)]
+struct OutputArgs {
+    /// Print the report as one JSON object on stdout.
     #[arg(long)]
-    force: bool,
-    /// Codec names (besides object and npy) whose columns are schema-addressed.
-    #[arg(long = "schema-codec", value_name = "NAME")]
-    schema_codecs: Vec<String>,
+    json: bool,
     /// Log each deletion (path, bytes) to stderr.
     #[arg(short, long)]
     verbose: bool,
@@ -87,12 +88,118 @@ struct RunArgs {
 }
 
 #[derive(Args)]
-struct CollectArgs {
+struct ScanArgs {
+    /// Schemas to collect (databases on MySQL, schemas on PostgreSQL).
+    #[arg(value_name = "SCHEMA")]
+    schemas: Vec<String>,
     #[command(flatten)]
-    run: RunArgs,
-    /// Delete the orphans (without it, collect is a dry run).
+    store: StoreArgs,
+    #[command(flatten)]
+    work: WorkArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+    #[command(flatten)]
+    guard: GuardArgs,
+    /// Objects modified more recently are never orphans in this run (0s, 90m, 24h, 7d).
+    #[arg(long, value_name = "DURATION", default_value = "24h")]
+    min_age: String,
+    /// Write every orphan's store-relative path, one per line, to FILE.
+    #[arg(long, value_name = "FILE")]
+    orphans_out: Option<PathBuf>,
+    /// Write the plan (orphans with size and mtime, store identity, totals) to FILE for `djgc apply`.
+    #[arg(long, value_name = "FILE")]
+    plan: Option<PathBuf>,
+    /// Codec names (besides object and npy) whose columns are schema-addressed.
+    #[arg(long = "schema-codec", value_name = "NAME")]
+    schema_codecs: Vec<String>,
+}
+
+#[derive(Args)]
+struct GuardArgs {
+    /// Refuse to delete when more than this share of a section's objects are orphans.
+    #[arg(long, value_name = "F", default_value_t = 0.5)]
+    max_orphan_fraction: f64,
+    /// Delete even when the mass-deletion guard objects.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
+struct DeleteArgs {
+    /// Delete the orphans (without it, nothing changes: a dry run).
     #[arg(long)]
     delete: bool,
+    /// With --delete: move the orphans under the trash prefix instead of deleting them.
+    #[arg(long, requires = "delete")]
+    quarantine: bool,
+    /// Where quarantine runs live in the store.
+    #[arg(long, value_name = "PREFIX", default_value = DEFAULT_TRASH_PREFIX)]
+    trash_prefix: String,
+    /// Delete requests in flight (S3: of up to 1,000 keys each); default: --jobs.
+    #[arg(long, value_name = "N")]
+    delete_concurrency: Option<usize>,
+}
+
+#[derive(Args)]
+struct CollectArgs {
+    #[command(flatten)]
+    scan: ScanArgs,
+    #[command(flatten)]
+    delete: DeleteArgs,
+}
+
+#[derive(Args)]
+struct ApplyArgs {
+    /// A plan written by `djgc scan --plan`.
+    #[arg(value_name = "PLAN")]
+    plan: PathBuf,
+    /// Read this datajoint.json instead of searching for one.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    work: WorkArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+    #[command(flatten)]
+    guard: GuardArgs,
+    #[command(flatten)]
+    delete: DeleteArgs,
+}
+
+#[derive(Args)]
+struct RestoreArgs {
+    /// The run id (a folder name under the trash prefix).
+    #[arg(value_name = "RUN-ID")]
+    run: String,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Where quarantine runs live in the store.
+    #[arg(long, value_name = "PREFIX", default_value = DEFAULT_TRASH_PREFIX)]
+    trash_prefix: String,
+    /// Print the outcome as one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct PurgeArgs {
+    /// Grace period: runs quarantined longer ago than this are purged (e.g. 7d).
+    #[arg(long, value_name = "DURATION")]
+    older_than: String,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Where quarantine runs live in the store.
+    #[arg(long, value_name = "PREFIX", default_value = DEFAULT_TRASH_PREFIX)]
+    trash_prefix: String,
+    /// Codec names (besides object and npy) whose columns are schema-addressed.
+    #[arg(long = "schema-codec", value_name = "NAME")]
+    schema_codecs: Vec<String>,
+    /// Purge (without it, only report what would be purged and put back).
+    #[arg(long)]
+    delete: bool,
+    /// Print the outcome as one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Exit codes, as documented for scripts.
@@ -122,12 +229,14 @@ impl Progress for StderrLog {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let (args, delete) = match cli.command {
-        Command::Scan(args) => (args, false),
-        Command::Collect(c) => (c.run, c.delete),
+    let outcome = match Cli::parse().command {
+        Command::Scan(args) => collect(&args, None),
+        Command::Collect(args) => collect(&args.scan, Some(&args.delete)),
+        Command::Apply(args) => apply(&args),
+        Command::Restore(args) => restore(&args),
+        Command::Purge(args) => purge(&args),
     };
-    let exit = match run(&args, delete) {
+    let exit = match outcome {
         Ok(exit) => exit,
         Err(e) => {
             eprintln!("djgc: {e}");
@@ -141,7 +250,64 @@ fn main() -> ExitCode {
     ExitCode::from(exit as u8)
 }
 
-fn run(args: &RunArgs, delete: bool) -> Result<Exit, Error> {
+fn positive(n: usize, flag: &str) -> Result<usize, Error> {
+    if n == 0 {
+        return Err(Error::Usage(format!("{flag} must be at least 1")));
+    }
+    Ok(n)
+}
+
+fn jobs(work: &WorkArgs) -> Result<usize, Error> {
+    match work.jobs {
+        Some(n) => positive(n, "--jobs"),
+        None => Ok(std::thread::available_parallelism().map_or(4, |n| n.get().max(4))),
+    }
+}
+
+/// The configured store named `name` (or the default), opened.
+struct OpenStore {
+    config: Config,
+    spec: StoreSpec,
+    store_is_default: bool,
+    store: Box<dyn Store>,
+}
+
+fn open_store(
+    config_file: Option<PathBuf>,
+    name: Option<&str>,
+    jobs: usize,
+    list_concurrency: usize,
+) -> Result<OpenStore, Error> {
+    let config = Config::load(config_file)?;
+    let spec = config.store(name)?;
+    let store_is_default = config.default_store_name() == Some(spec.name.as_str());
+    let store = store::open(
+        &spec,
+        store::OpenOptions {
+            jobs,
+            list_concurrency: positive(list_concurrency, "--list-concurrency")?,
+        },
+    )?;
+    Ok(OpenStore {
+        config,
+        spec,
+        store_is_default,
+        store,
+    })
+}
+
+fn check_fraction(guard: &GuardArgs) -> Result<(), Error> {
+    if !(0.0..=1.0).contains(&guard.max_orphan_fraction) {
+        return Err(Error::Usage(format!(
+            "--max-orphan-fraction {} is not between 0 and 1",
+            guard.max_orphan_fraction
+        )));
+    }
+    Ok(())
+}
+
+/// `scan`, and `collect` with `delete` flags.
+fn collect(args: &ScanArgs, delete: Option<&DeleteArgs>) -> Result<Exit, Error> {
     let started = Instant::now();
     if args.schemas.is_empty() {
         return Err(Error::Usage(
@@ -149,30 +315,13 @@ fn run(args: &RunArgs, delete: bool) -> Result<Exit, Error> {
         ));
     }
     let min_age = parse_min_age(&args.min_age)?;
-    if !(0.0..=1.0).contains(&args.max_orphan_fraction) {
-        return Err(Error::Usage(format!(
-            "--max-orphan-fraction {} is not between 0 and 1",
-            args.max_orphan_fraction
-        )));
-    }
-    let jobs = match args.jobs {
-        Some(n) => positive(n, "--jobs")?,
-        None => std::thread::available_parallelism().map_or(4, |n| n.get().max(4)),
-    };
-
-    let config = Config::load(args.config.clone())?;
-    let spec = config.store(args.store.as_deref())?;
-    let store_is_default = config.default_store_name() == Some(spec.name.as_str());
-    let store = store::open(
-        &spec,
-        store::OpenOptions {
-            jobs,
-            list_concurrency: positive(args.list_concurrency, "--list-concurrency")?,
-        },
-    )?;
-    let delete_workers = positive(
-        args.delete_concurrency.unwrap_or(jobs),
-        "--delete-concurrency",
+    check_fraction(&args.guard)?;
+    let jobs = jobs(&args.work)?;
+    let open = open_store(
+        args.store.config.clone(),
+        args.store.store.as_deref(),
+        jobs,
+        args.work.list_concurrency,
     )?;
     let options = ScanOptions {
         schemas: args.schemas.clone(),
@@ -180,17 +329,16 @@ fn run(args: &RunArgs, delete: bool) -> Result<Exit, Error> {
         jobs,
         schema_codecs: args.schema_codecs.clone(),
     };
-
     let log = StderrLog {
-        verbose: args.verbose,
+        verbose: args.output.verbose,
     };
-    let progress: &dyn Progress = if args.quiet { &Silent } else { &log };
-    let query = reference_query(&spec, store_is_default, &options);
+    let progress: &dyn Progress = if args.output.quiet { &Silent } else { &log };
+    let query = reference_query(&open.spec, open.store_is_default, &options);
     let mut plan = scan(
-        &config.database,
-        &spec,
-        store_is_default,
-        store.as_ref(),
+        &open.config.database,
+        &open.spec,
+        open.store_is_default,
+        open.store.as_ref(),
         &options,
         progress,
     )?;
@@ -198,59 +346,244 @@ fn run(args: &RunArgs, delete: bool) -> Result<Exit, Error> {
     if let Some(path) = &args.orphans_out {
         plan.write_orphan_list(path)?;
     }
+    if let Some(path) = &args.plan {
+        let identity = planfile::identity(&open.spec, &open.config.database);
+        planfile::write(path, &plan, identity, &args.schema_codecs)?;
+    }
+    print_problems(&plan);
+    let exit = dispose(
+        &mut plan,
+        &open,
+        &query,
+        delete.filter(|d| d.delete),
+        &args.guard,
+        jobs,
+        &log,
+        progress,
+    )?;
+    plan.report.seconds = started.elapsed().as_secs_f64();
+    print_report(&plan, &open.spec, min_age, &args.output);
+    Ok(exit)
+}
+
+/// `apply PLAN`: the plan's orphans that are still unchanged and unreferenced.
+fn apply(args: &ApplyArgs) -> Result<Exit, Error> {
+    let started = Instant::now();
+    check_fraction(&args.guard)?;
+    let jobs = jobs(&args.work)?;
+    let (header, mut plan) = planfile::read(&args.plan)?;
+    let store_name = header.identity.get("store").cloned().unwrap_or_default();
+    let open = open_store(
+        args.config.clone(),
+        Some(&store_name),
+        jobs,
+        args.work.list_concurrency,
+    )?;
+    planfile::check_identity(
+        &header,
+        &planfile::identity(&open.spec, &open.config.database),
+    )?;
+    let options = ScanOptions {
+        schemas: plan.report.schemas.clone(),
+        cutoff: SystemTime::now(),
+        jobs,
+        schema_codecs: header.schema_codecs.clone(),
+    };
+    let log = StderrLog {
+        verbose: args.output.verbose,
+    };
+    let progress: &dyn Progress = if args.output.quiet { &Silent } else { &log };
+    let query = reference_query(&open.spec, open.store_is_default, &options);
+    if !plan.is_blocked() {
+        plan.report.changed_skipped = planfile::confirm_unchanged(&mut plan, open.store.as_ref())?;
+    }
+    print_problems(&plan);
+    let exit = dispose(
+        &mut plan,
+        &open,
+        &query,
+        Some(&args.delete).filter(|d| d.delete),
+        &args.guard,
+        jobs,
+        &log,
+        progress,
+    )?;
+    plan.report.seconds = started.elapsed().as_secs_f64();
+    print_report(&plan, &open.spec, Duration::ZERO, &args.output);
+    Ok(exit)
+}
+
+fn print_problems(plan: &Plan) {
     for warning in &plan.report.warnings {
         eprintln!("djgc: warning: {warning}");
     }
     for problem in &plan.report.scan_errors {
         eprintln!("djgc: {problem}");
     }
-
-    if delete && !plan.is_blocked() {
-        recheck(&mut plan, &config.database, &query, progress)?;
-    }
-    let mut exit = if plan.is_blocked() {
-        Exit::Refused
-    } else {
-        Exit::Clean
-    };
-    let deletion = DeleteOptions {
-        workers: delete_workers,
-        max_orphan_fraction: args.max_orphan_fraction,
-        force: args.force,
-    };
-    if delete && !plan.is_blocked() {
-        match execute(&mut plan, store.as_ref(), &deletion, &log) {
-            Err(e @ Error::Refused(_)) => {
-                eprintln!("djgc: {e}");
-                exit = Exit::Refused;
-            }
-            Err(e) => {
-                eprintln!("djgc: deletion stopped early: {e}");
-                exit = Exit::ItemsFailed;
-            }
-            Ok(()) if plan.report.outcome.errors > 0 => exit = Exit::ItemsFailed,
-            Ok(()) => {}
-        }
-    } else if delete {
-        eprintln!("djgc: refused to delete: the scan met problems (above); nothing was deleted");
-    } else {
-        for objection in guard_objections(&plan.report, args.max_orphan_fraction) {
-            eprintln!("djgc: --delete would refuse: {objection}");
-        }
-    }
-
-    plan.report.seconds = started.elapsed().as_secs_f64();
-    if args.json {
-        println!("{}", plan.report.to_json());
-    } else if !args.quiet {
-        print!("{}", human::render(&plan.report, &spec, min_age));
-    }
-    Ok(exit)
 }
 
-fn positive(n: usize, flag: &str) -> Result<usize, Error> {
-    if n == 0 {
-        return Err(Error::Usage(format!("{flag} must be at least 1")));
+fn print_report(plan: &Plan, spec: &StoreSpec, min_age: Duration, output: &OutputArgs) {
+    if output.json {
+        println!("{}", plan.report.to_json());
+    } else if !output.quiet {
+        print!("{}", human::render(&plan.report, spec, min_age));
     }
-    Ok(n)
+}
+
+/// Deletes or quarantines a plan's orphans after re-reading the database,
+/// or in a dry run says what the guard would object to.
+#[allow(clippy::too_many_arguments)]
+fn dispose(
+    plan: &mut Plan,
+    open: &OpenStore,
+    query: &ReferenceQuery,
+    delete: Option<&DeleteArgs>,
+    guard: &GuardArgs,
+    jobs: usize,
+    log: &StderrLog,
+    progress: &dyn Progress,
+) -> Result<Exit, Error> {
+    let Some(delete) = delete else {
+        for objection in guard_objections(&plan.report, guard.max_orphan_fraction) {
+            eprintln!("djgc: --delete would refuse: {objection}");
+        }
+        return Ok(if plan.is_blocked() {
+            Exit::Refused
+        } else {
+            Exit::Clean
+        });
+    };
+    let trash = delete
+        .quarantine
+        .then(|| Trash::new(&delete.trash_prefix, &open.spec, &plan.report.schemas))
+        .transpose()?;
+    if !plan.is_blocked() {
+        recheck(plan, &open.config.database, query, progress)?;
+    }
+    if plan.is_blocked() {
+        eprintln!("djgc: refused to delete: the scan met problems (above); nothing was deleted");
+        return Ok(Exit::Refused);
+    }
+    let options = DeleteOptions {
+        workers: positive(
+            delete.delete_concurrency.unwrap_or(jobs),
+            "--delete-concurrency",
+        )?,
+        max_orphan_fraction: guard.max_orphan_fraction,
+        force: guard.force,
+    };
+    let store = open.store.as_ref();
+    let done = match &trash {
+        Some(trash) => quarantine(plan, store, trash, &options, log).map(|header| {
+            eprintln!(
+                "djgc: quarantine run {} under {}/ (restore with: djgc restore {})",
+                header.run,
+                trash.prefix(),
+                header.run
+            );
+        }),
+        None => execute(plan, store, &options, log),
+    };
+    Ok(match done {
+        Err(e @ Error::Refused(_)) => {
+            eprintln!("djgc: {e}");
+            Exit::Refused
+        }
+        Err(e) => {
+            eprintln!("djgc: deletion stopped early: {e}");
+            Exit::ItemsFailed
+        }
+        Ok(()) if plan.report.outcome.errors > 0 => Exit::ItemsFailed,
+        Ok(()) => Exit::Clean,
+    })
+}
+
+/// `restore RUN-ID`.
+fn restore(args: &RestoreArgs) -> Result<Exit, Error> {
+    let open = open_store(
+        args.store.config.clone(),
+        args.store.store.as_deref(),
+        4,
+        32,
+    )?;
+    let trash = Trash::new(&args.trash_prefix, &open.spec, &[])?;
+    let mut report_failure = |message: String| eprintln!("djgc: {message}");
+    let outcome = trash_runs::restore(open.store.as_ref(), &trash, &args.run, &mut report_failure)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&outcome).expect("serialises"));
+    } else {
+        println!(
+            "djgc: run {}: {} restored, {} already in place, {} not in the trash, \
+             {} conflicts, {} errors",
+            args.run,
+            outcome.restored,
+            outcome.already_in_place,
+            outcome.not_in_trash,
+            outcome.conflicts,
+            outcome.errors
+        );
+    }
+    Ok(if outcome.conflicts + outcome.errors > 0 {
+        Exit::ItemsFailed
+    } else {
+        Exit::Clean
+    })
+}
+
+/// `purge --older-than D`.
+fn purge(args: &PurgeArgs) -> Result<Exit, Error> {
+    let older_than = humantime::parse_duration(&args.older_than).map_err(|e| {
+        Error::Usage(format!(
+            "--older-than {:?} is not a duration like 12h or 7d: {e}",
+            args.older_than
+        ))
+    })?;
+    let open = open_store(
+        args.store.config.clone(),
+        args.store.store.as_deref(),
+        4,
+        32,
+    )?;
+    let trash = Trash::new(&args.trash_prefix, &open.spec, &[])?;
+    let mut references = |schemas: &[String]| {
+        let options = ScanOptions {
+            schemas: schemas.to_vec(),
+            cutoff: SystemTime::now(),
+            jobs: 4,
+            schema_codecs: args.schema_codecs.clone(),
+        };
+        let query = reference_query(&open.spec, open.store_is_default, &options);
+        references_for_deletion(&open.config.database, &query, &Silent)
+    };
+    let mut report_failure = |message: String| eprintln!("djgc: {message}");
+    let report = trash_runs::purge(
+        open.store.as_ref(),
+        &trash,
+        older_than,
+        SystemTime::now(),
+        &mut references,
+        !args.delete,
+        &mut report_failure,
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report).expect("serialises"));
+    } else {
+        println!(
+            "djgc: {} run(s) past {}{}: {} objects ({} bytes) {}, {} put back; {} run(s) kept",
+            report.runs.len(),
+            args.older_than,
+            if report.dry_run { " [DRY RUN]" } else { "" },
+            report.purged,
+            report.bytes_freed,
+            if report.dry_run { "to purge" } else { "purged" },
+            report.rescued.restored + report.rescued.already_in_place,
+            report.runs_kept
+        );
+    }
+    let failed = report.errors + report.rescued.errors + report.rescued.conflicts;
+    Ok(if failed > 0 {
+        Exit::ItemsFailed
+    } else {
+        Exit::Clean
+    })
 }

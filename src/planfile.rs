@@ -1,0 +1,264 @@
+//! Plans on disk: `djgc scan --plan FILE` now, `djgc apply FILE` later.
+//!
+//! A plan file is JSON lines: a header (format, store identity and its
+//! fingerprint, schemas, sections, the scan's report), then one orphan per
+//! line with its size and modification time. JSON lines keep any key
+//! intact, stream in and out without holding the plan in memory, and can be
+//! read with `jq`.
+//!
+//! Applying a plan trusts nothing in it that could have changed:
+//! * the store and database it names must be the ones the current config
+//!   describes (same identity, compared field by field; secrets and user
+//!   names are not part of the identity and never written);
+//! * every orphan is listed again and kept in the plan only if its size and
+//!   modification time are those recorded ([`confirm_unchanged`]); one that
+//!   changed or vanished is skipped and counted;
+//! * the database is read again, as before any deletion.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::Path;
+use std::sync::Mutex;
+
+use nohash_hasher::IntMap;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Backend, DatabaseConfig, StoreSpec};
+use crate::error::{Error, Result};
+use crate::layout::Section;
+use crate::plan::{from_mtime_ns, mtime_ns, OrphanSpool, Plan};
+use crate::refset::{path_hash, RefSet};
+use crate::report::Report;
+use crate::store::{Listing, Store};
+
+const FORMAT: &str = "djgc-plan/1";
+
+/// What a plan was made against, without secrets: field name → value.
+pub type Identity = BTreeMap<String, String>;
+
+/// The identity of `spec`'s store and the database holding its references.
+pub fn identity(spec: &StoreSpec, database: &DatabaseConfig) -> Identity {
+    let mut fields = vec![
+        ("store", spec.name.clone()),
+        ("protocol", spec.protocol.to_string()),
+        ("location", spec.location.clone()),
+        ("hash_prefix", spec.hash_prefix.clone()),
+        ("schema_prefix", spec.schema_prefix.clone()),
+        (
+            "partition_pattern",
+            spec.partition_pattern.clone().unwrap_or_default(),
+        ),
+        (
+            "database",
+            format!(
+                "{}://{}:{}",
+                match database.backend {
+                    Backend::MySql => "mysql",
+                    Backend::PostgreSql => "postgresql",
+                },
+                database.host,
+                database.port
+            ),
+        ),
+    ];
+    if database.backend == Backend::PostgreSql {
+        fields.push(("database_name", database.name.clone()));
+    }
+    if let Some(s3) = &spec.s3 {
+        fields.push(("endpoint", s3.endpoint.clone()));
+        fields.push(("bucket", s3.bucket.clone()));
+    }
+    fields
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+}
+
+/// A short digest of an identity, to tell plans apart at a glance.
+pub fn fingerprint(identity: &Identity) -> String {
+    let text = serde_json::to_string(identity).expect("an identity serialises");
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
+}
+
+/// The first line of a plan file.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PlanHeader {
+    pub format: String,
+    /// Seconds since 1970.
+    pub created: u64,
+    pub identity: Identity,
+    pub fingerprint: String,
+    /// Codec names counted as schema-addressed in the scan.
+    pub schema_codecs: Vec<String>,
+    pub sections: Vec<Section>,
+    pub report: Report,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Line {
+    section: usize,
+    key: String,
+    size: u64,
+    mtime_ns: u64,
+}
+
+/// Writes `plan` to `path` as made against `identity`.
+pub fn write(path: &Path, plan: &Plan, identity: Identity, schema_codecs: &[String]) -> Result<()> {
+    let io = |e| Error::file(path, e);
+    let mut out = BufWriter::new(File::create(path).map_err(io)?);
+    let header = PlanHeader {
+        format: FORMAT.to_string(),
+        created: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs(),
+        fingerprint: fingerprint(&identity),
+        identity,
+        schema_codecs: schema_codecs.to_vec(),
+        sections: plan.sections.clone(),
+        report: plan.report.clone(),
+    };
+    serde_json::to_writer(&mut out, &header).map_err(|e| io(e.into()))?;
+    out.write_all(b"\n").map_err(io)?;
+    for orphan in plan.orphans()? {
+        let orphan = orphan?;
+        let line = Line {
+            section: orphan.section,
+            mtime_ns: mtime_ns(orphan.modified),
+            size: orphan.size,
+            key: orphan.key,
+        };
+        serde_json::to_writer(&mut out, &line).map_err(|e| io(e.into()))?;
+        out.write_all(b"\n").map_err(io)?;
+    }
+    out.flush().map_err(io)
+}
+
+/// Reads a plan file back: its header, and a plan whose orphans are spooled
+/// from it (the report is the scan's, outcome empty).
+pub fn read(path: &Path) -> Result<(PlanHeader, Plan)> {
+    let bad = |line: usize, detail: String| {
+        Error::Usage(format!(
+            "{}: line {line} is not part of a djgc plan: {detail}",
+            path.display()
+        ))
+    };
+    let file = File::open(path).map_err(|e| Error::file(path, e))?;
+    let mut lines = BufReader::with_capacity(1 << 20, file).lines();
+    let first = lines
+        .next()
+        .ok_or_else(|| bad(1, "the file is empty".into()))?
+        .map_err(|e| Error::file(path, e))?;
+    let header: PlanHeader = serde_json::from_str(&first).map_err(|e| bad(1, e.to_string()))?;
+    if header.format != FORMAT {
+        return Err(bad(
+            1,
+            format!("format {:?}, expected {FORMAT}", header.format),
+        ));
+    }
+    let mut spool = OrphanSpool::new()?;
+    for (index, line) in lines.enumerate() {
+        let line = line.map_err(|e| Error::file(path, e))?;
+        let orphan: Line =
+            serde_json::from_str(&line).map_err(|e| bad(index + 2, e.to_string()))?;
+        let section = header
+            .sections
+            .get(orphan.section)
+            .ok_or_else(|| bad(index + 2, format!("no section {}", orphan.section)))?;
+        if !section.owns(&orphan.key) || orphan.key.contains(['\n', '\r']) {
+            return Err(bad(
+                index + 2,
+                format!(
+                    "{:?} is not a key of section {}",
+                    orphan.key,
+                    section.label()
+                ),
+            ));
+        }
+        spool.push(
+            orphan.section,
+            orphan.size,
+            from_mtime_ns(orphan.mtime_ns),
+            &orphan.key,
+        )?;
+    }
+    let mut report = header.report.clone();
+    report.outcome = Default::default();
+    report.rescued = 0;
+    report.dry_run = true;
+    let plan = Plan::new(header.sections.clone(), report, spool)?;
+    Ok((header, plan))
+}
+
+/// Refuses a plan made for another store or database than `current`,
+/// naming every field that differs.
+pub fn check_identity(header: &PlanHeader, current: &Identity) -> Result<()> {
+    let keys: std::collections::BTreeSet<&String> =
+        header.identity.keys().chain(current.keys()).collect();
+    let differences: Vec<String> = keys
+        .into_iter()
+        .filter(|k| header.identity.get(*k) != current.get(*k))
+        .map(|k| {
+            format!(
+                "{k}: plan {:?}, config {:?}",
+                header.identity.get(k).map_or("", String::as_str),
+                current.get(k).map_or("", String::as_str)
+            )
+        })
+        .collect();
+    if differences.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "the plan (fingerprint {}) was made for another store or database than the \
+         current config describes ({}); nothing was done",
+        header.fingerprint,
+        differences.join("; ")
+    )))
+}
+
+/// Lists the plan's sections again and keeps only the orphans still there
+/// with the size and modification time the plan recorded; returns how many
+/// were dropped. A listing problem blocks the plan like a scan problem.
+/// Memory: one hash and two numbers per orphan.
+pub fn confirm_unchanged(plan: &mut Plan, store: &dyn Store) -> Result<u64> {
+    let mut recorded: IntMap<u64, (u64, u64)> = IntMap::default();
+    for orphan in plan.orphans()? {
+        let orphan = orphan?;
+        recorded.insert(
+            path_hash(&orphan.key),
+            (orphan.size, mtime_ns(orphan.modified)),
+        );
+    }
+    let confirmed = Mutex::new(RefSet::default());
+    let errors = Mutex::new(Vec::new());
+    let mut prefixes: Vec<&str> = plan.sections.iter().map(|s| s.prefix.as_str()).collect();
+    prefixes.sort_unstable();
+    prefixes.dedup();
+    for prefix in prefixes {
+        store.list(prefix, &|item| {
+            match item {
+                Listing::Objects(objects) => {
+                    let mut confirmed = confirmed.lock().expect("confirm lock");
+                    for object in objects {
+                        let hash = path_hash(&object.key);
+                        if recorded.get(&hash) == Some(&(object.size, mtime_ns(object.modified))) {
+                            confirmed.insert(hash);
+                        }
+                    }
+                }
+                Listing::Error(e) => errors
+                    .lock()
+                    .expect("confirm lock")
+                    .push(format!("store {}: re-listing: {e}", store.name())),
+            }
+            true
+        });
+    }
+    plan.report
+        .scan_errors
+        .extend(errors.into_inner().expect("confirm lock"));
+    let confirmed = confirmed.into_inner().expect("confirm lock");
+    plan.retain_orphans(|o| confirmed.contains(path_hash(&o.key)))
+}
