@@ -186,7 +186,7 @@ fn dispose(
                                 Ok(Disposed::Quarantined) => {
                                     outcome.quarantined += 1;
                                     outcome.quarantined_bytes += size;
-                                    progress.deleted(key, *size);
+                                    progress.quarantined(key, *size);
                                 }
                                 Ok(Disposed::Gone) => outcome.already_gone += 1,
                                 Err(e) => {

@@ -24,6 +24,9 @@ pub trait Progress: Sync {
     /// An orphan was deleted.
     fn deleted(&self, _key: &str, _bytes: u64) {}
 
+    /// An orphan was moved into quarantine.
+    fn quarantined(&self, _key: &str, _bytes: u64) {}
+
     /// A deletion failed; the run goes on and ends with exit code 1.
     fn delete_failed(&self, _key: &str, _error: &str) {}
 }

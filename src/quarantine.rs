@@ -262,9 +262,10 @@ impl Trash {
         Ok(runs.into_inner().expect("runs lock").into_iter().collect())
     }
 
-    /// Removes a finished run's manifest, the header last.
+    /// Removes a finished run's manifest, the header last, and with it the
+    /// run's folder.
     fn finish(&self, store: &dyn Store, header: &RunHeader) -> Result<()> {
-        let prefix = self.run_prefix(&header.run);
+        let prefix = format!("{}/", self.prefix);
         let mut keys: Vec<String> = (0..header.parts)
             .map(|part| self.part_key(&header.run, part))
             .collect();
@@ -563,7 +564,7 @@ fn purge_headerless(
         )));
     }
     if !dry_run {
-        for outcome in store.delete(&prefix, &keys) {
+        for outcome in store.delete(&format!("{}/", trash.prefix()), &keys) {
             outcome.map_err(|source: StoreError| Error::Store {
                 store: store.name().to_string(),
                 source,

@@ -2,29 +2,34 @@
 //!
 //! One paginated LIST stream returns 1,000 keys per request, so at 50 ms a
 //! request a section of 100 million keys takes 1.4 hours to list. This
-//! module splits a prefix into parts that are listed concurrently, using only
-//! what every S3 server implements (`Prefix`, continuation tokens, and
-//! `StartAfter` in one narrow case):
+//! module splits the key space into parts that are listed concurrently,
+//! using only what every S3 server implements (`Prefix` and `StartAfter`,
+//! continuation tokens), and learns where to split from the pages
+//! themselves, so almost every request returns a full page:
 //!
-//! * A prefix `P` is listed flat (no delimiter: a schema section with one
-//!   folder per row costs one request per 1,000 keys, not one per row).
-//! * If its first page is truncated, `P` is big: the page is dropped and `P`
-//!   is split into `P+c` for every printable ASCII `c`, each split again when
-//!   big, plus two remainders: keys below `P+" "` (including `P` itself) and
-//!   keys above `P+"~"` (non-ASCII next characters, found with `StartAfter`
-//!   and skipping the `P+"~"` keys the `~` part lists).
+//! * A part is a prefix `P`, optionally with `StartAfter` `A` and a `skip`
+//!   prefix whose keys belong to another part. It is listed flat (no
+//!   delimiter: a schema section with one folder per row costs one request
+//!   per 1,000 keys, not one per row).
+//! * When a page is truncated, its keys are kept and the rest of the part is
+//!   split in two at the page's last key `L`, whose next character after
+//!   `P` is `c`: the keys of `P+c` after `L`, and the keys of `P` after every
+//!   `P+c` key (`StartAfter` `P+c+U+10FFFF`, skipping `P+c` keys that sort
+//!   above that bound, which the first part lists). Each half splits again
+//!   when its first page is truncated, so the parts double with every
+//!   round of requests until there are `concurrency` of them, and a long
+//!   common prefix (`_schema/s/table/id=`) costs one request per character
+//!   at most, each of which still returns a full page.
 //!
 //! Only keys that start with a part's prefix are taken from its pages. A
 //! server that rewrites prefixes (SeaweedFS treats keys as paths, so `a//`
 //! lists like `a/`) gives a part keys outside its prefix: such a part lists
-//! nothing and is never split (there, no key can hold `//`).
+//! nothing (there, no key can hold `//`).
 //!
-//! These parts partition the keys under `P`, so every key is listed exactly
-//! once whatever the names, and flat hash sections (32 Base32 first
-//! characters) and wide schema tables (`id=0/`, `id=1/`, …) both fan out.
-//! Parts are run depth first from a stack, at most `concurrency` at a time,
-//! and every page is handed over a bounded channel: a slow consumer stops the
-//! requests.
+//! The parts partition the keys under the listed prefix, so every key is
+//! listed exactly once whatever the names. Parts are run depth first from a
+//! stack, at most `concurrency` at a time, and every page is handed over a
+//! bounded channel: a slow consumer stops the requests.
 
 use std::future::Future;
 
@@ -57,46 +62,48 @@ pub trait PageLister: Send + Sync {
 struct Part {
     prefix: String,
     start_after: Option<String>,
-    /// Listing of this part ends at the first key at or past this one.
-    stop_at: Option<String>,
     /// Keys with this prefix belong to another part.
     skip: Option<String>,
-    /// Whether a big part may be split further.
-    splittable: bool,
 }
+
+/// Sorts after every key that continues a prefix with a valid UTF-8
+/// character (U+10FFFF encodes as the greatest byte sequence).
+const AFTER_ALL: char = '\u{10FFFF}';
 
 impl Part {
     fn whole(prefix: String) -> Self {
         Part {
             prefix,
             start_after: None,
-            stop_at: None,
             skip: None,
-            splittable: true,
         }
     }
 
-    /// The parts that partition this (splittable, whole-prefix) part.
-    fn split(&self) -> Vec<Part> {
-        let p = &self.prefix;
-        let mut parts: Vec<Part> = (b' '..=b'~')
-            .map(|c| Part::whole(format!("{p}{}", c as char)))
-            .collect();
-        parts.push(Part {
-            prefix: p.clone(),
-            start_after: None,
-            stop_at: Some(format!("{p} ")),
-            skip: None,
-            splittable: false,
-        });
-        parts.push(Part {
-            prefix: p.clone(),
-            start_after: Some(format!("{p}~")),
-            stop_at: None,
-            skip: Some(format!("{p}~")),
-            splittable: false,
-        });
-        parts
+    /// The two parts holding this part's keys after `last`, a key of it;
+    /// `None` when `last` cannot split it (it is the prefix itself, or
+    /// belongs to the skipped keys), and paging must go on instead.
+    fn split_after(&self, last: &str) -> Option<[Part; 2]> {
+        let c = last.strip_prefix(self.prefix.as_str())?.chars().next()?;
+        let branch = format!("{}{c}", self.prefix);
+        if self
+            .skip
+            .as_ref()
+            .is_some_and(|skip| last.starts_with(skip.as_str()))
+        {
+            return None;
+        }
+        Some([
+            Part {
+                prefix: branch.clone(),
+                start_after: Some(last.to_string()),
+                skip: None,
+            },
+            Part {
+                prefix: self.prefix.clone(),
+                start_after: Some(format!("{branch}{AFTER_ALL}")),
+                skip: Some(branch),
+            },
+        ])
     }
 }
 
@@ -122,10 +129,9 @@ pub async fn list_parallel<L: PageLister>(
     }
 }
 
-/// Lists one part; returns the parts it was split into, if it was.
+/// Lists one part; returns the parts the rest of it was split into, if any.
 async fn list_part<L: PageLister>(lister: &L, part: Part, out: mpsc::Sender<Listing>) -> Vec<Part> {
     let mut token: Option<String> = None;
-    let mut first = true;
     loop {
         let page = match lister
             .list_page(&part.prefix, part.start_after.as_deref(), token.as_deref())
@@ -137,7 +143,7 @@ async fn list_part<L: PageLister>(lister: &L, part: Part, out: mpsc::Sender<List
                 return Vec::new();
             }
         };
-        if first
+        if token.is_none()
             && page
                 .objects
                 .iter()
@@ -145,18 +151,10 @@ async fn list_part<L: PageLister>(lister: &L, part: Part, out: mpsc::Sender<List
         {
             return Vec::new(); // the server rewrote this prefix: it holds nothing
         }
-        if first && part.splittable && page.next.is_some() {
-            return part.split();
-        }
-        first = false;
-        let mut reached_stop = false;
+        let last = page.objects.last().map(|o| o.key.clone());
         let objects: Vec<ObjectMeta> = page
             .objects
             .into_iter()
-            .take_while(|o| {
-                reached_stop = part.stop_at.as_ref().is_some_and(|stop| o.key >= *stop);
-                !reached_stop
-            })
             .filter(|o| {
                 part.skip
                     .as_ref()
@@ -166,10 +164,13 @@ async fn list_part<L: PageLister>(lister: &L, part: Part, out: mpsc::Sender<List
         if !objects.is_empty() && out.send(Listing::Objects(objects)).await.is_err() {
             return Vec::new();
         }
-        match page.next {
-            Some(next) if !reached_stop => token = Some(next),
-            _ => return Vec::new(),
+        let Some(next) = page.next else {
+            return Vec::new();
+        };
+        if let Some(halves) = last.as_deref().and_then(|l| part.split_after(l)) {
+            return halves.into();
         }
+        token = Some(next);
     }
 }
 
@@ -331,7 +332,7 @@ mod tests {
     }
 
     #[test]
-    fn small_prefixes_cost_one_request_and_big_ones_fan_out() {
+    fn requests_are_spent_on_full_pages() {
         let keys: Vec<String> = (0..10).map(|i| format!("h/{i}")).collect();
         assert_eq!(list(&keys, 1000, 4, "h/").1, 1);
 
@@ -341,7 +342,16 @@ mod tests {
             .collect();
         let (listed, requests) = list(&keys, 100, 8, "h/");
         assert_eq!(listed.len(), 3200);
-        // One probe, 97 parts; the 32 non-empty ones hold 100 keys each.
-        assert!(requests < 1 + 97 + 32 * 2, "{requests} requests");
+        // 32 pages of keys, and at most one short page per split.
+        assert!(requests < 32 * 3, "{requests} requests");
+
+        // A long common prefix, as in a schema section: no request per
+        // character and possible next character.
+        let keys: Vec<String> = (0..5000)
+            .map(|i| format!("dj/_schema/lab/npy_item/id={i}/arr_{i:x}.npy"))
+            .collect();
+        let (listed, requests) = list(&keys, 100, 8, "dj/_schema/lab/");
+        assert_eq!(listed.len(), 5000);
+        assert!(requests < 50 * 3, "{requests} requests");
     }
 }

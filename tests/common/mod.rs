@@ -282,18 +282,50 @@ impl Env {
         }
     }
 
+    /// Every object of the store with its size, by key, from one listing.
+    pub fn sizes(&self) -> std::collections::BTreeMap<String, u64> {
+        let files;
+        let store: &dyn Store = match &self.s3 {
+            Some((_, store)) => store,
+            None => {
+                files = djgc::store::FsStore::new("sizes", self.store_root(), 2);
+                &files
+            }
+        };
+        let sizes = std::sync::Mutex::new(std::collections::BTreeMap::new());
+        store.list("", &|item| {
+            match item {
+                djgc::store::Listing::Objects(objects) => sizes
+                    .lock()
+                    .unwrap()
+                    .extend(objects.into_iter().map(|o| (o.key, o.size))),
+                djgc::store::Listing::Error(e) => panic!("listing the store: {e}"),
+            }
+            true
+        });
+        sizes.into_inner().unwrap()
+    }
+
     /// Every object of the store with its content, by key.
     pub fn contents(&self) -> std::collections::BTreeMap<String, Vec<u8>> {
-        self.keys()
-            .into_iter()
-            .map(|key| {
-                let body = match &self.s3 {
-                    Some((_, store)) => store.get(&key).unwrap().unwrap(),
-                    None => std::fs::read(self.store_root().join(&key)).unwrap(),
-                };
-                (key, body)
-            })
-            .collect()
+        use rayon::prelude::*;
+        // Reads wait on the network: many more than one per core.
+        let readers = rayon::ThreadPoolBuilder::new()
+            .num_threads(16)
+            .build()
+            .unwrap();
+        let keys = self.keys();
+        readers.install(|| {
+            keys.into_par_iter()
+                .map(|key| {
+                    let body = match &self.s3 {
+                        Some((_, store)) => store.get(&key).unwrap().unwrap(),
+                        None => std::fs::read(self.store_root().join(&key)).unwrap(),
+                    };
+                    (key, body)
+                })
+                .collect()
+        })
     }
 
     pub fn exists(&self, key: &str) -> bool {

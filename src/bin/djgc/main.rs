@@ -79,7 +79,7 @@ struct OutputArgs {
     /// Print the report as one JSON object on stdout.
     #[arg(long)]
     json: bool,
-    /// Log each deletion (path, bytes) to stderr.
+    /// Log each deletion or move into quarantine (path, bytes) to stderr.
     #[arg(short, long)]
     verbose: bool,
     /// Print no report (errors are still printed).
@@ -220,6 +220,12 @@ impl Progress for StderrLog {
     fn deleted(&self, key: &str, bytes: u64) {
         if self.verbose {
             eprintln!("deleted {key} ({bytes} bytes)");
+        }
+    }
+
+    fn quarantined(&self, key: &str, bytes: u64) {
+        if self.verbose {
+            eprintln!("quarantined {key} ({bytes} bytes)");
         }
     }
 
