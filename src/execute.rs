@@ -20,11 +20,15 @@ use std::time::SystemTime;
 
 use crate::error::{Error, Result};
 use crate::layout::SectionKind;
+use crate::plan::mtime_ns;
 use crate::plan::Plan;
 use crate::progress::Progress;
-use crate::quarantine::{RunHeader, Trash};
+use crate::quarantine::{put_back, Entry, RunHeader, Trash};
+use crate::references::References;
+use crate::refset::{path_hash, RefSet};
 use crate::report::{DeleteOutcome, Report};
 use crate::store::{Deleted, Moved, Store, StoreError};
+use crate::watch::{ReadReferences, Watch};
 
 /// Keys per delete call.
 pub const DELETE_BATCH: usize = 1000;
@@ -36,6 +40,17 @@ struct Batch {
 }
 
 impl Batch {
+    /// Drops the keys `references` covers; returns how many.
+    fn drop_covered(&mut self, references: &References) -> u64 {
+        let before = self.keys.len();
+        (self.keys, self.sizes) = std::mem::take(&mut self.keys)
+            .into_iter()
+            .zip(std::mem::take(&mut self.sizes))
+            .filter(|(key, _)| !references.covers(key))
+            .unzip();
+        (before - self.keys.len()) as u64
+    }
+
     fn new(section: usize) -> Self {
         Batch {
             section,
@@ -103,31 +118,40 @@ pub fn guard_objections(report: &Report, max_orphan_fraction: f64) -> Vec<String
 /// the guard objects to unless `options.force`. If the plan's orphans cannot
 /// be read back part-way, the deletions already made are still recorded
 /// before the error is returned.
+///
+/// With `live`, the references are read again and again while deleting
+/// (see [`crate::watch`]) and once more at the end: an object deleted after
+/// all although a row committed during the deletion references it is
+/// reported as lost (`lost`, `lost_keys`), never silently.
 pub fn execute(
     plan: &mut Plan,
     store: &dyn Store,
     options: &DeleteOptions,
+    live: Option<&ReadReferences<'_>>,
     progress: &dyn Progress,
 ) -> Result<()> {
     check_allowed(plan, options)?;
-    dispose(plan, store, options, None, progress)
+    dispose(plan, store, options, None, live, progress)
 }
 
 /// Like [`execute`], but moves the orphans into a new quarantine run of
 /// `trash` instead of deleting them: the run's manifest is written first,
-/// then the objects are moved. Returns the run's header.
+/// then the objects are moved. With `live`, an object found referenced by
+/// the final read is moved straight back (counted as rescued). Returns the
+/// run's header.
 pub fn quarantine(
     plan: &mut Plan,
     store: &dyn Store,
     trash: &Trash,
     options: &DeleteOptions,
+    live: Option<&ReadReferences<'_>>,
     progress: &dyn Progress,
 ) -> Result<RunHeader> {
     check_allowed(plan, options)?;
     let header = trash.begin(store, plan, SystemTime::now())?;
     plan.report.outcome.quarantine_run = Some(header.run.clone());
     let run_prefix = trash.run_prefix(&header.run);
-    dispose(plan, store, options, Some(&run_prefix), progress)?;
+    dispose(plan, store, options, Some(&run_prefix), live, progress)?;
     Ok(header)
 }
 
@@ -150,30 +174,65 @@ fn check_allowed(plan: &Plan, options: &DeleteOptions) -> Result<()> {
     Ok(())
 }
 
+/// What one worker did.
+#[derive(Default)]
+struct Tally {
+    outcome: DeleteOutcome,
+    /// Orphans dropped from their batch because a fresh read references them.
+    rescued: u64,
+    /// Hashes of the keys deleted or moved.
+    disposed: RefSet,
+}
+
 /// Deletes the plan's orphans, or with `trash_run` (a run prefix) moves
-/// each to the same key under it.
+/// each to the same key under it; with `live`, re-checks while doing so.
 fn dispose(
     plan: &mut Plan,
     store: &dyn Store,
     options: &DeleteOptions,
     trash_run: Option<&str>,
+    live: Option<&ReadReferences<'_>>,
     progress: &dyn Progress,
 ) -> Result<()> {
     let jobs = options.workers.max(1);
     let (tx, rx) = crossbeam_channel::bounded::<Batch>(jobs * 2);
     let sections = &plan.sections;
+    let watch = live.map(Watch::new);
 
-    let (outcome, fed) = std::thread::scope(|scope| {
+    let (tally, fed) = std::thread::scope(|scope| {
+        if let Some(watch) = &watch {
+            scope.spawn(|| watch.run());
+        }
+        let watch = watch.as_ref();
         let workers: Vec<_> = (0..jobs)
             .map(|_| {
                 let rx = rx.clone();
                 scope.spawn(move || {
-                    let mut outcome = DeleteOutcome::default();
-                    for batch in rx {
+                    let mut tally = Tally::default();
+                    let outcome = &mut tally.outcome;
+                    for mut batch in rx {
+                        if let Some(watch) = watch {
+                            if let Some(failure) = watch.failure() {
+                                for key in &batch.keys {
+                                    outcome.errors += 1;
+                                    progress.delete_failed(
+                                        key,
+                                        &format!("not attempted: re-reading the references failed: {failure}"),
+                                    );
+                                }
+                                continue;
+                            }
+                            if let Some(references) = watch.latest() {
+                                tally.rescued += batch.drop_covered(&references);
+                            }
+                        }
                         let section = &sections[batch.section];
                         for ((key, size), result) in batch.keys.iter().zip(&batch.sizes).zip(
                             dispose_batch(store, &section.prefix, &batch.keys, trash_run),
                         ) {
+                            if matches!(result, Ok(Disposed::Deleted | Disposed::Quarantined)) {
+                                tally.disposed.insert(path_hash(key));
+                            }
                             match result {
                                 Ok(Disposed::Deleted) => {
                                     match section.kind {
@@ -196,7 +255,7 @@ fn dispose(
                             }
                         }
                     }
-                    outcome
+                    tally
                 })
             })
             .collect();
@@ -228,26 +287,97 @@ fn dispose(
         })();
         drop(tx);
 
-        let mut total = DeleteOutcome::default();
+        let mut total = Tally::default();
         for worker in workers {
             let part = worker.join().expect("delete worker panicked");
-            total.hash_paths_deleted += part.hash_paths_deleted;
-            total.schema_paths_deleted += part.schema_paths_deleted;
-            total.bytes_freed += part.bytes_freed;
-            total.errors += part.errors;
-            total.already_gone += part.already_gone;
-            total.quarantined += part.quarantined;
-            total.quarantined_bytes += part.quarantined_bytes;
+            let (sum, add) = (&mut total.outcome, &part.outcome);
+            sum.hash_paths_deleted += add.hash_paths_deleted;
+            sum.schema_paths_deleted += add.schema_paths_deleted;
+            sum.bytes_freed += add.bytes_freed;
+            sum.errors += add.errors;
+            sum.already_gone += add.already_gone;
+            sum.quarantined += add.quarantined;
+            sum.quarantined_bytes += add.quarantined_bytes;
+            total.rescued += part.rescued;
+            total.disposed.extend(part.disposed.iter());
+        }
+        if let Some(watch) = watch {
+            watch.stop();
         }
         (total, fed)
     });
 
     plan.report.outcome = DeleteOutcome {
         quarantine_run: plan.report.outcome.quarantine_run.take(),
-        ..outcome
+        ..tally.outcome
     };
+    plan.report.rescued += tally.rescued;
     plan.report.dry_run = false;
-    fed
+    fed?;
+    if let Some(read) = live {
+        audit(plan, store, trash_run, read, &tally.disposed)?;
+    }
+    Ok(())
+}
+
+/// Keys reported as lost by name, at most; the rest are counted.
+const LOST_KEYS_SHOWN: usize = 100;
+
+/// The final re-check: reads the references once more after the deletion
+/// and finds every deleted or moved key that a row references by now. A
+/// moved one is put straight back; a deleted one is lost and reported.
+fn audit(
+    plan: &mut Plan,
+    store: &dyn Store,
+    trash_run: Option<&str>,
+    read: &ReadReferences<'_>,
+    disposed: &RefSet,
+) -> Result<()> {
+    let references = match read() {
+        Ok(references) => references,
+        Err(e) => {
+            plan.report.warnings.push(format!(
+                "the re-check after deleting failed, so losses to rows written meanwhile \
+                 cannot be ruled out: {e}"
+            ));
+            return Ok(());
+        }
+    };
+    let mut late = Vec::new();
+    for orphan in plan.orphans()? {
+        let orphan = orphan?;
+        if disposed.contains(path_hash(&orphan.key)) && references.covers(&orphan.key) {
+            late.push(orphan);
+        }
+    }
+    let outcome = &mut plan.report.outcome;
+    match trash_run {
+        Some(run_prefix) => {
+            let entries: Vec<Entry> = late
+                .into_iter()
+                .map(|o| Entry {
+                    mtime_ns: mtime_ns(o.modified),
+                    size: o.size,
+                    key: o.key,
+                })
+                .collect();
+            let mut failures = Vec::new();
+            let back = put_back(store, run_prefix, &entries, &mut |m| failures.push(m));
+            outcome.quarantined -= back.restored + back.already_in_place;
+            outcome.errors += back.errors + back.conflicts;
+            plan.report.rescued += back.restored + back.already_in_place;
+            plan.report.warnings.extend(failures);
+        }
+        None => {
+            outcome.lost = late.len() as u64;
+            outcome.lost_keys = late
+                .into_iter()
+                .take(LOST_KEYS_SHOWN)
+                .map(|o| o.key)
+                .collect();
+        }
+    }
+    Ok(())
 }
 
 /// What became of one orphan that did not fail.

@@ -32,5 +32,6 @@ pub mod refset;
 pub mod report;
 pub mod scan;
 pub mod store;
+pub mod watch;
 
 pub use error::{Error, Result};

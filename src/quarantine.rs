@@ -340,7 +340,7 @@ impl RestoreOutcome {
 
 /// Moves `entries` of a run back to their original keys, never replacing
 /// anything; `failed` hears of every conflict and error.
-fn put_back(
+pub(crate) fn put_back(
     store: &dyn Store,
     run_prefix: &str,
     entries: &[Entry],

@@ -47,6 +47,10 @@ impl RefSet {
     pub fn is_empty(&self) -> bool {
         self.hashes.is_empty()
     }
+
+    pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        self.hashes.iter().copied()
+    }
 }
 
 #[cfg(test)]

@@ -48,6 +48,11 @@ pub struct DeleteOutcome {
     pub quarantined_bytes: u64,
     /// The quarantine run they went to.
     pub quarantine_run: Option<String>,
+    /// Deleted objects that the re-check after deleting found referenced:
+    /// rows committed while the deletion ran reused them. Their count, and
+    /// the first of their keys.
+    pub lost: u64,
+    pub lost_keys: Vec<String>,
 }
 
 /// Everything a scan or collection reports.
@@ -146,6 +151,8 @@ impl Report {
             "quarantined": self.outcome.quarantined,
             "quarantined_bytes": self.outcome.quarantined_bytes,
             "quarantine_run": self.outcome.quarantine_run,
+            "lost": self.outcome.lost,
+            "lost_keys": self.outcome.lost_keys,
             "scan_errors": self.scan_errors,
             "warnings": self.warnings,
             "dry_run": self.dry_run,

@@ -3,17 +3,19 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
 use djgc::codec::RefKind;
 use djgc::error::Error;
-use djgc::execute::{execute, DeleteOptions};
+use djgc::execute::{execute, quarantine, DeleteOptions};
 use djgc::layout::{Section, SectionKind};
 use djgc::progress::Progress;
-use djgc::references::ReferenceScan;
+use djgc::quarantine::Trash;
+use djgc::references::{ReferenceScan, References};
 use djgc::scan::{scan_with, ScanOptions};
-use djgc::store::{FsStore, MemoryStore};
+use djgc::store::{Deleted, FsStore, ListSink, MemoryStore, Moved, Store, StoreError};
 
 const HASH: &str = "_hash/s/ih23fsttfdzzbrgqrgnsup5b3i";
 const LIVE: &str = "_schema/s/t/id=0/f";
@@ -95,7 +97,7 @@ fn a_failed_deletion_is_counted_reported_and_the_rest_go_on() {
     std::fs::create_dir(&changed).unwrap();
     std::fs::write(changed.join("inside"), "x").unwrap();
 
-    execute(&mut plan, &store, &OPTIONS, &progress).unwrap();
+    execute(&mut plan, &store, &OPTIONS, None, &progress).unwrap();
     let outcome = &plan.report.outcome;
     assert_eq!(
         (
@@ -127,7 +129,7 @@ fn a_plan_with_scan_problems_is_refused_before_any_deletion() {
     )
     .unwrap();
     assert!(plan.is_blocked());
-    let err = execute(&mut plan, &store, &OPTIONS, &progress).unwrap_err();
+    let err = execute(&mut plan, &store, &OPTIONS, None, &progress).unwrap_err();
     assert!(matches!(err, Error::Refused(_)), "{err}");
     assert!(ORPHANS.iter().all(|k| dir.path().join(k).exists()));
     assert!(progress.deleted.lock().unwrap().is_empty());
@@ -160,4 +162,150 @@ fn keys_that_are_not_plain_paths_are_reported_and_never_planned() {
     assert_eq!(plan.report.warnings.len(), 3, "{:?}", plan.report.warnings);
     assert!(plan.report.warnings[0].contains("never deleted"));
     assert!(!plan.is_blocked());
+}
+
+/// A memory store whose delete and move calls take a while, so that the
+/// references are read again while a deletion runs.
+struct Slow(MemoryStore);
+
+impl Store for Slow {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn list(&self, prefix: &str, sink: &ListSink<'_>) {
+        self.0.list(prefix, sink)
+    }
+    fn delete(&self, prefix: &str, keys: &[String]) -> Vec<Result<Deleted, StoreError>> {
+        std::thread::sleep(std::time::Duration::from_millis(40));
+        self.0.delete(prefix, keys)
+    }
+    fn rename(&self, prefix: &str, moves: &[(String, String)]) -> Vec<Result<Moved, StoreError>> {
+        std::thread::sleep(std::time::Duration::from_millis(40));
+        self.0.rename(prefix, moves)
+    }
+    fn put(&self, key: &str, body: Vec<u8>) -> Result<(), StoreError> {
+        self.0.put(key, body)
+    }
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.0.get(key)
+    }
+}
+
+/// 5,000 orphans (five batches) beside the live object.
+fn slow_store_and_plan() -> (Slow, djgc::plan::Plan) {
+    let store = Slow(MemoryStore::new("main"));
+    let old = SystemTime::now() - std::time::Duration::from_secs(86400);
+    store.0.insert(LIVE, 1, old);
+    for i in 0..5000 {
+        store.0.insert(&format!("_schema/s/t/id={i:05}/f"), 1, old);
+    }
+    let plan = scan_with(
+        || Ok(references(Vec::new())),
+        sections(),
+        &store,
+        &options(),
+        &Recorder::default(),
+    )
+    .unwrap();
+    (store, plan)
+}
+
+const EARLY: &str = "_schema/s/t/id=00000/f";
+const LATE: &str = "_schema/s/t/id=04999/f";
+
+/// The first read references LATE (a row reusing it, committed after the
+/// scan); later reads also reference EARLY (committed after its deletion).
+fn reads_with_late_rows() -> impl Fn() -> djgc::Result<References> + Sync {
+    let calls = AtomicUsize::new(0);
+    move || {
+        let mut references = references(Vec::new()).references;
+        references.insert(RefKind::Schema, LATE);
+        if calls.fetch_add(1, Ordering::SeqCst) > 0 {
+            references.insert(RefKind::Schema, EARLY);
+        }
+        Ok(references)
+    }
+}
+
+fn present(store: &Slow, key: &str) -> bool {
+    djgc::store::stat(store, key).unwrap().is_some()
+}
+
+#[test]
+fn rows_written_while_deleting_keep_their_objects_or_are_reported_lost() {
+    let (store, mut plan) = slow_store_and_plan();
+    let read = reads_with_late_rows();
+    let options = DeleteOptions {
+        workers: 1,
+        ..OPTIONS
+    };
+    execute(
+        &mut plan,
+        &store,
+        &options,
+        Some(&read),
+        &Recorder::default(),
+    )
+    .unwrap();
+    assert!(
+        present(&store, LATE),
+        "a batch was not re-checked before deletion"
+    );
+    assert_eq!(plan.report.rescued, 1);
+    let outcome = &plan.report.outcome;
+    assert_eq!(outcome.schema_paths_deleted, 4999);
+    assert_eq!(
+        (outcome.lost, outcome.lost_keys.clone()),
+        (1, vec![EARLY.to_string()])
+    );
+}
+
+#[test]
+fn rows_written_while_quarantining_get_their_objects_back() {
+    let (store, mut plan) = slow_store_and_plan();
+    let read = reads_with_late_rows();
+    let options = DeleteOptions {
+        workers: 1,
+        ..OPTIONS
+    };
+    let spec = common::s3_spec("x", "y", "z");
+    let trash = Trash::new("_trash", &spec, &["s".to_string()]).unwrap();
+    quarantine(
+        &mut plan,
+        &store,
+        &trash,
+        &options,
+        Some(&read),
+        &Recorder::default(),
+    )
+    .unwrap();
+    assert!(present(&store, LATE) && present(&store, EARLY));
+    assert_eq!(plan.report.rescued, 2);
+    let outcome = &plan.report.outcome;
+    assert_eq!(
+        (outcome.quarantined, outcome.lost, outcome.errors),
+        (4998, 0, 0)
+    );
+}
+
+#[test]
+fn a_failed_re_read_stops_the_deletion() {
+    let (store, mut plan) = slow_store_and_plan();
+    let read = || -> djgc::Result<References> { Err(Error::Refused("connection lost".into())) };
+    let options = DeleteOptions {
+        workers: 1,
+        ..OPTIONS
+    };
+    let progress = Recorder::default();
+    execute(&mut plan, &store, &options, Some(&read), &progress).unwrap();
+    let outcome = &plan.report.outcome;
+    // The first batch may have gone before the watch's first read failed;
+    // nothing after it did.
+    assert!(outcome.schema_paths_deleted <= 1000, "{outcome:?}");
+    assert_eq!(outcome.schema_paths_deleted + outcome.errors, 5000);
+    assert!(plan
+        .report
+        .warnings
+        .iter()
+        .any(|w| w.contains("connection lost")));
 }

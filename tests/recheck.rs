@@ -80,7 +80,7 @@ fn orphans_referenced_again_before_deletion_are_rescued() {
             max_orphan_fraction: 0.5,
             force: false,
         };
-        execute(&mut plan, &store, &delete, &Silent).unwrap();
+        execute(&mut plan, &store, &delete, None, &Silent).unwrap();
         assert_eq!(
             plan.report.deleted(),
             truth.orphans.len() as u64 - rescued,

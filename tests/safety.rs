@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{read_lines, stderr, unique_schema, Env, BACKENDS, KINDS};
 use djgc::fixture::FixtureSpec;
 
@@ -384,5 +386,148 @@ fn apply_deletes_exactly_the_plan_skipping_what_changed_and_refuses_another_stor
             "{what}: {}",
             stderr(&out)
         );
+    }
+}
+
+/// What a writer did while djgc ran: rows it committed and the object each
+/// needs, with its content.
+struct Written {
+    rows: Vec<(String, Vec<u8>)>,
+    reused: usize,
+}
+
+/// Acts like a DataJoint client while `running` holds: inserts rows with
+/// freshly uploaded objects, and rows whose content equals an orphaned
+/// hash object (uploading it only if it is missing, as DataJoint does).
+fn write_while(
+    env: &Env,
+    schema: &str,
+    hash_orphans: &[(String, Vec<u8>)],
+    running: &dyn Fn() -> bool,
+) -> Written {
+    let npy = format!("{}.{}", env.db.quote(schema), env.db.quote("_npy_item"));
+    let hash = format!("{}.{}", env.db.quote(schema), env.db.quote("#hash_item"));
+    let mut written = Written {
+        rows: Vec::new(),
+        reused: 0,
+    };
+    let mut i = 0;
+    while running() {
+        let id = 20_000 + i;
+        let key = format!("_schema/{schema}/npy_item/id={id}/arr_w{i}.npy");
+        let body = format!("written while collecting {i}").into_bytes();
+        match &env.s3 {
+            Some((_, store)) => djgc::store::Store::put(store, &key, body.clone()).unwrap(),
+            None => common::put_file(&env.store_root(), &key, &body, std::time::SystemTime::now()),
+        }
+        env.sql(&format!(
+            "INSERT INTO {npy} (id, arr) VALUES ({id}, '{{\"path\": \"{key}\", \"store\": \"main\"}}')"
+        ));
+        written.rows.push((key, body));
+
+        if let Some((key, body)) = hash_orphans.get(i) {
+            if !env.exists(key) {
+                env.put(key, std::str::from_utf8(body).unwrap());
+            }
+            env.sql(&format!(
+                "INSERT INTO {hash} (id, data) VALUES ({id}, '{{\"path\": \"{key}\", \"store\": \"main\"}}')"
+            ));
+            written.rows.push((key.clone(), body.clone()));
+            written.reused += 1;
+        }
+        i += 1;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    written
+}
+
+#[test]
+fn a_writer_inserting_rows_during_collect_loses_nothing_unreported() {
+    for quarantine in [false, true] {
+        for mut env in all_envs() {
+            let what = format!("{:?}/{:?} quarantine={quarantine}", env.kind(), env.backend);
+            let schema = unique_schema("writer");
+            let mut spec = FixtureSpec::small(&schema, "main");
+            spec.hash_rows = 4000;
+            spec.npy_rows = 3000;
+            spec.folder_rows = 100;
+            let truth = env.fixture(&spec);
+            env.write_config(None);
+            let before = env.contents();
+            let hash_orphans: Vec<(String, Vec<u8>)> = truth
+                .orphans
+                .iter()
+                .filter(|k| k.starts_with("_hash/"))
+                .map(|k| (k.clone(), before[k].clone()))
+                .collect();
+            // The S3 fixture was just uploaded: let it age past --min-age,
+            // which protects objects uploaded for rows not yet inserted.
+            if env.kind() == common::Kind::S3 {
+                std::thread::sleep(Duration::from_secs(3));
+            }
+            let mut args = vec![
+                "collect",
+                &schema,
+                "--min-age",
+                "2s",
+                "--delete",
+                "--json",
+                "--delete-concurrency",
+                "1",
+            ];
+            if quarantine {
+                args.push("--quarantine");
+            }
+            let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_djgc"))
+                .args(&args)
+                .current_dir(env.dir.path())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let done = std::sync::atomic::AtomicBool::new(false);
+            let written = std::thread::scope(|scope| {
+                let writer = scope.spawn(|| {
+                    write_while(&env, &schema, &hash_orphans, &|| {
+                        !done.load(std::sync::atomic::Ordering::Relaxed)
+                    })
+                });
+                let status = child.wait().unwrap();
+                done.store(true, std::sync::atomic::Ordering::Relaxed);
+                let written = writer.join().unwrap();
+                assert!(status.code().is_some_and(|c| c <= 1), "{what}: {status:?}");
+                written
+            });
+            let out = child.wait_with_output().unwrap();
+            let r = common::report(&out);
+            assert!(written.reused > 0, "{what}: the writer reused nothing");
+
+            if quarantine {
+                let purge = env.djgc(&["purge", "--older-than", "0s", "--delete"]);
+                assert_eq!(purge.status.code(), Some(0), "{what}: {}", stderr(&purge));
+            }
+            let lost: Vec<String> = serde_json::from_value(r["lost_keys"].clone()).unwrap();
+            assert!(r["lost"].as_u64().unwrap() <= 100, "{what}: {r}");
+            if quarantine {
+                assert!(lost.is_empty(), "{what}");
+            }
+            let now = env.contents();
+            for (key, body) in &written.rows {
+                assert!(
+                    now.get(key) == Some(body) || lost.contains(key),
+                    "{what}: the row for {key} does not load, and no loss was reported"
+                );
+            }
+            for key in &truth.live_files {
+                assert_eq!(now.get(key), before.get(key), "{what}: {key}");
+            }
+            eprintln!(
+                "{what}: {} rows written ({} reusing orphans); rescued {}, lost {}",
+                written.rows.len(),
+                written.reused,
+                r["rescued"],
+                r["lost"]
+            );
+        }
     }
 }

@@ -26,6 +26,7 @@ use djgc::scan::{
     parse_min_age, recheck, reference_query, references_for_deletion, scan, ScanOptions,
 };
 use djgc::store::{self, Store};
+use djgc::watch::ReadReferences;
 
 #[derive(Parser)]
 #[command(
@@ -479,8 +480,10 @@ fn dispose(
         force: guard.force,
     };
     let store = open.store.as_ref();
+    let read_live = || references_for_deletion(&open.config.database, query, &Silent);
+    let live: Option<&ReadReferences<'_>> = Some(&read_live);
     let done = match &trash {
-        Some(trash) => quarantine(plan, store, trash, &options, log).map(|header| {
+        Some(trash) => quarantine(plan, store, trash, &options, live, log).map(|header| {
             eprintln!(
                 "djgc: quarantine run {} under {}/ (restore with: djgc restore {})",
                 header.run,
@@ -488,8 +491,18 @@ fn dispose(
                 header.run
             );
         }),
-        None => execute(plan, store, &options, log),
+        None => execute(plan, store, &options, live, log),
     };
+    let outcome = &plan.report.outcome;
+    for key in &outcome.lost_keys {
+        eprintln!("djgc: LOST: {key} was deleted, but a row written meanwhile references it");
+    }
+    if outcome.lost > outcome.lost_keys.len() as u64 {
+        eprintln!(
+            "djgc: LOST: ... and {} more",
+            outcome.lost - outcome.lost_keys.len() as u64
+        );
+    }
     Ok(match done {
         Err(e @ Error::Refused(_)) => {
             eprintln!("djgc: {e}");
@@ -499,7 +512,7 @@ fn dispose(
             eprintln!("djgc: deletion stopped early: {e}");
             Exit::ItemsFailed
         }
-        Ok(()) if plan.report.outcome.errors > 0 => Exit::ItemsFailed,
+        Ok(()) if outcome.errors + outcome.lost > 0 => Exit::ItemsFailed,
         Ok(()) => Exit::Clean,
     })
 }
