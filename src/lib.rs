@@ -10,11 +10,15 @@
 //! 2. [`scan`] streams referenced paths from the database into compact hashed
 //!    sets ([`references`], [`refset`]) while the store's sections are listed
 //!    ([`store`]), then judges every listed object, producing a [`plan::Plan`];
-//! 3. [`execute`] deletes a plan's orphans; a dry run stops before it.
+//! 3. [`execute`] deletes a plan's orphans, or moves them into [`quarantine`],
+//!    re-reading the references while it works ([`watch`]); a dry run stops
+//!    before it. A plan can also be written to disk and applied later
+//!    ([`planfile`]).
 //!
 //! Safety invariants: nothing is judged before the reference sets are
 //! complete; any problem in reading references or listing blocks deletion;
-//! only keys inside the collected schemas' sections are ever deleted.
+//! only plain keys inside the collected schemas' sections are ever deleted;
+//! every deletion is preceded by a fresh read of the references.
 
 pub mod codec;
 pub mod config;

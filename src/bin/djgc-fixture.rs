@@ -1,4 +1,4 @@
-//! `djgc-fixture`: writes a DataJoint-format schema and file store with a
+//! `djgc-fixture`: writes a DataJoint-format schema and store (file or S3) with a
 //! known share of orphans, for demos and benchmarks.
 //!
 //! It reads the same `datajoint.json` as djgc (database and store), replaces
@@ -19,7 +19,7 @@ use djgc::store::{collect_keys, S3Store, Store};
 #[command(
     name = "djgc-fixture",
     version,
-    about = "Write a DataJoint-format schema and file store with known orphans",
+    about = "Write a DataJoint-format schema and store (file or S3) with known orphans",
     after_help = "Example: djgc-fixture demo --hash-rows 500000 --npy-rows 500000 --subfolding 2,2"
 )]
 struct Cli {
@@ -28,7 +28,7 @@ struct Cli {
     /// Read this datajoint.json instead of searching for one.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Store to write (default: stores.default); must be a file store.
+    /// Store to write (default: stores.default): a file or S3 store.
     #[arg(long, value_name = "NAME")]
     store: Option<String>,
     /// Rows of the <blob@store> table.
