@@ -170,6 +170,13 @@ fn quarantine_moves_orphans_aside_and_restore_puts_them_back_byte_for_byte() {
         expected.push(format!("{run_prefix}djgc-run.json"));
         expected.sort();
         assert_eq!(keys_under(&env, &run_prefix), expected, "{what}");
+        let contents = env.contents();
+        for name in ["djgc-manifest/part-000000.jsonl", "djgc-run.json"] {
+            let text = String::from_utf8(contents[&format!("{run_prefix}{name}")].clone()).unwrap();
+            for secret in [common::S3_SECRET_KEY, common::S3_ACCESS_KEY, "password"] {
+                assert!(!text.contains(secret), "{what}: {name} holds {secret}");
+            }
+        }
         for key in &truth.orphans {
             assert!(!env.exists(key), "{what}: {key} still in place");
         }
