@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{stderr, unique_schema, Env, Kind, BACKENDS, KINDS};
+use common::{all_envs, stderr, unique_schema, Env, Kind};
 use djgc::fixture::{FixtureOutcome, FixtureSpec};
 
 /// A fixture with several delete batches of orphans on a file store (a
@@ -90,13 +90,6 @@ fn assert_live_intact(
             assert_eq!(now.get(key), Some(size), "{what}: {key} lost or changed");
         }
     }
-}
-
-fn all_envs() -> impl Iterator<Item = Env> {
-    KINDS
-        .into_iter()
-        .flat_map(|k| BACKENDS.map(move |b| (k, b)))
-        .map(|(kind, backend)| Env::with_store(backend, kind))
 }
 
 #[test]

@@ -4,17 +4,11 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{read_lines, stderr, unique_schema, Env, BACKENDS, KINDS};
+use common::{all_envs, read_lines, stderr, unique_schema, Env};
 use djgc::fixture::FixtureSpec;
-
-fn all_envs() -> impl Iterator<Item = Env> {
-    KINDS
-        .into_iter()
-        .flat_map(|k| BACKENDS.map(move |b| (k, b)))
-        .map(|(kind, backend)| Env::with_store(backend, kind))
-}
 
 #[test]
 fn partitioned_objects_are_judged_and_collected_like_the_rest() {
@@ -136,24 +130,39 @@ fn keys_under(env: &Env, prefix: &str) -> Vec<String> {
         .collect()
 }
 
+/// Makes a small fixture and quarantines its orphans; returns the schema,
+/// the fixture's truth, the store's contents before, and djgc's report.
+fn quarantine_a_fixture(
+    env: &mut Env,
+    label: &str,
+) -> (
+    String,
+    djgc::fixture::FixtureOutcome,
+    BTreeMap<String, Vec<u8>>,
+    serde_json::Value,
+) {
+    let schema = unique_schema(label);
+    let truth = env.fixture(&FixtureSpec::small(&schema, "main"));
+    env.write_config(None);
+    let before = env.contents();
+    let args = [
+        "collect",
+        &schema,
+        "--min-age",
+        "0s",
+        "--json",
+        "--delete",
+        "--quarantine",
+    ];
+    let report = env.djgc_ok(&args);
+    (schema, truth, before, report)
+}
+
 #[test]
 fn quarantine_moves_orphans_aside_and_restore_puts_them_back_byte_for_byte() {
     for mut env in all_envs() {
         let what = format!("{:?}/{:?}", env.kind(), env.backend);
-        let schema = unique_schema("quar");
-        let truth = env.fixture(&FixtureSpec::small(&schema, "main"));
-        env.write_config(None);
-        let before = env.contents();
-
-        let r = env.djgc_ok(&[
-            "collect",
-            &schema,
-            "--min-age",
-            "0s",
-            "--json",
-            "--delete",
-            "--quarantine",
-        ]);
+        let (schema, truth, before, r) = quarantine_a_fixture(&mut env, "quar");
         assert_eq!(r["quarantined"], truth.orphans.len(), "{what}: {r}");
         assert_eq!(
             (r["deleted"].as_u64(), r["errors"].as_u64()),
@@ -208,19 +217,7 @@ fn quarantine_moves_orphans_aside_and_restore_puts_them_back_byte_for_byte() {
 fn purge_waits_for_the_grace_period_then_deletes_and_puts_back_what_is_referenced() {
     for mut env in all_envs() {
         let what = format!("{:?}/{:?}", env.kind(), env.backend);
-        let schema = unique_schema("purge");
-        let truth = env.fixture(&FixtureSpec::small(&schema, "main"));
-        env.write_config(None);
-        let before = env.contents();
-        let r = env.djgc_ok(&[
-            "collect",
-            &schema,
-            "--min-age",
-            "0s",
-            "--json",
-            "--delete",
-            "--quarantine",
-        ]);
+        let (schema, truth, before, r) = quarantine_a_fixture(&mut env, "purge");
         let run = r["quarantine_run"].as_str().unwrap().to_string();
 
         // While quarantined, a row comes to reference an orphaned npy file,

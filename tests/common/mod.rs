@@ -57,6 +57,14 @@ pub fn s3_spec(location: &str, endpoint: &str, secret: &str) -> StoreSpec {
     }
 }
 
+/// One fresh environment for every store kind and database backend.
+pub fn all_envs() -> impl Iterator<Item = Env> {
+    KINDS
+        .into_iter()
+        .flat_map(|kind| BACKENDS.map(move |backend| (kind, backend)))
+        .map(|(kind, backend)| Env::with_store(backend, kind))
+}
+
 /// A store location in the test bucket that no other test uses; creates
 /// the bucket on first use.
 pub fn new_s3_location(label: &str) -> String {

@@ -212,7 +212,8 @@ enum Exit {
     Refused = 3,
 }
 
-/// Logs deletions to stderr with `--verbose`; failures always.
+/// Logs deletions to stderr with `--verbose`; failures always. (It draws
+/// no progress of the scan itself.)
 struct StderrLog {
     verbose: bool,
 }
@@ -339,7 +340,6 @@ fn collect(args: &ScanArgs, delete: Option<&DeleteArgs>) -> Result<Exit, Error> 
     let log = StderrLog {
         verbose: args.output.verbose,
     };
-    let progress: &dyn Progress = if args.output.quiet { &Silent } else { &log };
     let query = reference_query(&open.spec, open.store_is_default, &options);
     let mut plan = scan(
         &open.config.database,
@@ -347,7 +347,7 @@ fn collect(args: &ScanArgs, delete: Option<&DeleteArgs>) -> Result<Exit, Error> 
         open.store_is_default,
         open.store.as_ref(),
         &options,
-        progress,
+        &log,
     )?;
 
     if let Some(path) = &args.orphans_out {
@@ -366,7 +366,6 @@ fn collect(args: &ScanArgs, delete: Option<&DeleteArgs>) -> Result<Exit, Error> 
         &args.guard,
         jobs,
         &log,
-        progress,
     )?;
     plan.report.seconds = started.elapsed().as_secs_f64();
     print_report(&plan, &open.spec, min_age, &args.output);
@@ -399,7 +398,6 @@ fn apply(args: &ApplyArgs) -> Result<Exit, Error> {
     let log = StderrLog {
         verbose: args.output.verbose,
     };
-    let progress: &dyn Progress = if args.output.quiet { &Silent } else { &log };
     let query = reference_query(&open.spec, open.store_is_default, &options);
     if !plan.is_blocked() {
         plan.report.changed_skipped = planfile::confirm_unchanged(&mut plan, open.store.as_ref())?;
@@ -413,7 +411,6 @@ fn apply(args: &ApplyArgs) -> Result<Exit, Error> {
         &args.guard,
         jobs,
         &log,
-        progress,
     )?;
     plan.report.seconds = started.elapsed().as_secs_f64();
     print_report(&plan, &open.spec, Duration::ZERO, &args.output);
@@ -448,7 +445,6 @@ fn dispose(
     guard: &GuardArgs,
     jobs: usize,
     log: &StderrLog,
-    progress: &dyn Progress,
 ) -> Result<Exit, Error> {
     let Some(delete) = delete else {
         for objection in guard_objections(&plan.report, guard.max_orphan_fraction) {
@@ -465,7 +461,7 @@ fn dispose(
         .then(|| Trash::new(&delete.trash_prefix, &open.spec, &plan.report.schemas))
         .transpose()?;
     if !plan.is_blocked() {
-        recheck(plan, &open.config.database, query, progress)?;
+        recheck(plan, &open.config.database, query, log)?;
     }
     if plan.is_blocked() {
         eprintln!("djgc: refused to delete: the scan met problems (above); nothing was deleted");
