@@ -3,11 +3,12 @@
 //! A deduplicated object can be reused by a new row at any moment, so a
 //! re-check made once before deleting leaves open the whole time the
 //! deletion takes. While a plan is executed, a [`Watch`] thread reads the
-//! references again and again (a new read starts when the previous one is
-//! done, at most once per [`RECHECK_INTERVAL`]); every batch is filtered
-//! against the newest complete read just before its delete call. A row
-//! committed before that read began always keeps its object, so the window
-//! left is one reference read plus one batch, whatever the size of the run.
+//! references again and again (after each read it rests as long as the read
+//! took, and at least until [`RECHECK_INTERVAL`] has passed since it began);
+//! every batch is filtered against the newest complete read just before its
+//! delete call. A row committed before that read began always keeps its
+//! object, so the window left is at most two reference reads plus one batch,
+//! whatever the size of the run.
 //! A failed read stops all further deletion: acting on an old read would
 //! widen the window silently.
 
@@ -56,8 +57,11 @@ impl<'a> Watch<'a> {
                     return;
                 }
             }
+            // Rest as long as the read took, so re-reading takes at most
+            // half of the database's (and this machine's) time.
+            let took = started.elapsed();
+            let wait = RECHECK_INTERVAL.saturating_sub(took).max(took);
             let stopped = self.stopped.lock().expect("watch lock");
-            let wait = RECHECK_INTERVAL.saturating_sub(started.elapsed());
             let (stopped, _) = self
                 .wake
                 .wait_timeout_while(stopped, wait, |stopped| !*stopped)
