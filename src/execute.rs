@@ -353,19 +353,25 @@ fn audit(
     let outcome = &mut plan.report.outcome;
     match trash_run {
         Some(run_prefix) => {
-            let entries: Vec<Entry> = late
-                .into_iter()
-                .map(|o| Entry {
-                    mtime_ns: mtime_ns(o.modified),
-                    size: o.size,
-                    key: o.key,
-                })
-                .collect();
+            // Few, if any: one at a time, so each one's bytes are accounted.
             let mut failures = Vec::new();
-            let back = put_back(store, run_prefix, &entries, &mut |m| failures.push(m));
-            outcome.quarantined -= back.restored + back.already_in_place;
-            outcome.errors += back.errors + back.conflicts;
-            plan.report.rescued += back.restored + back.already_in_place;
+            for orphan in late {
+                let entry = Entry {
+                    mtime_ns: mtime_ns(orphan.modified),
+                    size: orphan.size,
+                    key: orphan.key,
+                };
+                let back = put_back(store, run_prefix, std::slice::from_ref(&entry), &mut |m| {
+                    failures.push(m)
+                });
+                if back.restored + back.already_in_place == 1 {
+                    outcome.quarantined -= 1;
+                    outcome.quarantined_bytes -= entry.size;
+                    plan.report.rescued += 1;
+                } else {
+                    outcome.errors += 1;
+                }
+            }
             plan.report.warnings.extend(failures);
         }
         None => {
