@@ -138,7 +138,7 @@ pub fn execute(
 /// `trash` instead of deleting them: the run's manifest is written first,
 /// then the objects are moved. With `live`, an object found referenced by
 /// the final read is moved straight back (counted as rescued). Returns the
-/// run's header.
+/// run's header, or `None` when there was nothing to move (no run is made).
 pub fn quarantine(
     plan: &mut Plan,
     store: &dyn Store,
@@ -146,13 +146,17 @@ pub fn quarantine(
     options: &DeleteOptions,
     live: Option<&ReadReferences<'_>>,
     progress: &dyn Progress,
-) -> Result<RunHeader> {
+) -> Result<Option<RunHeader>> {
     check_allowed(plan, options)?;
+    if plan.orphans()?.next().is_none() {
+        plan.report.dry_run = false;
+        return Ok(None);
+    }
     let header = trash.begin(store, plan, SystemTime::now())?;
     plan.report.outcome.quarantine_run = Some(header.run.clone());
     let run_prefix = trash.run_prefix(&header.run);
     dispose(plan, store, options, Some(&run_prefix), live, progress)?;
-    Ok(header)
+    Ok(Some(header))
 }
 
 /// Refuses a plan with scan problems, or one the guard objects to.

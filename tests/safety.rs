@@ -195,6 +195,19 @@ fn quarantine_moves_orphans_aside_and_restore_puts_them_back_byte_for_byte() {
         // A second scan no longer sees the quarantined objects, nor the trash.
         let again = env.djgc_ok(&["scan", &schema, "--min-age", "0s", "--json"]);
         assert_eq!(again["orphaned"], 0, "{what}");
+        // With nothing to move, no run is made.
+        let args = [
+            "collect",
+            &schema,
+            "--min-age",
+            "0s",
+            "--json",
+            "--delete",
+            "--quarantine",
+        ];
+        let empty = env.djgc_ok(&args);
+        assert!(empty["quarantine_run"].is_null(), "{what}: {empty}");
+        assert_eq!(keys_under(&env, "_trash/"), expected, "{what}");
 
         let out = env.djgc(&["restore", &run, "--json"]);
         assert_eq!(out.status.code(), Some(0), "{what}: {}", stderr(&out));

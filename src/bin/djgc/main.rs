@@ -479,7 +479,10 @@ fn dispose(
     let read_live = || references_for_deletion(&open.config.database, query, &Silent);
     let live: Option<&ReadReferences<'_>> = Some(&read_live);
     let done = match &trash {
-        Some(trash) => quarantine(plan, store, trash, &options, live, log).map(|header| {
+        Some(trash) => quarantine(plan, store, trash, &options, live, log).map(|run| {
+            let Some(header) = run else {
+                return;
+            };
             eprintln!(
                 "djgc: quarantine run {} under {}/ (restore with: djgc restore {})",
                 header.run,
