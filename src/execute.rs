@@ -25,9 +25,8 @@ use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::quarantine::{put_back, Entry, RunHeader, Trash};
 use crate::references::References;
-use crate::refset::{path_hash, RefSet};
 use crate::report::{DeleteOutcome, Report};
-use crate::store::{Deleted, Moved, Store, StoreError};
+use crate::store::{stat, Deleted, Moved, Store, StoreError};
 use crate::watch::{ReadReferences, Watch};
 
 /// Keys per delete call.
@@ -184,8 +183,6 @@ struct Tally {
     outcome: DeleteOutcome,
     /// Orphans dropped from their batch because a fresh read references them.
     rescued: u64,
-    /// Hashes of the keys deleted or moved.
-    disposed: RefSet,
 }
 
 /// Deletes the plan's orphans, or with `trash_run` (a run prefix) moves
@@ -234,9 +231,6 @@ fn dispose(
                         for ((key, size), result) in batch.keys.iter().zip(&batch.sizes).zip(
                             dispose_batch(store, &section.prefix, &batch.keys, trash_run),
                         ) {
-                            if matches!(result, Ok(Disposed::Deleted | Disposed::Quarantined)) {
-                                tally.disposed.insert(path_hash(key));
-                            }
                             match result {
                                 Ok(Disposed::Deleted) => {
                                     match section.kind {
@@ -303,7 +297,6 @@ fn dispose(
             sum.quarantined += add.quarantined;
             sum.quarantined_bytes += add.quarantined_bytes;
             total.rescued += part.rescued;
-            total.disposed.extend(part.disposed.iter());
         }
         if let Some(watch) = watch {
             watch.stop();
@@ -319,7 +312,7 @@ fn dispose(
     plan.report.dry_run = false;
     fed?;
     if let Some(read) = live {
-        audit(plan, store, trash_run, read, &tally.disposed)?;
+        audit(plan, store, trash_run, read)?;
     }
     Ok(())
 }
@@ -328,14 +321,16 @@ fn dispose(
 const LOST_KEYS_SHOWN: usize = 100;
 
 /// The final re-check: reads the references once more after the deletion
-/// and finds every deleted or moved key that a row references by now. A
-/// moved one is put straight back; a deleted one is lost and reported.
+/// and looks at every orphan a row references by now (few, if any). One that
+/// is in quarantine is put straight back; one that is gone from the store is
+/// lost and reported. Orphans still in place (rescued before their batch, or
+/// whose deletion failed) are neither. Nothing is held per deleted key, so
+/// memory does not grow with the number of orphans.
 fn audit(
     plan: &mut Plan,
     store: &dyn Store,
     trash_run: Option<&str>,
     read: &ReadReferences<'_>,
-    disposed: &RefSet,
 ) -> Result<()> {
     let references = match read() {
         Ok(references) => references,
@@ -350,16 +345,15 @@ fn audit(
     let mut late = Vec::new();
     for orphan in plan.orphans()? {
         let orphan = orphan?;
-        if disposed.contains(path_hash(&orphan.key)) && references.covers(&orphan.key) {
+        if references.covers(&orphan.key) {
             late.push(orphan);
         }
     }
+    let mut failures = Vec::new();
     let outcome = &mut plan.report.outcome;
-    match trash_run {
-        Some(run_prefix) => {
-            // Few, if any: one at a time, so each one's bytes are accounted.
-            let mut failures = Vec::new();
-            for orphan in late {
+    for orphan in late {
+        match trash_run {
+            Some(run_prefix) => {
                 let entry = Entry {
                     mtime_ns: mtime_ns(orphan.modified),
                     size: orphan.size,
@@ -372,21 +366,25 @@ fn audit(
                     outcome.quarantined -= 1;
                     outcome.quarantined_bytes -= entry.size;
                     plan.report.rescued += 1;
-                } else {
-                    outcome.errors += 1;
                 }
+                outcome.errors += back.errors + back.conflicts;
             }
-            plan.report.warnings.extend(failures);
-        }
-        None => {
-            outcome.lost = late.len() as u64;
-            outcome.lost_keys = late
-                .into_iter()
-                .take(LOST_KEYS_SHOWN)
-                .map(|o| o.key)
-                .collect();
+            None => match stat(store, &orphan.key) {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    outcome.lost += 1;
+                    if outcome.lost_keys.len() < LOST_KEYS_SHOWN {
+                        outcome.lost_keys.push(orphan.key);
+                    }
+                }
+                Err(e) => failures.push(format!(
+                    "the re-check after deleting could not look for {}: {e}",
+                    orphan.key
+                )),
+            },
         }
     }
+    plan.report.warnings.extend(failures);
     Ok(())
 }
 

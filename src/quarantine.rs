@@ -360,32 +360,37 @@ pub(crate) fn put_back(
             match result {
                 Ok(Moved::Done) => outcome.restored += 1,
                 Ok(Moved::SourceMissing) => outcome.not_in_trash += 1,
-                Ok(Moved::TargetExists) => match stat(store, &entry.key) {
-                    Ok(Some(original)) if original.size == entry.size => {
-                        match store
-                            .delete(run_prefix, std::slice::from_ref(trash_key))
-                            .pop()
-                        {
-                            Some(Err(e)) => {
-                                outcome.errors += 1;
-                                failed(e.to_string());
+                // Both names checked: a store may report the occupied target
+                // before it looks at the source.
+                Ok(Moved::TargetExists) => {
+                    match (stat(store, trash_key), stat(store, &entry.key)) {
+                        (Ok(None), _) => outcome.not_in_trash += 1,
+                        (Ok(Some(_)), Ok(Some(original))) if original.size == entry.size => {
+                            match store
+                                .delete(run_prefix, std::slice::from_ref(trash_key))
+                                .pop()
+                            {
+                                Some(Err(e)) => {
+                                    outcome.errors += 1;
+                                    failed(e.to_string());
+                                }
+                                _ => outcome.already_in_place += 1,
                             }
-                            _ => outcome.already_in_place += 1,
+                        }
+                        (Ok(Some(_)), Ok(_)) => {
+                            outcome.conflicts += 1;
+                            failed(format!(
+                                "{}: another object of a different size is at the original key; \
+                             the quarantined copy stays at {trash_key}",
+                                entry.key
+                            ));
+                        }
+                        (Err(e), _) | (_, Err(e)) => {
+                            outcome.errors += 1;
+                            failed(e.to_string());
                         }
                     }
-                    Ok(_) => {
-                        outcome.conflicts += 1;
-                        failed(format!(
-                            "{}: another object of a different size is at the original key; \
-                             the quarantined copy stays at {trash_key}",
-                            entry.key
-                        ));
-                    }
-                    Err(e) => {
-                        outcome.errors += 1;
-                        failed(e.to_string());
-                    }
-                },
+                }
                 Err(e) => {
                     outcome.errors += 1;
                     failed(e.to_string());

@@ -82,7 +82,13 @@ pub fn scan(
     options: &ScanOptions,
     progress: &dyn Progress,
 ) -> Result<Plan> {
-    let query = reference_query(spec, store_is_default, options);
+    let query = reference_query(
+        spec,
+        store_is_default,
+        &options.schemas,
+        &options.schema_codecs,
+        options.jobs,
+    );
     let sections = layout::sections(spec, &options.schemas);
     scan_with(
         || scan_references(database, &query, progress),
@@ -94,18 +100,21 @@ pub fn scan(
 }
 
 /// What the reference scan of `spec`'s store asks the database.
+/// `jobs` bounds the tables read at once (at most 8).
 pub fn reference_query(
     spec: &StoreSpec,
     store_is_default: bool,
-    options: &ScanOptions,
+    schemas: &[String],
+    schema_codecs: &[String],
+    jobs: usize,
 ) -> ReferenceQuery {
     ReferenceQuery {
-        schemas: options.schemas.clone(),
+        schemas: schemas.to_vec(),
         store: spec.name.clone(),
         store_is_default,
-        schema_codecs: options.schema_codecs.clone(),
-        concurrency: options.jobs.clamp(1, 8),
-        sections: layout::sections(spec, &options.schemas),
+        schema_codecs: schema_codecs.to_vec(),
+        concurrency: jobs.clamp(1, 8),
+        sections: layout::sections(spec, schemas),
     }
 }
 

@@ -69,7 +69,13 @@ fn orphans_referenced_again_before_deletion_are_rescued() {
         recheck(
             &mut plan,
             &config.database,
-            &reference_query(&spec, true, &options),
+            &reference_query(
+                &spec,
+                true,
+                &options.schemas,
+                &options.schema_codecs,
+                options.jobs,
+            ),
             &Silent,
         )
         .unwrap();

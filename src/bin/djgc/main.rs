@@ -340,7 +340,13 @@ fn collect(args: &ScanArgs, delete: Option<&DeleteArgs>) -> Result<Exit, Error> 
     let log = StderrLog {
         verbose: args.output.verbose,
     };
-    let query = reference_query(&open.spec, open.store_is_default, &options);
+    let query = reference_query(
+        &open.spec,
+        open.store_is_default,
+        &args.schemas,
+        &args.schema_codecs,
+        jobs,
+    );
     let mut plan = scan(
         &open.config.database,
         &open.spec,
@@ -389,16 +395,16 @@ fn apply(args: &ApplyArgs) -> Result<Exit, Error> {
         &header,
         &planfile::identity(&open.spec, &open.config.database),
     )?;
-    let options = ScanOptions {
-        schemas: plan.report.schemas.clone(),
-        cutoff: SystemTime::now(),
-        jobs,
-        schema_codecs: header.schema_codecs.clone(),
-    };
     let log = StderrLog {
         verbose: args.output.verbose,
     };
-    let query = reference_query(&open.spec, open.store_is_default, &options);
+    let query = reference_query(
+        &open.spec,
+        open.store_is_default,
+        &plan.report.schemas,
+        &header.schema_codecs,
+        jobs,
+    );
     if !plan.is_blocked() {
         plan.report.changed_skipped = planfile::confirm_unchanged(&mut plan, open.store.as_ref())?;
     }
@@ -564,13 +570,13 @@ fn purge(args: &PurgeArgs) -> Result<Exit, Error> {
     )?;
     let trash = Trash::new(&args.trash_prefix, &open.spec, &[])?;
     let mut references = |schemas: &[String]| {
-        let options = ScanOptions {
-            schemas: schemas.to_vec(),
-            cutoff: SystemTime::now(),
-            jobs: 4,
-            schema_codecs: args.schema_codecs.clone(),
-        };
-        let query = reference_query(&open.spec, open.store_is_default, &options);
+        let query = reference_query(
+            &open.spec,
+            open.store_is_default,
+            schemas,
+            &args.schema_codecs,
+            4,
+        );
         references_for_deletion(&open.config.database, &query, &Silent)
     };
     let mut report_failure = |message: String| eprintln!("djgc: {message}");
