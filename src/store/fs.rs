@@ -24,7 +24,12 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use std::os::fd::OwnedFd;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use rayon::prelude::*;
+use rustix::fs::{open, openat, statat, AtFlags, Dir, FileType, Mode, OFlags, RawMode};
+use rustix::io::Errno;
 
 use super::{
     key_is_contained, outside_section, refuse_move, Deleted, ListSink, Listing, Moved, ObjectMeta,
@@ -168,7 +173,6 @@ impl FsStore {
 
 /// One listing in progress: where to send batches, and whether to stop.
 struct Walk<'a> {
-    root: &'a Path,
     sink: &'a ListSink<'a>,
     stopped: AtomicBool,
 }
@@ -189,12 +193,14 @@ impl Walk<'_> {
         self.send(Listing::Error(StoreError::new(operation, key, source)));
     }
 
-    /// Lists the folder `dir_key` (ending in `/`, or empty for the root) and
-    /// everything below it, keeping only the entries of `dir_key` itself
-    /// whose names start with `name_start`, appending to `batch` and sending
-    /// it whenever it is full; returns what is left of the batch.
+    /// Lists the open folder `dir` (whose key is `dir_key`, ending in `/`,
+    /// or empty for the root) and everything below it, keeping only the
+    /// entries of `dir` itself whose names start with `name_start`,
+    /// appending to `batch` and sending it whenever it is full; returns what
+    /// is left of the batch.
     fn folder(
         &self,
+        dir: OwnedFd,
         dir_key: String,
         name_start: Option<&str>,
         mut batch: Vec<ObjectMeta>,
@@ -202,30 +208,31 @@ impl Walk<'_> {
         if self.stopped.load(Ordering::Relaxed) {
             return batch;
         }
-        let entries = match std::fs::read_dir(self.root.join(&dir_key)) {
+        let mut entries = match Dir::new(dir) {
             Ok(entries) => entries,
             Err(e) => {
-                self.error("list", dir_key, e);
+                self.error("list", dir_key, io::Error::from(e));
                 return batch;
             }
         };
         let mut subfolders = Vec::new();
-        for entry in entries {
+        while let Some(entry) = entries.read() {
             let entry = match entry {
                 Ok(entry) => entry,
                 Err(e) => {
-                    self.error("list", dir_key.as_str(), e);
-                    continue;
+                    self.error("list", dir_key.as_str(), io::Error::from(e));
+                    break;
                 }
             };
-            let name = entry.file_name();
-            if name_start
-                .is_some_and(|start| !name.as_encoded_bytes().starts_with(start.as_bytes()))
-            {
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." {
                 continue;
             }
-            let Some(name) = name.to_str() else {
-                let shown = format!("{dir_key}{}", name.to_string_lossy());
+            if name_start.is_some_and(|start| !name.starts_with(start.as_bytes())) {
+                continue;
+            }
+            let Ok(name) = std::str::from_utf8(name) else {
+                let shown = format!("{dir_key}{}", String::from_utf8_lossy(name));
                 self.error(
                     "list",
                     shown,
@@ -234,42 +241,87 @@ impl Walk<'_> {
                 continue;
             };
             let key = format!("{dir_key}{name}");
-            let file_type = match entry.file_type() {
-                Ok(t) => t,
+            // Files are stat-ed for size and time; so is an entry whose type
+            // the file system does not tell in the folder listing (some
+            // network and parallel file systems).
+            let file_type = entry.file_type();
+            if file_type == FileType::Directory {
+                subfolders.push(key + "/");
+                continue;
+            }
+            if !matches!(file_type, FileType::RegularFile | FileType::Unknown) {
+                continue; // links and special files are not objects
+            }
+            let stat = entries
+                .fd()
+                .and_then(|at| statat(at, name, AtFlags::SYMLINK_NOFOLLOW));
+            let stat = match stat {
+                Ok(stat) => stat,
                 Err(e) => {
-                    self.error("stat", key, e);
+                    self.error("stat", key, io::Error::from(e));
                     continue;
                 }
             };
-            if file_type.is_dir() {
-                subfolders.push(key + "/");
-            } else if file_type.is_file() {
-                match entry.metadata().and_then(|m| Ok((m.len(), m.modified()?))) {
-                    Ok((size, modified)) => batch.push(ObjectMeta {
+            match FileType::from_raw_mode(stat.st_mode as RawMode) {
+                FileType::Directory => subfolders.push(key + "/"),
+                FileType::RegularFile => {
+                    batch.push(ObjectMeta {
                         key,
-                        size,
-                        modified,
-                    }),
-                    Err(e) => self.error("stat", key, e),
+                        size: stat.st_size as u64,
+                        modified: modified_time(stat.st_mtime as i64, stat.st_mtime_nsec as u32),
+                    });
+                    if batch.len() >= LIST_BATCH {
+                        self.send(Listing::Objects(std::mem::take(&mut batch)));
+                    }
                 }
-                if batch.len() >= LIST_BATCH {
-                    self.send(Listing::Objects(std::mem::take(&mut batch)));
-                }
-            }
-            // Links and special files are not objects, and links are never followed.
-        }
-        match subfolders.len() {
-            0 => batch,
-            1 => self.folder(subfolders.pop().expect("one"), None, batch),
-            _ => {
-                subfolders
-                    .into_par_iter()
-                    .fold(Vec::new, |batch, sub| self.folder(sub, None, batch))
-                    .filter(|b| !b.is_empty())
-                    .for_each(|b| self.send(Listing::Objects(b)));
-                batch
+                _ => {}
             }
         }
+        if subfolders.is_empty() {
+            return batch;
+        }
+        let at = match entries.fd() {
+            Ok(at) => at,
+            Err(e) => {
+                self.error("list", dir_key, io::Error::from(e));
+                return batch;
+            }
+        };
+        let child = |batch: Vec<ObjectMeta>, key: String| {
+            let name = &key[dir_key.len()..key.len() - 1];
+            match openat(at, name, FOLDER_FLAGS, Mode::empty()) {
+                Ok(fd) => self.folder(fd, key, None, batch),
+                Err(e) => {
+                    self.error("list", key, io::Error::from(e));
+                    batch
+                }
+            }
+        };
+        if subfolders.len() == 1 {
+            return child(batch, subfolders.pop().expect("one"));
+        }
+        subfolders
+            .into_par_iter()
+            .fold(Vec::new, child)
+            .filter(|b| !b.is_empty())
+            .for_each(|b| self.send(Listing::Objects(b)));
+        batch
+    }
+}
+
+/// How a folder is opened for walking: read-only, and never through a link
+/// (a link swapped in for a folder mid-walk fails to open, it is not followed).
+const FOLDER_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
+
+/// A file's modification time from `stat`'s seconds and nanoseconds.
+fn modified_time(seconds: i64, nanos: u32) -> SystemTime {
+    let nanos = Duration::from_nanos(u64::from(nanos));
+    match u64::try_from(seconds) {
+        Ok(after) => UNIX_EPOCH + Duration::from_secs(after) + nanos,
+        Err(_) => UNIX_EPOCH - Duration::from_secs(seconds.unsigned_abs()) + nanos,
     }
 }
 
@@ -288,14 +340,26 @@ impl Store for FsStore {
             }
             return;
         }
+        let dir = match open(self.path_of(dir_key), FOLDER_FLAGS, Mode::empty()) {
+            Ok(dir) => dir,
+            Err(e) => {
+                if e != Errno::NOENT {
+                    sink(Listing::Error(StoreError::new(
+                        "list",
+                        prefix,
+                        io::Error::from(e),
+                    )));
+                }
+                return;
+            }
+        };
         let walk = Walk {
-            root: &self.root,
             sink,
             stopped: AtomicBool::new(false),
         };
         let rest = self
             .pool
-            .install(|| walk.folder(dir_key.to_string(), Some(name_start), Vec::new()));
+            .install(|| walk.folder(dir, dir_key.to_string(), Some(name_start), Vec::new()));
         if !rest.is_empty() {
             walk.send(Listing::Objects(rest));
         }
