@@ -11,15 +11,21 @@
 //!   prefix whose keys belong to another part. It is listed flat (no
 //!   delimiter: a schema section with one folder per row costs one request
 //!   per 1,000 keys, not one per row).
+//! * A part may also end at a key `E`: it holds the keys up to `E`, and stops
+//!   paging at the first key beyond it (the next part starts after `E`).
 //! * When a page is truncated, its keys are kept and the rest of the part is
-//!   split in two at the page's last key `L`, whose next character after
-//!   `P` is `c`: the keys of `P+c` after `L`, and the keys of `P` after every
-//!   `P+c` key (`StartAfter` `P+c+U+10FFFF`, skipping `P+c` keys that sort
-//!   above that bound, which the first part lists). Each half splits again
-//!   when its first page is truncated, so the parts double with every
-//!   round of requests until there are `concurrency` of them, and a long
-//!   common prefix (`_schema/s/table/id=`) costs one request per character
-//!   at most, each of which still returns a full page.
+//!   split at the page's last key `L`, whose next character after `P` is
+//!   `c`: the keys of `P+c` after `L`, and the keys of `P` after every `P+c`
+//!   key (`StartAfter` `P+c+U+10FFFF`, skipping `P+c` keys that sort above
+//!   that bound, which the first part lists). When the next characters left
+//!   for that second part span an ASCII range, it is cut at the middle
+//!   character `m` into the keys up to `P+m+U+10FFFF` and those after it, so
+//!   a section whose first characters each hold less than a page (a hash
+//!   section of 20,000 keys) still fans out instead of listing in a chain.
+//!   Every part splits again when its first page is truncated, so the parts
+//!   multiply with every round of requests until there are `concurrency` of
+//!   them, and a long common prefix (`_schema/s/table/id=`) costs one
+//!   request per character at most, each of which still returns a full page.
 //!
 //! Only keys that start with a part's prefix are taken from its pages. A
 //! server that rewrites prefixes (SeaweedFS treats keys as paths, so `a//`
@@ -62,6 +68,8 @@ pub trait PageLister: Send + Sync {
 struct Part {
     prefix: String,
     start_after: Option<String>,
+    /// The part's last possible key; greater keys belong to another part.
+    end: Option<String>,
     /// Keys with this prefix belong to another part.
     skip: Option<String>,
 }
@@ -75,14 +83,15 @@ impl Part {
         Part {
             prefix,
             start_after: None,
+            end: None,
             skip: None,
         }
     }
 
-    /// The two parts holding this part's keys after `last`, a key of it;
-    /// `None` when `last` cannot split it (it is the prefix itself, or
-    /// belongs to the skipped keys), and paging must go on instead.
-    fn split_after(&self, last: &str) -> Option<[Part; 2]> {
+    /// The parts holding this part's keys after `last`, a key of it; `None`
+    /// when `last` cannot split it (it is the prefix itself, or belongs to
+    /// the skipped keys), and paging must go on instead.
+    fn split_after(&self, last: &str) -> Option<Vec<Part>> {
         let c = last.strip_prefix(self.prefix.as_str())?.chars().next()?;
         let branch = format!("{}{c}", self.prefix);
         if self
@@ -92,18 +101,54 @@ impl Part {
         {
             return None;
         }
-        Some([
-            Part {
-                prefix: branch.clone(),
-                start_after: Some(last.to_string()),
-                skip: None,
-            },
-            Part {
+        let mut parts = vec![Part {
+            prefix: branch.clone(),
+            start_after: Some(last.to_string()),
+            end: self.end.clone(),
+            skip: None,
+        }];
+        let rest_start = format!("{branch}{AFTER_ALL}");
+        match self.middle_after(c) {
+            Some(middle) => {
+                let cut = format!("{}{middle}{AFTER_ALL}", self.prefix);
+                parts.push(Part {
+                    prefix: self.prefix.clone(),
+                    start_after: Some(rest_start),
+                    end: Some(cut.clone()),
+                    skip: Some(branch),
+                });
+                parts.push(Part {
+                    prefix: self.prefix.clone(),
+                    start_after: Some(cut),
+                    end: self.end.clone(),
+                    skip: None,
+                });
+            }
+            None => parts.push(Part {
                 prefix: self.prefix.clone(),
-                start_after: Some(format!("{branch}{AFTER_ALL}")),
+                start_after: Some(rest_start),
+                end: self.end.clone(),
                 skip: Some(branch),
-            },
-        ])
+            }),
+        }
+        Some(parts)
+    }
+
+    /// The character halfway between `c` and the last next character this
+    /// part can hold, when both are ASCII and at least two characters lie
+    /// between them.
+    fn middle_after(&self, c: char) -> Option<char> {
+        let last = match &self.end {
+            None => '~',
+            Some(end) => end.strip_prefix(self.prefix.as_str())?.chars().next()?,
+        };
+        let (low, high) = (u32::from(c) + 1, u32::from(last));
+        (last.is_ascii() && high > low).then(|| char::from_u32((low + high) / 2))?
+    }
+
+    /// Whether `key` lies beyond this part's end.
+    fn is_past_end(&self, key: &str) -> bool {
+        self.end.as_deref().is_some_and(|end| key > end)
     }
 }
 
@@ -152,23 +197,26 @@ async fn list_part<L: PageLister>(lister: &L, part: Part, out: mpsc::Sender<List
             return Vec::new(); // the server rewrote this prefix: it holds nothing
         }
         let last = page.objects.last().map(|o| o.key.clone());
+        let past_end = last.as_deref().is_some_and(|l| part.is_past_end(l));
         let objects: Vec<ObjectMeta> = page
             .objects
             .into_iter()
             .filter(|o| {
-                part.skip
-                    .as_ref()
-                    .is_none_or(|skip| !o.key.starts_with(skip.as_str()))
+                !part.is_past_end(&o.key)
+                    && part
+                        .skip
+                        .as_ref()
+                        .is_none_or(|skip| !o.key.starts_with(skip.as_str()))
             })
             .collect();
         if !objects.is_empty() && out.send(Listing::Objects(objects)).await.is_err() {
             return Vec::new();
         }
-        let Some(next) = page.next else {
+        let Some(next) = page.next.filter(|_| !past_end) else {
             return Vec::new();
         };
-        if let Some(halves) = last.as_deref().and_then(|l| part.split_after(l)) {
-            return halves.into();
+        if let Some(parts) = last.as_deref().and_then(|l| part.split_after(l)) {
+            return parts;
         }
         token = Some(next);
     }
@@ -189,6 +237,9 @@ mod tests {
         requests: AtomicUsize,
         /// Collapse `//` in prefixes, as SeaweedFS does.
         collapse_slashes: bool,
+        /// Requests being answered now, and the most at any time.
+        in_flight: AtomicUsize,
+        most_in_flight: AtomicUsize,
     }
 
     impl PageLister for FakeServer {
@@ -201,6 +252,10 @@ mod tests {
             if self.requests.fetch_add(1, Ordering::Relaxed) > 50_000 {
                 return Err(StoreError::new("list", prefix, "runaway listing"));
             }
+            let now = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+            self.most_in_flight.fetch_max(now, Ordering::Relaxed);
+            tokio::time::sleep(std::time::Duration::from_micros(100)).await;
+            self.in_flight.fetch_sub(1, Ordering::Relaxed);
             let mut prefix = prefix.to_string();
             while self.collapse_slashes && prefix.contains("//") {
                 prefix = prefix.replace("//", "/");
@@ -229,12 +284,14 @@ mod tests {
         }
     }
 
-    fn list(
-        keys: &[String],
-        page_size: usize,
-        concurrency: usize,
-        prefix: &str,
-    ) -> (Vec<String>, usize) {
+    /// What a listing returned, and how the server saw it.
+    struct Listed {
+        keys: Vec<String>,
+        requests: usize,
+        most_in_flight: usize,
+    }
+
+    fn list(keys: &[String], page_size: usize, concurrency: usize, prefix: &str) -> Listed {
         list_on(keys, page_size, concurrency, prefix, false)
     }
 
@@ -244,14 +301,17 @@ mod tests {
         concurrency: usize,
         prefix: &str,
         collapse_slashes: bool,
-    ) -> (Vec<String>, usize) {
+    ) -> Listed {
         let server = FakeServer {
             keys: keys.iter().cloned().collect(),
             page_size,
             requests: AtomicUsize::new(0),
             collapse_slashes,
+            in_flight: AtomicUsize::new(0),
+            most_in_flight: AtomicUsize::new(0),
         };
         let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
             .build()
             .unwrap();
         let listed = rt.block_on(async {
@@ -275,7 +335,11 @@ mod tests {
             .await;
             keys
         });
-        (listed, server.requests.load(Ordering::Relaxed))
+        Listed {
+            keys: listed,
+            requests: server.requests.into_inner(),
+            most_in_flight: server.most_in_flight.into_inner(),
+        }
     }
 
     #[test]
@@ -306,7 +370,7 @@ mod tests {
         expected.sort();
 
         for (page_size, concurrency) in [(1000, 1), (3, 1), (3, 8), (7, 32)] {
-            let (mut listed, _) = list(&keys, page_size, concurrency, p);
+            let mut listed = list(&keys, page_size, concurrency, p).keys;
             let count = listed.len();
             listed.sort();
             listed.dedup();
@@ -323,35 +387,53 @@ mod tests {
         let keys: Vec<String> = (0..400)
             .map(|i| format!("s/t/id={i}/arr_{i}.npy"))
             .collect();
-        let (mut listed, requests) = list_on(&keys, 10, 4, "s/", true);
-        listed.sort();
+        let mut listed = list_on(&keys, 10, 4, "s/", true);
+        listed.keys.sort();
         let mut expected = keys.clone();
         expected.sort();
-        assert_eq!(listed, expected);
-        assert!(requests < 5000, "{requests} requests");
+        assert_eq!(listed.keys, expected);
+        assert!(listed.requests < 5000, "{} requests", listed.requests);
     }
 
     #[test]
     fn requests_are_spent_on_full_pages() {
         let keys: Vec<String> = (0..10).map(|i| format!("h/{i}")).collect();
-        assert_eq!(list(&keys, 1000, 4, "h/").1, 1);
+        assert_eq!(list(&keys, 1000, 4, "h/").requests, 1);
 
         let base32 = "abcdefghijklmnopqrstuvwxyz234567";
         let keys: Vec<String> = (0..3200)
             .map(|i| format!("h/{}{i:025}", &base32[i % 32..i % 32 + 1]))
             .collect();
-        let (listed, requests) = list(&keys, 100, 8, "h/");
-        assert_eq!(listed.len(), 3200);
+        let listed = list(&keys, 100, 8, "h/");
+        assert_eq!(listed.keys.len(), 3200);
         // 32 pages of keys, and at most one short page per split.
-        assert!(requests < 32 * 3, "{requests} requests");
+        assert!(listed.requests < 32 * 3, "{} requests", listed.requests);
 
         // A long common prefix, as in a schema section: no request per
         // character and possible next character.
         let keys: Vec<String> = (0..5000)
             .map(|i| format!("dj/_schema/lab/npy_item/id={i}/arr_{i:x}.npy"))
             .collect();
-        let (listed, requests) = list(&keys, 100, 8, "dj/_schema/lab/");
-        assert_eq!(listed.len(), 5000);
-        assert!(requests < 50 * 3, "{requests} requests");
+        let listed = list(&keys, 100, 8, "dj/_schema/lab/");
+        assert_eq!(listed.keys.len(), 5000);
+        assert!(listed.requests < 50 * 3, "{} requests", listed.requests);
+    }
+
+    #[test]
+    fn a_section_whose_first_characters_hold_less_than_a_page_still_fans_out() {
+        // 20 pages of hash names, each first character holding a fifth of a
+        // page: split only at page ends, the rest would list as a chain.
+        let base32 = "abcdefghijklmnopqrstuvwxyz234567";
+        let keys: Vec<String> = (0..2000)
+            .map(|i| format!("h/{}{i:025}", &base32[i % 32..i % 32 + 1]))
+            .collect();
+        let listed = list(&keys, 100, 8, "h/");
+        assert_eq!(listed.keys.len(), 2000);
+        assert!(
+            listed.most_in_flight >= 6,
+            "at most {} requests at once",
+            listed.most_in_flight
+        );
+        assert!(listed.requests < 20 * 3, "{} requests", listed.requests);
     }
 }
