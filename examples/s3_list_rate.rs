@@ -1,0 +1,87 @@
+//! Listing rate of one S3 store: a single paginated ListObjectsV2 stream (what
+//! a plain client does) next to djgc's split listing, over the same sections,
+//! one after the other. Used by `scripts/bench-s3.sh`.
+//!
+//! Usage: `s3_list_rate CONFIG SCHEMA [LIST_CONCURRENCY]`; the store is the
+//! config's default store. Prints one line per run and the ratio.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use djgc::config::Config;
+use djgc::layout::sections;
+use djgc::store::keyspace::PageLister;
+use djgc::store::{Listing, S3Store, Store};
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (config, schema, concurrency) = match args.as_slice() {
+        [config, schema] => (config, schema, 32),
+        [config, schema, concurrency] => (config, schema, concurrency.parse()?),
+        _ => anyhow::bail!("usage: s3_list_rate CONFIG SCHEMA [LIST_CONCURRENCY]"),
+    };
+    let spec = Config::load(Some(config.into()))?.store(None)?;
+    let store = S3Store::open(&spec, concurrency)?;
+    let prefixes: Vec<String> = sections(&spec, std::slice::from_ref(schema))
+        .into_iter()
+        .map(|s| s.prefix)
+        .collect();
+    let root = match spec.location.trim_matches('/') {
+        "" => String::new(),
+        location => format!("{location}/"),
+    };
+
+    // Worker threads keep the connections this runtime opens alive after
+    // block_on returns, for the split listing that reuses them.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let started = Instant::now();
+    let mut single = 0u64;
+    let mut requests = 0u64;
+    for prefix in &prefixes {
+        let prefix = format!("{root}{prefix}");
+        let mut token: Option<String> = None;
+        loop {
+            let page = runtime.block_on(store.list_page(&prefix, None, token.as_deref()))?;
+            requests += 1;
+            single += page.objects.len() as u64;
+            token = page.next;
+            if token.is_none() {
+                break;
+            }
+        }
+    }
+    let single_seconds = started.elapsed().as_secs_f64();
+    let single_rate = single as f64 / single_seconds;
+    println!(
+        "single stream: {single} keys in {single_seconds:.2} s ({requests} requests), \
+         {single_rate:.0} keys/s"
+    );
+
+    let started = Instant::now();
+    let listed = AtomicU64::new(0);
+    for prefix in &prefixes {
+        store.list(prefix, &|batch| match batch {
+            Listing::Objects(objects) => {
+                listed.fetch_add(objects.len() as u64, Ordering::Relaxed);
+                true
+            }
+            Listing::Error(e) => panic!("listing failed: {e}"),
+        });
+    }
+    let split_seconds = started.elapsed().as_secs_f64();
+    let split = listed.into_inner();
+    let split_rate = split as f64 / split_seconds;
+    println!(
+        "djgc listing ({concurrency} parts at once): {split} keys in {split_seconds:.2} s, \
+         {split_rate:.0} keys/s"
+    );
+    anyhow::ensure!(
+        split == single,
+        "the two listings disagree: {single} keys vs {split}"
+    );
+    println!("ratio: {:.1}x the single stream", split_rate / single_rate);
+    Ok(())
+}
