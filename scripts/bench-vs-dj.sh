@@ -21,14 +21,12 @@ objects=${OBJECTS:-1000000}
 runs=${RUNS:-3}
 bench=${BENCH_DIR:-/var/tmp/djgc-bench}
 schema=djgc_bench
+# shellcheck source=scripts/bench/lib.sh
+. scripts/bench/lib.sh
 
 scripts/services.sh >&2
 python=$(scripts/python-env.sh)
-if [ ! -x /usr/bin/time ]; then
-    echo "bench: installing GNU time (peak RSS)" >&2
-    sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
-    $sudo apt-get install -y -qq time >&2
-fi
+need_gnu_time
 cargo build --release --locked --bins >&2
 
 mkdir -p "$bench/store"
@@ -84,12 +82,8 @@ for run in $(seq "$runs"); do
     measure client.runs mariadb -h 127.0.0.1 -u djgc -pdjgc -N -e "$columns"
 done
 
-# Median of column $2 in file $1.
-median() { awk -v c="$2" '{print $c}' "$1" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
-range() { awk -v c="$2" '{print $c}' "$1" | sort -g | awk '{v[NR]=$1} END {printf "%s-%s", v[1], v[NR]}'; }
-
 echo
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
+machine
 echo "store: $files files in $bench/store ($fixture_args); $runs runs each, median (range)"
 printf '%-8s %-22s %-18s %s\n' tool "wall s" "cpu s" "peak RSS MB"
 for tool in djgc djgc_gc find client; do
