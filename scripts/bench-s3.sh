@@ -23,6 +23,8 @@ bench=${BENCH_DIR:-/var/tmp/djgc-bench}/s3
 schema=djgc_s3bench
 bucket=djgc-bench
 proxy_port=8334
+# shellcheck source=scripts/bench/lib.sh
+. scripts/bench/lib.sh
 
 scripts/services.sh >&2
 python=$(scripts/python-env.sh)
@@ -91,16 +93,24 @@ for run in $(seq "$runs"); do
     out=dj_gc.json seconds "$python" "$repo/scripts/bench/dj_gc_scan.py" "$schema" >> dj_gc.times
     echo >> dj_gc.times
 done
+# The server's own CPU time over both listings shows when it, not the
+# client, sets the pace (SeaweedFS is the server scripts/services.sh starts).
+server=$(pgrep -f "weed mini" | head -n 1)
+server_cpu() { awk '{print $14 + $15}' "/proc/$server/stat"; }
+cpu_before=$(server_cpu)
 (cd slow && "$target/release/examples/s3_list_rate" datajoint.json "$schema" "$concurrency") \
     > listing.out
+cpu_after=$(server_cpu)
 
-median() { sort -g "$1" | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 echo
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); SeaweedFS on the same machine, +$delay ms per request"
+machine
+echo "server: SeaweedFS on the same machine, +$delay ms per request through the proxy"
 echo "store: $objects objects in s3://$bucket/s3bench ($fixture_args); $runs run(s) each, median"
 echo "djgc scan (--list-concurrency $concurrency): $(median djgc.times) s"
 echo "dj.gc dry run:                   $(median dj_gc.times) s"
 echo "dj.gc / djgc:                    $(awk -v a="$(median dj_gc.times)" -v b="$(median djgc.times)" 'BEGIN {printf "%.1f", a / b}')x   (target >= 50)"
 cat listing.out
 echo "                                 (target >= 20x)"
+awk -v t="$(( cpu_after - cpu_before ))" -v hz="$(getconf CLK_TCK)" -v keys="$((2 * objects))" 'BEGIN {
+    printf "server CPU during both listings: %.1f s, %.0f ms per 1,000 keys listed\n", t / hz, 1000 * t / hz / keys * 1000 }'
 "$python" "$repo/scripts/bench/same_figures.py" djgc.json dj_gc.json
