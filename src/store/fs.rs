@@ -1,13 +1,15 @@
 //! A DataJoint `file` store: a POSIX folder tree.
 //!
 //! Listing walks one section on a rayon pool of `jobs` threads. Each folder is
-//! read once; its files are stat-ed through the open folder (`statx` relative
-//! to the directory, as `find` does, not a fresh lookup of the full path), and
-//! its subfolders are walked in parallel by a rayon `fold` that carries a
-//! batch of objects from folder to folder, so a tree of many tiny folders
-//! still produces full batches. On a large store the cost is the kernel's
-//! work of opening hundreds of thousands of folders: spreading it over
-//! threads is what beats a single-threaded `find`.
+//! opened relative to its parent's open descriptor (`openat`, not a lookup of
+//! its full path) and read with `getdents` (rustix's `Dir`, without the
+//! `fstat` the C library's `opendir` adds per folder); its files are stat-ed
+//! through it (`fstatat`, as `find` does), and its subfolders are walked in
+//! parallel by a rayon `fold` that carries a batch of objects from folder to
+//! folder, so a tree of many tiny folders still produces full batches. On a
+//! large store the cost is the kernel's work of opening hundreds of
+//! thousands of folders: spreading it over threads, and asking the kernel for
+//! nothing more than `find` does, is what beats a single-threaded `find`.
 //!
 //! Why not jwalk: it reads folders ahead of its consumer without bound, so
 //! while the judge waits for the reference set a large store would be held in
