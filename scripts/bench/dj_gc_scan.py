@@ -9,23 +9,12 @@ Prints dj.gc's stats as one JSON line, orphan lists left out.
 
 import json
 import sys
+from pathlib import Path
 
 import datajoint as dj
-from datajoint.adapters.mysql import MySQLAdapter
 
-# DataJoint 2.3 reads MariaDB's JSON columns back as `longtext`; MySQL 8
-# reports `json`. Report what MySQL would (as tests/compat/dj_pipeline.py does).
-_parse_column_info = MySQLAdapter.parse_column_info
-
-
-def _parse_column_info_as_mysql(self, row):
-    info = _parse_column_info(self, row)
-    if info["type"] == "longtext" and (info["comment"] or "").startswith(":<"):
-        info["type"] = "json"
-    return info
-
-
-MySQLAdapter.parse_column_info = _parse_column_info_as_mysql
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "compat"))
+import mariadb_as_mysql  # noqa: E402,F401  (patches DataJoint on import)
 
 schema_name = sys.argv[1]
 store = sys.argv[2] if len(sys.argv) > 2 else "main"

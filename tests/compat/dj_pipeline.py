@@ -18,22 +18,9 @@ from pathlib import Path
 import numpy as np
 
 import datajoint as dj
-from datajoint.adapters.mysql import MySQLAdapter
 from datajoint.builtin_codecs.object import ObjectCodec
 
-# DataJoint 2.3 reads MariaDB's JSON columns back as `longtext` and then fails
-# to insert into them; MySQL 8 reports `json`. Report what MySQL would.
-_parse_column_info = MySQLAdapter.parse_column_info
-
-
-def _parse_column_info_as_mysql(self, row):
-    info = _parse_column_info(self, row)
-    if info["type"] == "longtext" and (info["comment"] or "").startswith(":<"):
-        info["type"] = "json"
-    return info
-
-
-MySQLAdapter.parse_column_info = _parse_column_info_as_mysql
+import mariadb_as_mysql  # noqa: F401  (patches DataJoint on import)
 
 
 class LabContainerCodec(ObjectCodec):
