@@ -99,17 +99,19 @@ pub const HASH_TABLE: &str = "#hash_item";
 pub const NPY_TABLE: &str = "_npy_item";
 pub const FOLDER_TABLE: &str = "__folder_item";
 
-/// Content hashes look like DataJoint's: 26 characters of lowercase Base32.
+/// Content hashes look like DataJoint's: a 128-bit digest in lowercase
+/// Base32 (RFC 4648 order, unpadded), 26 characters. As with DataJoint's
+/// MD5, the first characters are uniform and the last holds 3 bits.
 pub fn content_hash(content: &[u8]) -> String {
     const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
-    let mut value = xxh3_128(content);
-    // 26 five-bit groups cover 130 bits; the top two are zero.
-    let mut out = [0u8; 26];
-    for slot in out.iter_mut().rev() {
-        *slot = ALPHABET[(value & 31) as usize];
-        value >>= 5;
-    }
-    String::from_utf8(out.to_vec()).expect("ASCII")
+    // 25 five-bit groups from the top, then the last 3 bits and 2 of padding.
+    let value = xxh3_128(content);
+    let out: Vec<u8> = (0..25)
+        .map(|i| ((value >> (123 - 5 * i)) & 31) as usize)
+        .chain([((value & 7) << 2) as usize])
+        .map(|group| ALPHABET[group])
+        .collect();
+    String::from_utf8(out).expect("ASCII")
 }
 
 /// A deterministic number in [0, 1) for (seed, label, index).
@@ -461,6 +463,15 @@ mod tests {
         let h = content_hash(b"hello");
         assert!(is_content_hash_name(&h), "{h}");
         assert_ne!(h, content_hash(b"hello!"));
+        // As in Base32 of a digest: any first character, a last one of 8.
+        let hashes: Vec<String> = (0..3200u32)
+            .map(|i| content_hash(&i.to_le_bytes()))
+            .collect();
+        let firsts: std::collections::BTreeSet<u8> =
+            hashes.iter().map(|h| h.as_bytes()[0]).collect();
+        let lasts: std::collections::BTreeSet<u8> =
+            hashes.iter().map(|h| h.as_bytes()[25]).collect();
+        assert_eq!((firsts.len(), lasts.len()), (32, 8));
     }
 
     #[test]
