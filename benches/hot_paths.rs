@@ -81,6 +81,7 @@ fn pipeline(c: &mut Criterion) {
         cutoff: SystemTime::now(),
         jobs: 2,
         schema_codecs: Vec::new(),
+        shard: None,
     };
     let references = || {
         let mut scan = ReferenceScan::default();

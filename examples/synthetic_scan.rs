@@ -16,7 +16,9 @@ use std::time::{Duration, Instant, SystemTime};
 use djgc::config::Config;
 use djgc::progress::Silent;
 use djgc::scan::{scan, ScanOptions};
-use djgc::store::{Deleted, ListSink, Listing, Moved, ObjectMeta, Store, StoreError, LIST_BATCH};
+use djgc::store::{
+    Deleted, KeyRange, ListSink, Listing, Moved, ObjectMeta, Store, StoreError, LIST_BATCH,
+};
 
 struct SyntheticStore {
     schema: String,
@@ -39,15 +41,19 @@ impl Store for SyntheticStore {
         "synthetic"
     }
 
-    fn list(&self, prefix: &str, sink: &ListSink<'_>) {
+    fn list_range(&self, prefix: &str, range: &KeyRange, sink: &ListSink<'_>) {
         let folder = format!("_schema/{}/npy_item/", self.schema);
         if !folder.starts_with(prefix) {
             return;
         }
         let mut batch = Vec::with_capacity(LIST_BATCH);
         for i in 0..self.keys {
+            let key = format!("{folder}id={i}/arr.npy");
+            if !range.contains(&key) {
+                continue;
+            }
             batch.push(ObjectMeta {
-                key: format!("{folder}id={i}/arr.npy"),
+                key,
                 size: 1000,
                 modified: self.modified,
             });
@@ -102,6 +108,7 @@ fn main() -> anyhow::Result<()> {
         cutoff: SystemTime::now(),
         jobs: 4,
         schema_codecs: Vec::new(),
+        shard: None,
     };
     let started = Instant::now();
     let plan = scan(&config.database, &spec, true, &store, &options, &Silent)?;

@@ -29,45 +29,9 @@ python=$(scripts/python-env.sh)
 need_gnu_time
 cargo build --release --locked --bins >&2
 
-mkdir -p "$bench/store"
-cat > "$bench/datajoint.json" <<JSON
-{
-  "database": {"host": "127.0.0.1", "port": 3306, "user": "djgc", "password": "djgc", "backend": "mysql"},
-  "stores": {
-    "default": "main",
-    "main": {"protocol": "file", "location": "$bench/store", "subfolding": [2, 2]}
-  }
-}
-JSON
+file_store_fixture "$bench" "$schema" "$objects"
 cd "$bench"
-
-# Half the objects in the hash section (two rows per content), half in the
-# schema section (one folder per row, as DataJoint writes npy), a fifth of
-# the rows deleted, every orphan old enough to collect.
-fixture_args="--hash-rows $objects --rows-per-content 2 --npy-rows $((objects / 2)) \
---folder-rows 0 --deleted-fraction 0.2 --young-fraction 0"
-if [ "$(cat fixture.args 2>/dev/null)" != "$fixture_args" ]; then
-    rm -f fixture.args
-    echo "bench: writing the fixture ($fixture_args)" >&2
-    start=$(date +%s.%N)
-    # shellcheck disable=SC2086
-    "$target/release/djgc-fixture" "$schema" $fixture_args >&2
-    echo "bench: fixture written in $(echo "$(date +%s.%N) - $start" | bc) s" >&2
-    echo "$fixture_args" > fixture.args
-fi
 files=$(find store -type f | wc -l)
-
-# One measured run: appends "wall cpu rss_kb" to $1.
-measure() {
-    local out=$1
-    shift
-    /usr/bin/time -f "%e %U %S %M" -o time.out "$@" > run.out 2> run.err || {
-        echo "bench: failed: $*" >&2
-        cat run.err >&2
-        exit 1
-    }
-    awk '{printf "%s %.2f %s\n", $1, $2 + $3, $4}' time.out >> "$out"
-}
 
 columns="SELECT data FROM $schema.\`#hash_item\`; SELECT arr FROM $schema.\`_npy_item\`;"
 rm -f djgc.runs djgc_gc.runs find.runs client.runs

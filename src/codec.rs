@@ -79,6 +79,10 @@ pub struct Reference<'a> {
     pub path: Cow<'a, str>,
     /// `None` when the value has no store or a null one.
     pub store: Option<Cow<'a, str>>,
+    /// Files the object is stored as: a folder object's `item_count` plus
+    /// its manifest, else 1. Only an estimate (it weighs a sharded run's
+    /// cuts), so a missing or odd `item_count` counts as 1.
+    pub files: u64,
 }
 
 impl Reference<'_> {
@@ -98,6 +102,8 @@ struct Metadata<'a> {
     path: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     store: Option<Cow<'a, str>>,
+    #[serde(default)]
+    item_count: Option<serde_json::Value>,
 }
 
 /// What a stored JSON value references. JSON that is not an object (or an
@@ -109,9 +115,14 @@ pub fn referenced_path(json: &str) -> Result<Option<Reference<'_>>, serde_json::
         return Ok(None);
     }
     let meta: Metadata = serde_json::from_str(json)?;
+    let files = match meta.item_count.as_ref().and_then(serde_json::Value::as_u64) {
+        Some(items) => items.saturating_add(1),
+        None => 1,
+    };
     Ok(meta.path.map(|path| Reference {
         path,
         store: meta.store,
+        files,
     }))
 }
 
@@ -177,6 +188,11 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(r.is_for("main", true) && !r.is_for("main", false));
+        assert_eq!(r.files, 1);
+        let folder = r#"{"path": "_schema/a/t/id=1/f_x", "is_dir": true, "item_count": 4}"#;
+        assert_eq!(referenced_path(folder).unwrap().unwrap().files, 5);
+        let odd = r#"{"path": "_schema/a/t/id=1/f_x", "item_count": "many"}"#;
+        assert_eq!(referenced_path(odd).unwrap().unwrap().files, 1);
 
         let escaped = referenced_path(r#"{"path": "_schema/a/t/name=\u00e9/f"}"#).unwrap();
         assert_eq!(escaped.unwrap().path, "_schema/a/t/name=é/f");

@@ -81,8 +81,10 @@ pub fn guard_objections(report: &Report, max_orphan_fraction: f64) -> Vec<String
             .filter(|s| &s.schema == schema)
             .map(|s| s.stored)
             .sum();
-        let references = report
-            .references_by_schema
+        // A shard judges by the references it read, not the share it counts.
+        let read = report.shard.as_ref().map(|s| &s.references_read_by_schema);
+        let references = read
+            .unwrap_or(&report.references_by_schema)
             .get(schema)
             .copied()
             .unwrap_or(0);

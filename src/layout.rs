@@ -16,7 +16,7 @@
 //! own quarantine) is structurally out of reach.
 
 use crate::config::StoreSpec;
-use crate::store::key_is_contained;
+use crate::store::{key_is_contained, KeyRange};
 
 /// The two kinds of section, which dj.gc judges by different rules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -39,6 +39,10 @@ pub struct Section {
     pub prefix: String,
     /// For a partitioned section, the store's partition attributes in order.
     pub partition_attrs: Vec<String>,
+    /// The keys of the section this run lists and judges: all of them, or
+    /// one shard's share ([`crate::shard`]).
+    #[serde(default, skip_serializing_if = "KeyRange::is_all")]
+    pub range: KeyRange,
 }
 
 impl Section {
@@ -49,6 +53,7 @@ impl Section {
             kind,
             prefix: prefix.into(),
             partition_attrs: Vec::new(),
+            range: KeyRange::ALL,
         }
     }
 

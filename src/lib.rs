@@ -35,6 +35,7 @@ pub mod references;
 pub mod refset;
 pub mod report;
 pub mod scan;
+pub mod shard;
 pub mod store;
 pub mod watch;
 

@@ -30,7 +30,7 @@ use crate::layout::Section;
 use crate::plan::{from_mtime_ns, mtime_ns, OrphanSpool, Plan};
 use crate::refset::{path_hash, RefSet};
 use crate::report::Report;
-use crate::store::{Listing, Store};
+use crate::store::{KeyRange, Listing, Store};
 
 const FORMAT: &str = "djgc-plan/1";
 
@@ -218,7 +218,7 @@ pub fn check_identity(header: &PlanHeader, current: &Identity) -> Result<()> {
     )))
 }
 
-/// Lists the plan's sections again and keeps only the orphans still there
+/// Lists the plan's sections (their ranges, in a sharded plan) again and keeps only the orphans still there
 /// with the size and modification time the plan recorded; returns how many
 /// were dropped. A listing problem blocks the plan like a scan problem.
 /// Memory: one hash and two numbers per orphan.
@@ -233,11 +233,16 @@ pub fn confirm_unchanged(plan: &mut Plan, store: &dyn Store) -> Result<u64> {
     }
     let confirmed = Mutex::new(RefSet::default());
     let errors = Mutex::new(Vec::new());
-    let mut prefixes: Vec<&str> = plan.sections.iter().map(|s| s.prefix.as_str()).collect();
-    prefixes.sort_unstable();
-    prefixes.dedup();
-    for prefix in prefixes {
-        store.list(prefix, &|item| {
+    // A sharded plan's sections are listed over its ranges only.
+    let mut listings: Vec<(&str, &KeyRange)> = plan
+        .sections
+        .iter()
+        .map(|s| (s.prefix.as_str(), &s.range))
+        .collect();
+    listings.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    listings.dedup();
+    for (prefix, range) in listings {
+        store.list_range(prefix, range, &|item| {
             match item {
                 Listing::Objects(objects) => {
                     let mut confirmed = confirmed.lock().expect("confirm lock");

@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::layout::{Section, MANIFEST_SUFFIX};
 use crate::progress::Progress;
 use crate::refset::{path_hash, RefSet};
+use crate::shard::{counts_reference, covers_some_range, sample_path, PathSample, Shard};
 
 /// Referenced paths of one store, by the kind of column they came from.
 #[derive(Debug, Default)]
@@ -76,8 +77,24 @@ pub struct ReferenceQuery {
     pub schema_codecs: Vec<String>,
     /// Tables read at once.
     pub concurrency: usize,
-    /// The schemas' sections, to report references that point elsewhere.
+    /// The schemas' sections, to report references that point elsewhere;
+    /// in a sharded run, with the shard's ranges.
     pub sections: Vec<Section>,
+    /// The shard whose references to keep, if the run is sharded: only
+    /// references that can cover a key of its ranges are held.
+    pub shard: Option<Shard>,
+}
+
+impl ReferenceQuery {
+    /// The query for a plan's sections and shard (a sharded plan's recheck
+    /// holds the shard's references only, as its scan did).
+    pub fn limited_to(self, sections: Vec<Section>, shard: Option<Shard>) -> Self {
+        ReferenceQuery {
+            sections,
+            shard: shard.filter(|s| !s.is_whole()),
+            ..self
+        }
+    }
 }
 
 /// The finished scan: the sets, and every problem met on the way.
@@ -86,9 +103,16 @@ pub struct ReferenceScan {
     pub references: References,
     /// Non-null codec values read.
     pub values: u64,
+    /// Distinct referenced paths this run counts, by set: all of them, or in
+    /// a sharded run those whose key falls in the shard's ranges, so the
+    /// counts of all shards add up to the whole.
+    pub counted: ReferenceCounts,
     /// References to the collected store found in each schema (every
-    /// scanned schema has an entry, zero included).
+    /// scanned schema has an entry, zero included), counted as `counted` is.
     pub by_schema: BTreeMap<String, u64>,
+    /// References to the collected store read in each schema, whether or
+    /// not this shard holds them (the same as `by_schema` unsharded).
+    pub read_by_schema: BTreeMap<String, u64>,
     /// Problems that block deletion, one message each.
     pub errors: Vec<String>,
     /// Hash or schema references that are not plain paths inside their own
@@ -96,6 +120,24 @@ pub struct ReferenceScan {
     /// They still protect whatever they name (that can only keep more), but
     /// djgc reports them, since DataJoint never writes such paths.
     pub warnings: Vec<String>,
+}
+
+/// Distinct referenced paths per set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReferenceCounts {
+    pub hash: u64,
+    pub schema: u64,
+    pub other: u64,
+}
+
+impl ReferenceCounts {
+    fn count_mut(&mut self, kind: RefKind) -> &mut u64 {
+        match kind {
+            RefKind::Hash => &mut self.hash,
+            RefKind::Schema => &mut self.schema,
+            RefKind::Other => &mut self.other,
+        }
+    }
 }
 
 /// Problems (and odd references) recorded per column before the rest are
@@ -126,26 +168,16 @@ async fn scan_async(
     query: &ReferenceQuery,
     progress: &dyn Progress,
 ) -> Result<ReferenceScan> {
-    let concurrency = query.concurrency.max(1);
-    let db = Database::connect(database, concurrency as u32).await?;
-    let mut tables = Vec::new();
-    for schema in &query.schemas {
-        if !db.schema_exists(schema).await? {
-            return Err(Error::Usage(format!(
-                "schema {schema:?} does not exist in the database at {}:{}",
-                database.host, database.port
-            )));
-        }
-        tables.extend(db.codec_tables(schema, &query.schema_codecs).await?);
-    }
-
+    let (db, tables) = connect(database, query).await?;
+    let zeros: BTreeMap<String, u64> = query.schemas.iter().map(|s| (s.clone(), 0)).collect();
     let shared = Mutex::new(ReferenceScan {
-        by_schema: query.schemas.iter().map(|s| (s.clone(), 0)).collect(),
+        by_schema: zeros.clone(),
+        read_by_schema: zeros,
         ..ReferenceScan::default()
     });
     let results: Vec<Result<()>> = stream::iter(&tables)
         .map(|table| read_table(&db, table, query, &shared, progress))
-        .buffer_unordered(concurrency)
+        .buffer_unordered(query.concurrency.max(1))
         .collect()
         .await;
     let mut scan = shared.into_inner().expect("reference lock");
@@ -162,6 +194,81 @@ async fn scan_async(
     Ok(scan)
 }
 
+/// Connects to the database and finds the codec tables of the query's
+/// schemas, every one of which must exist.
+async fn connect(
+    database: &DatabaseConfig,
+    query: &ReferenceQuery,
+) -> Result<(Database, Vec<CodecTable>)> {
+    let db = Database::connect(database, query.concurrency.max(1) as u32).await?;
+    let mut tables = Vec::new();
+    for schema in &query.schemas {
+        if !db.schema_exists(schema).await? {
+            return Err(Error::Usage(format!(
+                "schema {schema:?} does not exist in the database at {}:{}",
+                database.host, database.port
+            )));
+        }
+        tables.extend(db.codec_tables(schema, &query.schema_codecs).await?);
+    }
+    Ok((db, tables))
+}
+
+/// Samples the referenced paths of each schema section of `query.sections`
+/// ([`crate::shard`] places a sharded run's cuts by them), reading only the
+/// schema-addressed columns. Rows that cannot be read are skipped here: the
+/// reference scan that follows reports them.
+pub fn sample_schema_paths(
+    database: &DatabaseConfig,
+    query: &ReferenceQuery,
+) -> Result<PathSample> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Config(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async {
+        let (db, tables) = connect(database, query).await?;
+        let tables: Vec<CodecTable> = tables
+            .into_iter()
+            .filter_map(|mut table| {
+                table.columns.retain(|c| c.kind == RefKind::Schema);
+                (!table.columns.is_empty()).then_some(table)
+            })
+            .collect();
+        let shared = Mutex::new(vec![BTreeMap::new(); query.sections.len()]);
+        let results: Vec<Result<()>> = stream::iter(&tables)
+            .map(|table| async {
+                let mut sample: PathSample = vec![BTreeMap::new(); query.sections.len()];
+                let mut visit = |_: usize, value: &str, _: &dyn Fn() -> String| {
+                    let Ok(Some(reference)) = referenced_path(value) else {
+                        return;
+                    };
+                    if !reference.is_for(&query.store, query.store_is_default) {
+                        return;
+                    }
+                    let path: &str = &reference.path;
+                    if let Some(i) = query.sections.iter().position(|s| s.owns(path)) {
+                        sample_path(&mut sample[i], path_hash(path), path, reference.files);
+                    }
+                };
+                let outcome = db.read_values(table, &mut visit).await;
+                let mut shared = shared.lock().expect("sample lock");
+                for (all, mine) in shared.iter_mut().zip(sample) {
+                    for (hash, (path, files)) in mine {
+                        sample_path(all, hash, &path, files);
+                    }
+                }
+                outcome
+            })
+            .buffer_unordered(query.concurrency.max(1))
+            .collect()
+            .await;
+        results.into_iter().collect::<Result<Vec<()>>>()?;
+        Ok(shared.into_inner().expect("sample lock"))
+    })
+}
+
 async fn read_table(
     db: &Database,
     table: &CodecTable,
@@ -169,21 +276,25 @@ async fn read_table(
     shared: &Mutex<ReferenceScan>,
     progress: &dyn Progress,
 ) -> Result<()> {
-    let mut batch: Vec<(RefKind, u64)> = Vec::with_capacity(MERGE_BATCH);
+    // Each reference with whether this run counts it.
+    let mut batch: Vec<(RefKind, u64, bool)> = Vec::with_capacity(MERGE_BATCH);
     let mut errors: Vec<String> = Vec::new();
     let mut errors_per_column = vec![0usize; table.columns.len()];
     let mut warnings: Vec<String> = Vec::new();
     let mut odd_per_column = vec![0usize; table.columns.len()];
     let mut values = 0u64;
     let mut matched = 0u64;
+    let mut read = 0u64;
 
-    let merge = |batch: &mut Vec<(RefKind, u64)>,
+    let merge = |batch: &mut Vec<(RefKind, u64, bool)>,
                  errors: &mut Vec<String>,
                  warnings: &mut Vec<String>,
                  values: &mut u64| {
         let mut scan = shared.lock().expect("reference lock");
-        for (kind, hash) in batch.drain(..) {
-            scan.references.set_mut(kind).insert(hash);
+        for (kind, hash, counted) in batch.drain(..) {
+            if scan.references.set_mut(kind).insert(hash) && counted {
+                *scan.counted.count_mut(kind) += 1;
+            }
         }
         scan.errors.append(errors);
         scan.warnings.append(warnings);
@@ -197,9 +308,23 @@ async fn read_table(
         match referenced_path(value) {
             Ok(Some(reference)) => {
                 if reference.is_for(&query.store, query.store_is_default) {
-                    batch.push((col.kind, path_hash(&reference.path)));
-                    matched += 1;
-                    if col.kind != RefKind::Other
+                    read += 1;
+                    let path: &str = &reference.path;
+                    // A shard holds what can cover a key it lists, and
+                    // counts what is its own to count.
+                    let (held, counted) = match query.shard {
+                        None => (true, true),
+                        Some(shard) => (
+                            covers_some_range(&query.sections, path),
+                            counts_reference(&query.sections, shard, path),
+                        ),
+                    };
+                    if held || counted {
+                        batch.push((col.kind, path_hash(path), counted));
+                    }
+                    matched += u64::from(counted);
+                    if counted
+                        && col.kind != RefKind::Other
                         && !query
                             .sections
                             .iter()
@@ -268,12 +393,9 @@ async fn read_table(
         }
     }
     merge(&mut batch, &mut errors, &mut warnings, &mut values);
-    *shared
-        .lock()
-        .expect("reference lock")
-        .by_schema
-        .entry(table.schema.clone())
-        .or_default() += matched;
+    let mut scan = shared.lock().expect("reference lock");
+    *scan.by_schema.entry(table.schema.clone()).or_default() += matched;
+    *scan.read_by_schema.entry(table.schema.clone()).or_default() += read;
     outcome
 }
 

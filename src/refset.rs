@@ -26,8 +26,9 @@ pub struct RefSet {
 }
 
 impl RefSet {
-    pub fn insert(&mut self, hash: u64) {
-        self.hashes.insert(hash);
+    /// Adds a hash; whether it was new.
+    pub fn insert(&mut self, hash: u64) -> bool {
+        self.hashes.insert(hash)
     }
 
     pub fn extend(&mut self, hashes: impl IntoIterator<Item = u64>) {

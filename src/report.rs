@@ -6,11 +6,14 @@
 //! and djgc's additions (`young_skipped`, `other_referenced`, `sections`).
 
 use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::layout::SectionKind;
+use crate::shard::Shard;
 
 /// What one schema's section held and what was judged orphaned in it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +75,8 @@ pub struct Report {
     /// Orphans of a plan file that changed (size, modification time) or
     /// vanished since the plan was made, and so were skipped.
     pub changed_skipped: u64,
+    /// Read from the flat fields of [`Report::to_json`] by [`Report::from_json`].
+    #[serde(default)]
     pub outcome: DeleteOutcome,
     /// Problems that blocked (or would block) deletion.
     pub scan_errors: Vec<String>,
@@ -80,6 +85,22 @@ pub struct Report {
     pub warnings: Vec<String>,
     pub dry_run: bool,
     pub seconds: f64,
+    /// Set when the run was one shard of a sharded collection.
+    pub shard: Option<ShardReport>,
+}
+
+/// What only a shard's own report says.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardReport {
+    #[serde(flatten)]
+    pub shard: Shard,
+    /// Distinct paths in the shard's reference sets: the references that can
+    /// cover a key of its ranges (those counted above, and those reaching
+    /// across a cut, which the neighbouring shard counts).
+    pub references_held: u64,
+    /// References to the store read in each schema, held or not: what the
+    /// guard checks (a shard can hold none of a schema's references).
+    pub references_read_by_schema: BTreeMap<String, u64>,
 }
 
 /// Totals over the sections of one kind (or all).
@@ -111,6 +132,36 @@ impl Report {
 
     pub fn deleted(&self) -> u64 {
         self.outcome.hash_paths_deleted + self.outcome.schema_paths_deleted
+    }
+
+    /// Writes [`Report::to_json`] to `path` whole: a reader (a merge, a
+    /// monitor) never sees half a report.
+    pub fn write_file(&self, path: &Path) -> crate::Result<()> {
+        let io = |e| crate::Error::file(path, e);
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        let mut file =
+            tempfile::NamedTempFile::new_in(dir.unwrap_or(Path::new("."))).map_err(io)?;
+        serde_json::to_writer(&mut file, &self.to_json()).map_err(|e| io(e.into()))?;
+        file.write_all(b"\n").map_err(io)?;
+        file.persist(path).map_err(|e| io(e.error))?;
+        Ok(())
+    }
+
+    /// Reads a report written by [`Report::write_file`].
+    pub fn read_file(path: &Path) -> crate::Result<Report> {
+        let text = std::fs::read_to_string(path).map_err(|e| crate::Error::file(path, e))?;
+        serde_json::from_str(&text)
+            .and_then(|value| Report::from_json(&value))
+            .map_err(|e| {
+                crate::Error::Usage(format!("{} is not a djgc report: {e}", path.display()))
+            })
+    }
+
+    /// Reads back the object [`Report::to_json`] writes.
+    pub fn from_json(value: &Value) -> serde_json::Result<Report> {
+        let mut report = Report::deserialize(value)?;
+        report.outcome = DeleteOutcome::deserialize(value)?;
+        Ok(report)
     }
 
     /// The `--json` object.
@@ -158,7 +209,128 @@ impl Report {
             "dry_run": self.dry_run,
             "seconds": self.seconds,
             "sections": self.sections,
+            "shard": self.shard,
         })
+    }
+}
+
+/// Adds up the reports of the shards of one collection, each named (by its
+/// file) for errors: one report of the same shape, as the whole collection
+/// in one run would have written it. Refuses reports that are not exactly
+/// shards 0 to N-1 of one run: a missing shard would make the sum silently
+/// short.
+pub fn merge_shards(reports: &[(String, Report)]) -> crate::Result<Report> {
+    let refuse = |message: String| Err(crate::Error::Usage(message));
+    let Some((first_name, first)) = reports.first() else {
+        return refuse("no reports to merge".into());
+    };
+    let mut seen: BTreeMap<usize, &str> = BTreeMap::new();
+    let mut count = None;
+    for (name, report) in reports {
+        let Some(shard) = &report.shard else {
+            return refuse(format!(
+                "{name} is not a shard's report (it has no \"shard\")"
+            ));
+        };
+        if *count.get_or_insert(shard.shard.count) != shard.shard.count {
+            return refuse(format!(
+                "{name} is shard {} but {first_name} is one of {} shards",
+                shard.shard,
+                count.unwrap_or_default()
+            ));
+        }
+        if let Some(other) = seen.insert(shard.shard.index, name) {
+            return refuse(format!("{name} and {other} are both shard {}", shard.shard));
+        }
+        let same_sections = report.sections.len() == first.sections.len()
+            && report
+                .sections
+                .iter()
+                .zip(&first.sections)
+                .all(|(a, b)| (&a.schema, a.kind, &a.prefix) == (&b.schema, b.kind, &b.prefix));
+        if report.store != first.store
+            || report.schemas != first.schemas
+            || report.dry_run != first.dry_run
+            || !same_sections
+        {
+            return refuse(format!(
+                "{name} and {first_name} are not shards of the same run (store, schemas, \
+                 sections or dry run differ)"
+            ));
+        }
+    }
+    let count = count.unwrap_or_default();
+    let missing: Vec<String> = (0..count)
+        .filter(|i| !seen.contains_key(i))
+        .map(|i| format!("{i}/{count}"))
+        .collect();
+    if !missing.is_empty() {
+        return refuse(format!(
+            "the reports of shard(s) {} are missing",
+            missing.join(", ")
+        ));
+    }
+
+    let mut merged = Report {
+        shard: None,
+        seconds: 0.0,
+        scan_errors: Vec::new(),
+        warnings: Vec::new(),
+        ..first.clone()
+    };
+    for (i, (_, report)) in reports.iter().enumerate() {
+        if i > 0 {
+            merged.add(report);
+        }
+        merged.seconds = merged.seconds.max(report.seconds);
+        for message in &report.scan_errors {
+            if !merged.scan_errors.contains(message) {
+                merged.scan_errors.push(message.clone());
+            }
+        }
+        for message in &report.warnings {
+            if !merged.warnings.contains(message) {
+                merged.warnings.push(message.clone());
+            }
+        }
+    }
+    Ok(merged)
+}
+
+impl Report {
+    /// Adds another shard's counts to these.
+    fn add(&mut self, other: &Report) {
+        self.hash_referenced += other.hash_referenced;
+        self.schema_paths_referenced += other.schema_paths_referenced;
+        self.other_referenced += other.other_referenced;
+        for (schema, n) in &other.references_by_schema {
+            *self.references_by_schema.entry(schema.clone()).or_default() += n;
+        }
+        for (mine, theirs) in self.sections.iter_mut().zip(&other.sections) {
+            mine.stored += theirs.stored;
+            mine.stored_bytes += theirs.stored_bytes;
+            mine.orphaned += theirs.orphaned;
+            mine.orphaned_bytes += theirs.orphaned_bytes;
+            mine.young_skipped += theirs.young_skipped;
+            mine.ignored += theirs.ignored;
+            mine.unsafe_keys += theirs.unsafe_keys;
+        }
+        self.rescued += other.rescued;
+        self.changed_skipped += other.changed_skipped;
+        let (mine, theirs) = (&mut self.outcome, &other.outcome);
+        mine.hash_paths_deleted += theirs.hash_paths_deleted;
+        mine.schema_paths_deleted += theirs.schema_paths_deleted;
+        mine.bytes_freed += theirs.bytes_freed;
+        mine.errors += theirs.errors;
+        mine.already_gone += theirs.already_gone;
+        mine.quarantined += theirs.quarantined;
+        mine.quarantined_bytes += theirs.quarantined_bytes;
+        mine.quarantine_run = match (mine.quarantine_run.take(), &theirs.quarantine_run) {
+            (Some(a), Some(b)) if a != *b => Some(format!("{a}, {b}")),
+            (a, b) => a.or_else(|| b.clone()),
+        };
+        mine.lost += theirs.lost;
+        mine.lost_keys.extend(theirs.lost_keys.iter().cloned());
     }
 }
 
@@ -193,5 +365,73 @@ mod tests {
         assert_eq!(j["stored"], 14);
         assert_eq!(j["orphaned_bytes"], 50);
         assert_eq!(j["referenced"], 7);
+    }
+
+    fn shard_report(index: usize, count: usize, orphaned: u64) -> (String, Report) {
+        let report = Report {
+            store: "main".into(),
+            schemas: vec!["a".into()],
+            hash_referenced: 10 + index as u64,
+            references_by_schema: [("a".to_string(), 10 + index as u64)].into(),
+            sections: vec![SectionStats {
+                schema: "a".into(),
+                kind: Some(SectionKind::Hash),
+                prefix: "_hash/a/".into(),
+                stored: 100,
+                orphaned,
+                ..Default::default()
+            }],
+            warnings: vec!["odd".into()],
+            seconds: index as f64,
+            outcome: DeleteOutcome {
+                hash_paths_deleted: orphaned,
+                lost_keys: vec![format!("k{index}")],
+                lost: 1,
+                ..Default::default()
+            },
+            shard: Some(ShardReport {
+                shard: Shard { index, count },
+                references_held: 11,
+                references_read_by_schema: [("a".to_string(), 33)].into(),
+            }),
+            ..Default::default()
+        };
+        (format!("shard-{index}.json"), report)
+    }
+
+    #[test]
+    fn shard_reports_round_trip_and_add_up() {
+        let reports: Vec<(String, Report)> = (0..3)
+            .map(|i| shard_report(i, 3, i as u64))
+            .map(|(name, r)| (name, Report::from_json(&r.to_json()).unwrap()))
+            .collect();
+        assert_eq!(reports[2].1.outcome.lost_keys, ["k2"]);
+        let merged = merge_shards(&reports).unwrap().to_json();
+        assert_eq!(merged["hash_referenced"], 33);
+        assert_eq!(merged["references_by_schema"]["a"], 33);
+        assert_eq!(merged["stored"], 300);
+        assert_eq!(merged["orphaned"], 3);
+        assert_eq!(merged["hash_paths_deleted"], 3);
+        assert_eq!(merged["lost"], 3);
+        assert_eq!(merged["warnings"], json!(["odd"]));
+        assert_eq!(merged["seconds"], 2.0);
+        assert_eq!(merged["shard"], Value::Null);
+    }
+
+    #[test]
+    fn merging_refuses_anything_but_every_shard_once() {
+        let error = |reports: &[(String, Report)]| merge_shards(reports).unwrap_err().to_string();
+        let e = error(&[shard_report(0, 3, 1), shard_report(2, 3, 1)]);
+        assert!(e.contains("shard(s) 1/3 are missing"), "{e}");
+        let e = error(&[shard_report(0, 2, 1), shard_report(0, 2, 1)]);
+        assert!(e.contains("both shard 0/2"), "{e}");
+        let e = error(&[shard_report(0, 2, 1), shard_report(1, 3, 1)]);
+        assert!(e.contains("shard-1.json is shard 1/3"), "{e}");
+        let mut whole = shard_report(0, 1, 1);
+        whole.1.shard = None;
+        assert!(error(&[whole]).contains("not a shard's report"));
+        let mut other = shard_report(1, 2, 1);
+        other.1.store = "archive".into();
+        assert!(error(&[shard_report(0, 2, 1), other]).contains("not shards of the same run"));
     }
 }

@@ -20,8 +20,9 @@ use crate::error::{Error, Result};
 use crate::layout::{self, file_name, is_content_hash_name, Section, SectionKind};
 use crate::plan::{OrphanSpool, Plan};
 use crate::progress::Progress;
-use crate::references::{scan_references, ReferenceQuery, References};
-use crate::report::{Report, SectionStats};
+use crate::references::{sample_schema_paths, scan_references, ReferenceQuery, References};
+use crate::report::{Report, SectionStats, ShardReport};
+use crate::shard::{self, Shard};
 use crate::store::{Listing, ObjectMeta, Store};
 
 /// Listing batches that may wait for the judge (each up to 1,024 objects).
@@ -39,6 +40,8 @@ pub struct ScanOptions {
     pub jobs: usize,
     /// Extra codec names whose columns count as schema-addressed.
     pub schema_codecs: Vec<String>,
+    /// The share of the store this run judges (`None`: all of it).
+    pub shard: Option<Shard>,
 }
 
 /// The verdict on one listed object.
@@ -82,14 +85,19 @@ pub fn scan(
     options: &ScanOptions,
     progress: &dyn Progress,
 ) -> Result<Plan> {
-    let query = reference_query(
+    let mut query = reference_query(
         spec,
         store_is_default,
         &options.schemas,
         &options.schema_codecs,
         options.jobs,
     );
-    let sections = layout::sections(spec, &options.schemas);
+    let mut sections = layout::sections(spec, &options.schemas);
+    if let Some(shard) = options.shard.filter(|s| !s.is_whole()) {
+        let sample = sample_schema_paths(database, &query)?;
+        shard::assign_ranges(spec, &mut sections, shard, &sample);
+        query = query.limited_to(sections.clone(), Some(shard));
+    }
     scan_with(
         || scan_references(database, &query, progress),
         sections,
@@ -115,6 +123,7 @@ pub fn reference_query(
         schema_codecs: schema_codecs.to_vec(),
         concurrency: jobs.clamp(1, 8),
         sections: layout::sections(spec, schemas),
+        shard: None,
     }
 }
 
@@ -176,7 +185,8 @@ pub fn scan_with(
             let sections = &sections;
             scope.spawn(move || {
                 for (index, section) in sections.iter().enumerate() {
-                    store.list(&section.prefix, &|item| tx.send((index, item)).is_ok());
+                    let sink = |item| tx.send((index, item)).is_ok();
+                    store.list_range(&section.prefix, &section.range, &sink);
                 }
             })
         };
@@ -190,13 +200,19 @@ pub fn scan_with(
             }
         };
 
+        let held = &references.references;
         let mut report = Report {
             store: store.name().to_string(),
             schemas: options.schemas.clone(),
-            hash_referenced: references.references.hash.len() as u64,
-            schema_paths_referenced: references.references.schema.len() as u64,
-            other_referenced: references.references.other.len() as u64,
+            hash_referenced: references.counted.hash,
+            schema_paths_referenced: references.counted.schema,
+            other_referenced: references.counted.other,
             references_by_schema: references.by_schema.clone(),
+            shard: options.shard.map(|shard| ShardReport {
+                shard,
+                references_held: (held.hash.len() + held.schema.len() + held.other.len()) as u64,
+                references_read_by_schema: references.read_by_schema.clone(),
+            }),
             sections: sections
                 .iter()
                 .map(|s| SectionStats {

@@ -12,22 +12,8 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::{read_lines, report, unique_schema, Env, Kind, BACKENDS, KINDS};
+use common::{python, read_lines, report, unique_schema, Env, Kind, BACKENDS, KINDS};
 use serde_json::Value;
-
-fn python() -> PathBuf {
-    let path = std::env::var_os("DJGC_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-compat/bin/python")
-        });
-    assert!(
-        path.exists(),
-        "{} not found: run scripts/python-env.sh (or set DJGC_PYTHON)",
-        path.display()
-    );
-    path
-}
 
 /// Runs the DataJoint side in `env`'s folder and returns dj.gc's stats.
 fn datajoint(env: &Env, mode: &str, schema: &str) -> Value {

@@ -15,7 +15,7 @@ use djgc::progress::Progress;
 use djgc::quarantine::Trash;
 use djgc::references::{ReferenceScan, References};
 use djgc::scan::{scan_with, ScanOptions};
-use djgc::store::{Deleted, FsStore, ListSink, MemoryStore, Moved, Store, StoreError};
+use djgc::store::{Deleted, FsStore, KeyRange, ListSink, MemoryStore, Moved, Store, StoreError};
 
 const HASH: &str = "_hash/s/ih23fsttfdzzbrgqrgnsup5b3i";
 const LIVE: &str = "_schema/s/t/id=0/f";
@@ -55,6 +55,7 @@ fn options() -> ScanOptions {
         cutoff: SystemTime::now(),
         jobs: 2,
         schema_codecs: Vec::new(),
+        shard: None,
     }
 }
 
@@ -172,8 +173,8 @@ impl Store for Slow {
     fn name(&self) -> &str {
         self.0.name()
     }
-    fn list(&self, prefix: &str, sink: &ListSink<'_>) {
-        self.0.list(prefix, sink)
+    fn list_range(&self, prefix: &str, range: &KeyRange, sink: &ListSink<'_>) {
+        self.0.list_range(prefix, range, sink)
     }
     fn delete(&self, prefix: &str, keys: &[String]) -> Vec<Result<Deleted, StoreError>> {
         std::thread::sleep(std::time::Duration::from_millis(40));

@@ -28,6 +28,7 @@ fn orphans_referenced_again_before_deletion_are_rescued() {
             cutoff: SystemTime::now(),
             jobs: 2,
             schema_codecs: Vec::new(),
+            shard: None,
         };
         let mut plan = scan(&config.database, &spec, true, &store, &options, &Silent).unwrap();
         assert_eq!(

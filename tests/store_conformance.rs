@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use djgc::store::{
-    Deleted, FsStore, Listing, MemoryStore, Moved, ObjectMeta, S3Store, Store, LIST_BATCH,
+    Deleted, FsStore, KeyRange, Listing, MemoryStore, Moved, ObjectMeta, S3Store, Store, LIST_BATCH,
 };
 use rayon::prelude::*;
 
@@ -113,8 +113,13 @@ fn harnesses() -> Vec<(&'static str, Box<dyn Harness>)> {
 
 /// Lists `prefix`, asserting no errors, returning objects by key.
 fn list(store: &dyn Store, prefix: &str) -> BTreeMap<String, ObjectMeta> {
+    list_range(store, prefix, &KeyRange::ALL)
+}
+
+/// Lists the keys under `prefix` in `range`, as [`list`] does.
+fn list_range(store: &dyn Store, prefix: &str, range: &KeyRange) -> BTreeMap<String, ObjectMeta> {
     let seen = Mutex::new(Vec::new());
-    store.list(prefix, &|item| {
+    store.list_range(prefix, range, &|item| {
         match item {
             Listing::Objects(batch) => {
                 assert!(batch.len() <= LIST_BATCH);
@@ -202,6 +207,48 @@ fn large_listings_report_every_key_exactly_once() {
         let listed: Vec<String> = list(h.store(), "_schema/s/").into_keys().collect();
         keys.sort();
         assert_eq!(listed, keys, "{name}");
+    }
+}
+
+#[test]
+fn key_ranges_partition_a_listing() {
+    for (name, h) in harnesses() {
+        let mut keys: Vec<String> = ["ab", "g2", "gq", "h7", "zz"]
+            .iter()
+            .flat_map(|fold| (0..30).map(move |i| format!("_hash/s/{fold}/{fold}{i:024}")))
+            .collect();
+        keys.extend((0..40).map(|i| format!("_hash/s/flat{i:02}")));
+        keys.push("_hash/s/g".to_string());
+        put_all(h.as_ref(), &keys, b"x", t(1_700_000_000));
+        h.put("_hash/t/g2/x", b"another section", t(1_700_000_000));
+        // Bounds that are a stored key, a folder, a folder with its slash,
+        // and a string between keys.
+        let bounds = [
+            "_hash/s/g",
+            "_hash/s/g2",
+            "_hash/s/gq/",
+            &format!("_hash/s/gq/gq{:024}", 11),
+            "_hash/s/flat2",
+        ];
+        let mut cuts: Vec<Option<String>> = bounds.iter().map(|b| Some(b.to_string())).collect();
+        cuts.sort();
+        cuts.insert(0, None);
+        cuts.push(None);
+        let mut listed = Vec::new();
+        for pair in cuts.windows(2) {
+            let range = KeyRange {
+                after: pair[0].clone(),
+                through: pair[1].clone(),
+            };
+            let part = list_range(h.store(), "_hash/s/", &range);
+            assert!(part.keys().all(|k| range.contains(k)), "{name}: {range:?}");
+            listed.extend(part.into_keys());
+        }
+        keys.sort();
+        listed.sort();
+        let missing: Vec<&String> = keys.iter().filter(|k| !listed.contains(k)).collect();
+        assert_eq!(listed.len(), keys.len(), "{name}: missing {missing:?}");
+        assert_eq!(listed, keys, "{name}: every key in exactly one range");
     }
 }
 

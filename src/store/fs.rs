@@ -34,8 +34,8 @@ use rustix::fs::{open, openat, statat, AtFlags, Dir, FileType, Mode, OFlags, Raw
 use rustix::io::Errno;
 
 use super::{
-    key_is_contained, outside_section, refuse_move, Deleted, ListSink, Listing, Moved, ObjectMeta,
-    Store, StoreError, LIST_BATCH,
+    key_is_contained, outside_section, refuse_move, Deleted, KeyRange, ListSink, Listing, Moved,
+    ObjectMeta, Store, StoreError, LIST_BATCH,
 };
 use crate::config::StoreSpec;
 use crate::error::{Error, Result};
@@ -176,6 +176,8 @@ impl FsStore {
 /// One listing in progress: where to send batches, and whether to stop.
 struct Walk<'a> {
     sink: &'a ListSink<'a>,
+    /// Folders wholly outside it are not opened, files outside it not stat-ed.
+    range: &'a KeyRange,
     stopped: AtomicBool,
 }
 
@@ -193,6 +195,15 @@ impl Walk<'_> {
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
     ) {
         self.send(Listing::Error(StoreError::new(operation, key, source)));
+    }
+
+    /// Records the subfolder `key` for walking, unless none of its keys can
+    /// lie in the range.
+    fn push_folder(&self, subfolders: &mut Vec<String>, key: String) {
+        let folder = key + "/";
+        if self.range.meets_prefix(&folder) {
+            subfolders.push(folder);
+        }
     }
 
     /// Lists the open folder `dir` (whose key is `dir_key`, ending in `/`,
@@ -248,11 +259,14 @@ impl Walk<'_> {
             // network and parallel file systems).
             let file_type = entry.file_type();
             if file_type == FileType::Directory {
-                subfolders.push(key + "/");
+                self.push_folder(&mut subfolders, key);
                 continue;
             }
             if !matches!(file_type, FileType::RegularFile | FileType::Unknown) {
                 continue; // links and special files are not objects
+            }
+            if file_type == FileType::RegularFile && !self.range.contains(&key) {
+                continue;
             }
             let stat = entries
                 .fd()
@@ -265,8 +279,8 @@ impl Walk<'_> {
                 }
             };
             match FileType::from_raw_mode(stat.st_mode as RawMode) {
-                FileType::Directory => subfolders.push(key + "/"),
-                FileType::RegularFile => {
+                FileType::Directory => self.push_folder(&mut subfolders, key),
+                FileType::RegularFile if self.range.contains(&key) => {
                     batch.push(ObjectMeta {
                         key,
                         size: stat.st_size as u64,
@@ -332,7 +346,7 @@ impl Store for FsStore {
         &self.name
     }
 
-    fn list(&self, prefix: &str, sink: &ListSink<'_>) {
+    fn list_range(&self, prefix: &str, range: &KeyRange, sink: &ListSink<'_>) {
         // A prefix such as `_schema/subject=` names the folder `_schema/` and
         // the start of the entry names to walk in it.
         let (dir_key, name_start) = prefix.split_at(prefix.rfind('/').map_or(0, |i| i + 1));
@@ -357,6 +371,7 @@ impl Store for FsStore {
         };
         let walk = Walk {
             sink,
+            range,
             stopped: AtomicBool::new(false),
         };
         let rest = self

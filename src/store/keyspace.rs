@@ -42,7 +42,7 @@ use std::future::Future;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::mpsc;
 
-use super::{Listing, ObjectMeta, StoreError};
+use super::{KeyRange, Listing, ObjectMeta, StoreError};
 
 /// One page of a flat listing; `next` is the continuation token, if any.
 #[derive(Debug, Default)]
@@ -79,13 +79,36 @@ struct Part {
 const AFTER_ALL: char = '\u{10FFFF}';
 
 impl Part {
-    fn whole(prefix: String) -> Self {
-        Part {
-            prefix,
-            start_after: None,
-            end: None,
-            skip: None,
+    /// The parts holding the keys under `prefix` in `range`. A server that
+    /// keeps keys as paths (SeaweedFS) takes `StartAfter` `X` to mean after
+    /// the folder `X` and everything in it, so the keys under `X/` (which
+    /// sort after `X`) are a part of their own; and a range that starts
+    /// before `prefix` is listed from the prefix's first key.
+    fn within(prefix: String, range: &KeyRange) -> Vec<Self> {
+        let Some(after) = range.after.as_ref().filter(|a| **a >= prefix) else {
+            return vec![Part {
+                prefix,
+                start_after: None,
+                end: range.through.clone(),
+                skip: None,
+            }];
+        };
+        let folder = format!("{after}/");
+        let mut parts = vec![Part {
+            prefix: prefix.clone(),
+            start_after: Some(after.clone()),
+            end: range.through.clone(),
+            skip: Some(folder.clone()),
+        }];
+        if folder.starts_with(&prefix) {
+            parts.push(Part {
+                prefix: folder,
+                start_after: None,
+                end: range.through.clone(),
+                skip: None,
+            });
         }
+        parts
     }
 
     /// The parts holding this part's keys after `last`, a key of it; `None`
@@ -152,15 +175,16 @@ impl Part {
     }
 }
 
-/// Lists every key under `prefix` with up to `concurrency` requests in
+/// Lists every key under `prefix` in `range` with up to `concurrency` requests in
 /// flight, sending pages to `out`; stops early when `out` is closed.
 pub async fn list_parallel<L: PageLister>(
     lister: &L,
     prefix: &str,
+    range: &KeyRange,
     concurrency: usize,
     out: mpsc::Sender<Listing>,
 ) {
-    let mut stack = vec![Part::whole(prefix.to_string())];
+    let mut stack = Part::within(prefix.to_string(), range);
     let mut running = FuturesUnordered::new();
     loop {
         while running.len() < concurrency.max(1) && !out.is_closed() {
@@ -292,7 +316,7 @@ mod tests {
     }
 
     fn list(keys: &[String], page_size: usize, concurrency: usize, prefix: &str) -> Listed {
-        list_on(keys, page_size, concurrency, prefix, false)
+        list_on(keys, page_size, concurrency, prefix, &KeyRange::ALL, false)
     }
 
     fn list_on(
@@ -300,6 +324,7 @@ mod tests {
         page_size: usize,
         concurrency: usize,
         prefix: &str,
+        range: &KeyRange,
         collapse_slashes: bool,
     ) -> Listed {
         let server = FakeServer {
@@ -329,7 +354,7 @@ mod tests {
                 keys
             };
             let (_, keys) = futures_util::future::join(
-                list_parallel(&server, prefix, concurrency, tx),
+                list_parallel(&server, prefix, range, concurrency, tx),
                 consumer,
             )
             .await;
@@ -383,11 +408,36 @@ mod tests {
     }
 
     #[test]
+    fn a_range_lists_its_keys_only_and_pages_over_them_alone() {
+        let base32 = "abcdefghijklmnopqrstuvwxyz234567";
+        let keys: Vec<String> = (0..6400)
+            .map(|i| format!("h/{}{i:025}", &base32[i % 32..i % 32 + 1]))
+            .collect();
+        let range = KeyRange {
+            after: Some("h/g".into()),
+            through: Some("h/m".into()),
+        };
+        let mut expected: Vec<String> =
+            keys.iter().filter(|k| range.contains(k)).cloned().collect();
+        expected.sort();
+        for (page_size, concurrency) in [(1000, 1), (7, 8)] {
+            let mut listed = list_on(&keys, page_size, concurrency, "h/", &range, false);
+            let requests = listed.requests;
+            listed.keys.sort();
+            assert_eq!(listed.keys, expected, "page {page_size}");
+            // The range's own pages and a short page per split, not the
+            // pages of the whole prefix.
+            let range_pages = expected.len().div_ceil(page_size);
+            assert!(requests <= range_pages * 3, "{requests} requests");
+        }
+    }
+
+    #[test]
     fn a_server_that_collapses_slashes_is_listed_exactly_once_too() {
         let keys: Vec<String> = (0..400)
             .map(|i| format!("s/t/id={i}/arr_{i}.npy"))
             .collect();
-        let mut listed = list_on(&keys, 10, 4, "s/", true);
+        let mut listed = list_on(&keys, 10, 4, "s/", &KeyRange::ALL, true);
         listed.keys.sort();
         let mut expected = keys.clone();
         expected.sort();

@@ -9,8 +9,8 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 use super::{
-    key_is_contained, outside_section, refuse_move, Deleted, ListSink, Listing, Moved, ObjectMeta,
-    Store, StoreError, LIST_BATCH,
+    key_is_contained, outside_section, refuse_move, Deleted, KeyRange, ListSink, Listing, Moved,
+    ObjectMeta, Store, StoreError, LIST_BATCH,
 };
 
 #[derive(Debug)]
@@ -54,7 +54,7 @@ impl Store for MemoryStore {
         &self.name
     }
 
-    fn list(&self, prefix: &str, sink: &ListSink<'_>) {
+    fn list_range(&self, prefix: &str, wanted: &KeyRange, sink: &ListSink<'_>) {
         // Copy out one batch at a time so the lock is not held across `sink`.
         let mut after: Option<String> = None;
         loop {
@@ -72,6 +72,7 @@ impl Store for MemoryStore {
                 };
                 range
                     .take_while(|(k, _)| k.starts_with(prefix))
+                    .filter(|(k, _)| wanted.contains(k))
                     .take(LIST_BATCH)
                     .map(|(k, o)| ObjectMeta {
                         key: k.clone(),

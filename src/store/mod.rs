@@ -98,6 +98,50 @@ pub enum Moved {
 /// Receives listing batches; returns `false` to stop the listing early.
 pub type ListSink<'a> = dyn Fn(Listing) -> bool + Sync + 'a;
 
+/// A contiguous run of keys in byte order: those after `after` (exclusive)
+/// up to `through` (inclusive), either end open when `None`. A shard lists
+/// one such run of each section, so the runs of all shards partition it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KeyRange {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub through: Option<String>,
+}
+
+impl KeyRange {
+    /// Every key.
+    pub const ALL: KeyRange = KeyRange {
+        after: None,
+        through: None,
+    };
+
+    pub fn is_all(&self) -> bool {
+        self.after.is_none() && self.through.is_none()
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.after.as_deref().is_none_or(|after| key > after)
+            && self.through.as_deref().is_none_or(|through| key <= through)
+    }
+
+    /// Whether some key starting with `prefix` lies in the range: `prefix`
+    /// itself does, or the range starts inside the keys that extend it
+    /// (the smallest key after `after` extends `after`).
+    pub fn meets_prefix(&self, prefix: &str) -> bool {
+        if let (Some(after), Some(through)) = (&self.after, &self.through) {
+            if after >= through {
+                return false;
+            }
+        }
+        self.through.as_deref().is_none_or(|t| prefix <= t)
+            && self
+                .after
+                .as_deref()
+                .is_none_or(|a| prefix > a || a.starts_with(prefix))
+    }
+}
+
 /// An object store holding one DataJoint store's objects.
 pub trait Store: Send + Sync {
     /// The store's name in the DataJoint config, for messages.
@@ -108,7 +152,14 @@ pub trait Store: Send + Sync {
     /// `_schema/subject=`), passing batches of at most [`LIST_BATCH`]
     /// objects to `sink`. A prefix with nothing under it lists nothing,
     /// without error.
-    fn list(&self, prefix: &str, sink: &ListSink<'_>);
+    fn list(&self, prefix: &str, sink: &ListSink<'_>) {
+        self.list_range(prefix, &KeyRange::ALL, sink);
+    }
+
+    /// Lists the objects under `prefix` whose keys lie in `range`, as
+    /// [`Store::list`] does, without reading the rest: folders (file) or key
+    /// runs (S3) outside the range are never visited.
+    fn list_range(&self, prefix: &str, range: &KeyRange, sink: &ListSink<'_>);
 
     /// Deletes `keys`, all of which start with `section_prefix`; one outcome
     /// per key, in order.
@@ -248,6 +299,33 @@ pub fn open(spec: &StoreSpec, options: OpenOptions) -> Result<Box<dyn Store>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_ranges_and_the_prefixes_they_meet() {
+        let range = KeyRange {
+            after: Some("_hash/a/g".into()),
+            through: Some("_hash/a/p".into()),
+        };
+        assert!(!range.contains("_hash/a/g"));
+        assert!(range.contains("_hash/a/g/x"));
+        assert!(range.contains("_hash/a/p"));
+        assert!(!range.contains("_hash/a/p/x"));
+        // Keys extending the prefix reach into the range from below...
+        assert!(range.meets_prefix("_hash/a/"));
+        assert!(range.meets_prefix("_hash/a/g"));
+        assert!(range.meets_prefix("_hash/a/h/"));
+        assert!(range.meets_prefix("_hash/a/p"));
+        // ...or lie wholly before or after it.
+        assert!(!range.meets_prefix("_hash/a/f/"));
+        assert!(!range.meets_prefix("_hash/a/p/"));
+        assert!(!range.meets_prefix("_hash/b/"));
+        let empty = KeyRange {
+            after: Some("b".into()),
+            through: Some("b".into()),
+        };
+        assert!(!empty.meets_prefix("b") && !empty.meets_prefix(""));
+        assert!(KeyRange::ALL.meets_prefix("x") && KeyRange::ALL.contains("x"));
+    }
 
     #[test]
     fn containment() {

@@ -37,8 +37,8 @@ use tokio::sync::mpsc;
 
 use super::keyspace::{list_parallel, Page, PageLister};
 use super::{
-    key_is_contained, outside_section, refuse_move, Deleted, ListSink, Listing, Moved, ObjectMeta,
-    Store, StoreError,
+    key_is_contained, outside_section, refuse_move, Deleted, KeyRange, ListSink, Listing, Moved,
+    ObjectMeta, Store, StoreError,
 };
 use crate::config::StoreSpec;
 use crate::error::{Error, Result};
@@ -368,14 +368,19 @@ impl Store for S3Store {
         &self.name
     }
 
-    fn list(&self, prefix: &str, sink: &ListSink<'_>) {
+    fn list_range(&self, prefix: &str, range: &KeyRange, sink: &ListSink<'_>) {
         let full_prefix = self.bucket_key(prefix);
+        let full_range = KeyRange {
+            after: range.after.as_deref().map(|k| self.bucket_key(k)),
+            through: range.through.as_deref().map(|k| self.bucket_key(k)),
+        };
         let (tx, mut rx) = mpsc::channel(self.list_concurrency * 2);
         std::thread::scope(|scope| {
             scope.spawn(|| {
                 self.runtime.handle().block_on(list_parallel(
                     self,
                     &full_prefix,
+                    &full_range,
                     self.list_concurrency,
                     tx,
                 ))

@@ -384,15 +384,37 @@ pub fn put_old_file(root: &Path, key: &str, content: &str) {
 
 /// Runs the djgc binary in `dir` (so it finds `dir/datajoint.json`).
 pub fn djgc_in(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_djgc"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("DJ_STORES")
-        .env_remove("DJ_HOST")
-        .env_remove("DJ_USER")
-        .env_remove("DJ_PASS")
-        .output()
-        .unwrap()
+    djgc_command(dir, args).output().unwrap()
+}
+
+/// The djgc command with `args`, run in `dir`, free of the caller's
+/// DataJoint settings and of any array job's shard.
+pub fn djgc_command(dir: &Path, args: &[&str]) -> Command {
+    let mut command = clean_command(env!("CARGO_BIN_EXE_djgc"), dir);
+    command.args(args);
+    command
+}
+
+/// `program`, run in `dir`, without the variables through which the
+/// caller's DataJoint settings or an array job's shard would reach djgc.
+pub fn clean_command(program: impl AsRef<std::ffi::OsStr>, dir: &Path) -> Command {
+    let mut command = Command::new(program);
+    command.current_dir(dir);
+    for name in [
+        "DJ_STORES",
+        "DJ_HOST",
+        "DJ_USER",
+        "DJ_PASS",
+        "DJGC_SHARD",
+        "DJGC_SHARD_COUNT",
+        "SLURM_ARRAY_TASK_ID",
+        "SLURM_ARRAY_TASK_MIN",
+        "SLURM_ARRAY_TASK_COUNT",
+        "JOB_COMPLETION_INDEX",
+    ] {
+        command.env_remove(name);
+    }
+    command
 }
 
 /// The `--json` report of a successful run.
@@ -444,4 +466,19 @@ pub fn all_files(root: &Path) -> Vec<String> {
     }
     keys.sort();
     keys
+}
+
+/// The Python of the compatibility environment (datajoint 2.3.5, PyYAML).
+pub fn python() -> PathBuf {
+    let path = std::env::var_os("DJGC_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-compat/bin/python")
+        });
+    assert!(
+        path.exists(),
+        "{} not found: run scripts/python-env.sh (or set DJGC_PYTHON)",
+        path.display()
+    );
+    path
 }

@@ -13,9 +13,13 @@ use djgc::report::Report;
 pub fn render(report: &Report, spec: &StoreSpec, min_age: Duration) -> String {
     let mut out = String::new();
     let mode = if report.dry_run { "dry run" } else { "deleted" };
+    let shard = match &report.shard {
+        Some(s) => format!(", shard {} (its share of the keys below)", s.shard),
+        None => String::new(),
+    };
     let _ = writeln!(
         out,
-        "djgc: store {:?} ({}), schemas {} [{mode}]",
+        "djgc: store {:?} ({}), schemas {}{shard} [{mode}]",
         spec.name,
         spec.protocol,
         report.schemas.join(", ")

@@ -22,9 +22,11 @@ use djgc::planfile;
 use djgc::progress::{Progress, Silent};
 use djgc::quarantine::{self as trash_runs, Trash, DEFAULT_TRASH_PREFIX};
 use djgc::references::ReferenceQuery;
+use djgc::report::{merge_shards, Report};
 use djgc::scan::{
     parse_min_age, recheck, reference_query, references_for_deletion, scan, ScanOptions,
 };
+use djgc::shard::Shard;
 use djgc::store::{self, Store};
 use djgc::watch::ReadReferences;
 
@@ -53,6 +55,9 @@ enum Command {
     /// Delete quarantine runs older than the grace period, putting back any
     /// object referenced again; a dry run unless --delete.
     Purge(PurgeArgs),
+    /// Add up the --report files of the shards of one run into one report of
+    /// the same shape (JSON).
+    MergeReports(MergeReportsArgs),
 }
 
 #[derive(Args)]
@@ -86,6 +91,29 @@ struct OutputArgs {
     /// Print no report (errors are still printed).
     #[arg(short, long, conflicts_with = "verbose")]
     quiet: bool,
+    /// Also write the report (the --json object) to FILE, e.g. one per shard
+    /// for `djgc merge-reports`.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ShardArgs {
+    /// Judge only shard K of N (0 <= K < N) of every section: N runs with
+    /// K = 0..N-1, anywhere and in any order, together judge every object
+    /// once. Default: DJGC_SHARD=K/N, SLURM_ARRAY_TASK_ID/_MIN/_COUNT, or
+    /// JOB_COMPLETION_INDEX with DJGC_SHARD_COUNT.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<String>,
+}
+
+impl ShardArgs {
+    fn resolve(&self) -> Result<Option<Shard>, Error> {
+        match &self.shard {
+            Some(text) => Shard::parse(text, "--shard").map(Some),
+            None => Shard::from_env(|name| std::env::var(name).ok()),
+        }
+    }
 }
 
 #[derive(Args)]
@@ -101,6 +129,8 @@ struct ScanArgs {
     output: OutputArgs,
     #[command(flatten)]
     guard: GuardArgs,
+    #[command(flatten)]
+    shard: ShardArgs,
     /// Objects modified more recently are never orphans in this run (0s, 90m, 24h, 7d).
     #[arg(long, value_name = "DURATION", default_value = "24h")]
     min_age: String,
@@ -165,6 +195,20 @@ struct ApplyArgs {
     guard: GuardArgs,
     #[command(flatten)]
     delete: DeleteArgs,
+    /// The shard the plan must have been made for (default: the plan's own;
+    /// with an array job's environment, that shard).
+    #[command(flatten)]
+    shard: ShardArgs,
+}
+
+#[derive(Args)]
+struct MergeReportsArgs {
+    /// Reports written with --report by shards 0..N-1 of one run.
+    #[arg(value_name = "FILE", required = true)]
+    reports: Vec<PathBuf>,
+    /// Write the merged report to FILE instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -243,6 +287,7 @@ fn main() -> ExitCode {
         Command::Apply(args) => apply(&args),
         Command::Restore(args) => restore(&args),
         Command::Purge(args) => purge(&args),
+        Command::MergeReports(args) => merge_reports(&args),
     };
     let exit = match outcome {
         Ok(exit) => exit,
@@ -336,17 +381,11 @@ fn collect(args: &ScanArgs, delete: Option<&DeleteArgs>) -> Result<Exit, Error> 
         cutoff: SystemTime::now() - min_age,
         jobs,
         schema_codecs: args.schema_codecs.clone(),
+        shard: args.shard.resolve()?,
     };
     let log = StderrLog {
         verbose: args.output.verbose,
     };
-    let query = reference_query(
-        &open.spec,
-        open.store_is_default,
-        &args.schemas,
-        &args.schema_codecs,
-        jobs,
-    );
     let mut plan = scan(
         &open.config.database,
         &open.spec,
@@ -355,6 +394,7 @@ fn collect(args: &ScanArgs, delete: Option<&DeleteArgs>) -> Result<Exit, Error> 
         &options,
         &log,
     )?;
+    let query = plan_query(&plan, &open, &args.schema_codecs, jobs);
 
     if let Some(path) = &args.orphans_out {
         plan.write_orphan_list(path)?;
@@ -374,7 +414,7 @@ fn collect(args: &ScanArgs, delete: Option<&DeleteArgs>) -> Result<Exit, Error> 
         &log,
     )?;
     plan.report.seconds = started.elapsed().as_secs_f64();
-    print_report(&plan, &open.spec, min_age, &args.output);
+    print_report(&plan, &open.spec, min_age, &args.output)?;
     Ok(exit)
 }
 
@@ -395,16 +435,18 @@ fn apply(args: &ApplyArgs) -> Result<Exit, Error> {
         &header,
         &planfile::identity(&open.spec, &open.config.database),
     )?;
+    let planned = plan.report.shard.as_ref().map(|s| s.shard);
+    if let Some(shard) = args.shard.resolve()?.filter(|s| Some(*s) != planned) {
+        return Err(Error::Usage(format!(
+            "{} was made for {}, not for shard {shard}",
+            args.plan.display(),
+            planned.map_or("the whole store".to_string(), |s| format!("shard {s}"))
+        )));
+    }
     let log = StderrLog {
         verbose: args.output.verbose,
     };
-    let query = reference_query(
-        &open.spec,
-        open.store_is_default,
-        &plan.report.schemas,
-        &header.schema_codecs,
-        jobs,
-    );
+    let query = plan_query(&plan, &open, &header.schema_codecs, jobs);
     if !plan.is_blocked() {
         plan.report.changed_skipped = planfile::confirm_unchanged(&mut plan, open.store.as_ref())?;
     }
@@ -419,8 +461,47 @@ fn apply(args: &ApplyArgs) -> Result<Exit, Error> {
         &log,
     )?;
     plan.report.seconds = started.elapsed().as_secs_f64();
-    print_report(&plan, &open.spec, Duration::ZERO, &args.output);
+    print_report(&plan, &open.spec, Duration::ZERO, &args.output)?;
     Ok(exit)
+}
+
+/// The reference query that re-checks `plan` before and while it is
+/// carried out: its schemas, and its sections with their shard ranges.
+fn plan_query(
+    plan: &Plan,
+    open: &OpenStore,
+    schema_codecs: &[String],
+    jobs: usize,
+) -> ReferenceQuery {
+    reference_query(
+        &open.spec,
+        open.store_is_default,
+        &plan.report.schemas,
+        schema_codecs,
+        jobs,
+    )
+    .limited_to(
+        plan.sections.clone(),
+        plan.report.shard.as_ref().map(|s| s.shard),
+    )
+}
+
+/// `merge-reports FILE...`.
+fn merge_reports(args: &MergeReportsArgs) -> Result<Exit, Error> {
+    let mut reports = Vec::new();
+    for path in &args.reports {
+        reports.push((path.display().to_string(), Report::read_file(path)?));
+    }
+    let merged = merge_shards(&reports)?;
+    match &args.out {
+        Some(path) => merged.write_file(path)?,
+        None => println!("{}", merged.to_json()),
+    }
+    Ok(if merged.scan_errors.is_empty() {
+        Exit::Clean
+    } else {
+        Exit::Refused
+    })
 }
 
 fn print_problems(plan: &Plan) {
@@ -432,12 +513,21 @@ fn print_problems(plan: &Plan) {
     }
 }
 
-fn print_report(plan: &Plan, spec: &StoreSpec, min_age: Duration, output: &OutputArgs) {
+fn print_report(
+    plan: &Plan,
+    spec: &StoreSpec,
+    min_age: Duration,
+    output: &OutputArgs,
+) -> Result<(), Error> {
+    if let Some(path) = &output.report {
+        plan.report.write_file(path)?;
+    }
     if output.json {
         println!("{}", plan.report.to_json());
     } else if !output.quiet {
         print!("{}", human::render(&plan.report, spec, min_age));
     }
+    Ok(())
 }
 
 /// Deletes or quarantines a plan's orphans after re-reading the database,

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# What one shard of a sharded run costs: the share of the keys it lists and
+# of the references it holds, its wall time and peak RSS, next to one
+# unsharded run, on the file store of scripts/bench-vs-dj.sh (reused when
+# that script made it).
+#
+#   scripts/bench-shards.sh                 # 1M objects, N = 8
+#   OBJECTS=200000 SHARDS=4 scripts/bench-shards.sh
+#
+# The shards run one after another, so each has the machine to itself; in a
+# job array they run at once on separate nodes. Checks that the merged
+# report equals the single run's. The targets: each shard lists and holds
+# about 1/N (the largest share at most 1.5/N).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+target=${CARGO_TARGET_DIR:-$repo/target}
+objects=${OBJECTS:-1000000}
+shards=${SHARDS:-8}
+bench=${BENCH_DIR:-/var/tmp/djgc-bench}
+schema=djgc_bench
+# shellcheck source=scripts/bench/lib.sh
+. scripts/bench/lib.sh
+
+scripts/services.sh >&2
+need_gnu_time
+cargo build --release --locked --bins >&2
+file_store_fixture "$bench" "$schema" "$objects"
+cd "$bench"
+rm -rf shards && mkdir shards
+find store -type f -printf '%s\n' > /dev/null # warm the cache
+
+djgc=$target/release/djgc
+measure shards/whole.time "$djgc" scan "$schema" --min-age 0s --quiet --report shards/whole.json
+for k in $(seq 0 $((shards - 1))); do
+    echo "bench: shard $k/$shards" >&2
+    measure "shards/$k.time" "$djgc" scan "$schema" --min-age 0s --quiet \
+        --shard "$k/$shards" --report "shards/shard-$k.json"
+done
+"$djgc" merge-reports shards/shard-*.json --out shards/merged.json
+
+echo
+machine
+echo "store: $(find store -type f | wc -l) files in $bench/store ($fixture_args)"
+python3 - "$shards" <<'PY'
+import json, sys
+shards = int(sys.argv[1])
+load = lambda name: json.load(open(f"shards/{name}"))
+whole = load("whole.json")
+listed = lambda r: sum(s["stored"] + s["ignored"] for s in r["sections"])
+time = lambda name: [float(x) for x in open(f"shards/{name}.time").read().split()]
+wall, _, rss = time("whole")
+print(f"{'run':<8} {'listed':>9} {'share':>7} {'refs held':>10} {'share':>7} {'wall s':>7} {'peak RSS MB':>12}")
+print(f"{'whole':<8} {listed(whole):>9} {'':>7} {whole['referenced'] + whole['other_referenced']:>10} {'':>7} {wall:>7.2f} {rss / 1024:>12.0f}")
+worst_listed = worst_held = 0.0
+for k in range(shards):
+    r = load(f"shard-{k}.json")
+    w, _, m = time(str(k))
+    l_share = listed(r) / listed(whole)
+    held = r["shard"]["references_held"]
+    h_share = held / (whole["referenced"] + whole["other_referenced"])
+    worst_listed, worst_held = max(worst_listed, l_share), max(worst_held, h_share)
+    print(f"{k}/{shards:<6} {listed(r):>9} {l_share:>7.1%} {held:>10} {h_share:>7.1%} {w:>7.2f} {m / 1024:>12.0f}")
+print()
+print(f"largest listing share x N:   {worst_listed * shards:.2f}   (target <= 1.5)")
+print(f"largest reference share x N: {worst_held * shards:.2f}   (target <= 1.5)")
+same = lambda r: {k: v for k, v in r.items() if k != "seconds"}
+merged = load("merged.json")
+print("merged report equals the single run's:", "yes" if same(merged) == same(whole) else "NO")
+if same(merged) != same(whole):
+    sys.exit(1)
+PY
