@@ -82,6 +82,7 @@ fn pipeline(c: &mut Criterion) {
         jobs: 2,
         schema_codecs: Vec::new(),
         shard: None,
+        inventory: None,
     };
     let references = || {
         let mut scan = ReferenceScan::default();

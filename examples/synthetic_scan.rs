@@ -89,6 +89,10 @@ impl Store for SyntheticStore {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.read_only("get", key)
     }
+
+    fn head(&self, keys: &[String]) -> Vec<Result<Option<ObjectMeta>, StoreError>> {
+        keys.iter().map(|k| self.read_only("head", k)).collect()
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -109,6 +113,7 @@ fn main() -> anyhow::Result<()> {
         jobs: 4,
         schema_codecs: Vec::new(),
         shard: None,
+        inventory: None,
     };
     let started = Instant::now();
     let plan = scan(&config.database, &spec, true, &store, &options, &Silent)?;

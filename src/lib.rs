@@ -26,6 +26,7 @@ pub mod db;
 pub mod error;
 pub mod execute;
 pub mod fixture;
+pub mod inventory;
 pub mod layout;
 pub mod plan;
 pub mod planfile;

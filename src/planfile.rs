@@ -10,7 +10,8 @@
 //! * the store and database it names must be the ones the current config
 //!   describes (same identity, compared field by field; secrets and user
 //!   names are not part of the identity and never written);
-//! * every orphan is listed again and kept in the plan only if its size and
+//! * every orphan is listed again (checked with `HEAD`, for a plan judged
+//!   from an S3 Inventory) and kept in the plan only if its size and
 //!   modification time are those recorded ([`confirm_unchanged`]); one that
 //!   changed or vanished is skipped and counted;
 //! * the database is read again, as before any deletion.
@@ -218,11 +219,59 @@ pub fn check_identity(header: &PlanHeader, current: &Identity) -> Result<()> {
     )))
 }
 
+/// Confirms, just before deletion, that each orphan is still the object that
+/// was judged, and drops the others; returns how many were dropped. A plan
+/// judged from a listing is listed again ([`relist_unchanged`]); one judged
+/// from an S3 Inventory, which may be days old, is checked object by object
+/// with `HEAD` ([`head_unchanged`]) rather than by listing the bucket the
+/// inventory spared.
+pub fn confirm_unchanged(plan: &mut Plan, store: &dyn Store) -> Result<u64> {
+    if plan.report.inventory.is_some() {
+        head_unchanged(plan, store)
+    } else {
+        relist_unchanged(plan, store)
+    }
+}
+
+/// Orphans whose size and modification time `HEAD` confirms, asked in
+/// batches; an object that is gone or changed is dropped, a failed `HEAD`
+/// blocks the plan. Times are compared to the second (inventories and
+/// `HEAD` answers carry no more).
+fn head_unchanged(plan: &mut Plan, store: &dyn Store) -> Result<u64> {
+    const BATCH: usize = 1000;
+    let seconds = |t: std::time::SystemTime| mtime_ns(t) / 1_000_000_000;
+    let mut confirmed = RefSet::default();
+    let mut errors = Vec::new();
+    let mut batch: Vec<(String, u64, u64)> = Vec::with_capacity(BATCH);
+    let mut check = |batch: &mut Vec<(String, u64, u64)>, errors: &mut Vec<String>| {
+        let keys: Vec<String> = batch.iter().map(|(k, _, _)| k.clone()).collect();
+        for ((key, size, modified), found) in batch.drain(..).zip(store.head(&keys)) {
+            match found {
+                Ok(Some(now)) if now.size == size && seconds(now.modified) == modified => {
+                    confirmed.insert(path_hash(&key));
+                }
+                Ok(_) => {}
+                Err(e) => errors.push(format!("store {}: confirming: {e}", store.name())),
+            }
+        }
+    };
+    for orphan in plan.orphans()? {
+        let orphan = orphan?;
+        batch.push((orphan.key, orphan.size, seconds(orphan.modified)));
+        if batch.len() == BATCH {
+            check(&mut batch, &mut errors);
+        }
+    }
+    check(&mut batch, &mut errors);
+    plan.report.scan_errors.extend(errors);
+    plan.retain_orphans(|o| confirmed.contains(path_hash(&o.key)))
+}
+
 /// Lists the plan's sections (their ranges, in a sharded plan) again and keeps only the orphans still there
 /// with the size and modification time the plan recorded; returns how many
 /// were dropped. A listing problem blocks the plan like a scan problem.
 /// Memory: one hash and two numbers per orphan.
-pub fn confirm_unchanged(plan: &mut Plan, store: &dyn Store) -> Result<u64> {
+fn relist_unchanged(plan: &mut Plan, store: &dyn Store) -> Result<u64> {
     let mut recorded: IntMap<u64, (u64, u64)> = IntMap::default();
     for orphan in plan.orphans()? {
         let orphan = orphan?;

@@ -87,6 +87,18 @@ pub struct Report {
     pub seconds: f64,
     /// Set when the run was one shard of a sharded collection.
     pub shard: Option<ShardReport>,
+    /// Set when the objects came from an S3 Inventory instead of a listing.
+    pub inventory: Option<InventoryReport>,
+}
+
+/// The S3 Inventory a run read instead of listing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InventoryReport {
+    /// The manifest as given to `--inventory`.
+    pub manifest: String,
+    /// When AWS began taking it (RFC 3339): objects modified later are
+    /// never judged.
+    pub created: String,
 }
 
 /// What only a shard's own report says.
@@ -210,6 +222,7 @@ impl Report {
             "seconds": self.seconds,
             "sections": self.sections,
             "shard": self.shard,
+            "inventory": self.inventory,
         })
     }
 }

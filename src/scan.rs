@@ -13,15 +13,17 @@
 //! or reference problem is recorded in the plan, and a plan with problems is
 //! never executed.
 
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use crate::config::{DatabaseConfig, StoreSpec};
 use crate::error::{Error, Result};
+use crate::inventory::Inventory;
 use crate::layout::{self, file_name, is_content_hash_name, Section, SectionKind};
 use crate::plan::{OrphanSpool, Plan};
 use crate::progress::Progress;
 use crate::references::{sample_schema_paths, scan_references, ReferenceQuery, References};
-use crate::report::{Report, SectionStats, ShardReport};
+use crate::report::{InventoryReport, Report, SectionStats, ShardReport};
 use crate::shard::{self, Shard};
 use crate::store::{Listing, ObjectMeta, Store};
 
@@ -42,6 +44,19 @@ pub struct ScanOptions {
     pub schema_codecs: Vec<String>,
     /// The share of the store this run judges (`None`: all of it).
     pub shard: Option<Shard>,
+    /// Read the store's objects from this S3 Inventory instead of listing.
+    pub inventory: Option<Arc<Inventory>>,
+}
+
+impl ScanOptions {
+    /// Objects modified after this are never orphans in this run: the
+    /// age cutoff, or the time an inventory was taken if that is earlier.
+    pub fn cutoff(&self) -> SystemTime {
+        match &self.inventory {
+            Some(inventory) => self.cutoff.min(inventory.created),
+            None => self.cutoff,
+        }
+    }
 }
 
 /// The verdict on one listed object.
@@ -184,6 +199,11 @@ pub fn scan_with(
         let lister = {
             let sections = &sections;
             scope.spawn(move || {
+                if let Some(inventory) = &options.inventory {
+                    inventory
+                        .list_sections(sections, &|index, item| tx.send((index, item)).is_ok());
+                    return;
+                }
                 for (index, section) in sections.iter().enumerate() {
                     let sink = |item| tx.send((index, item)).is_ok();
                     store.list_range(&section.prefix, &section.range, &sink);
@@ -223,6 +243,10 @@ pub fn scan_with(
                 })
                 .collect(),
             dry_run: true,
+            inventory: options.inventory.as_ref().map(|i| InventoryReport {
+                manifest: i.manifest.clone(),
+                created: humantime::format_rfc3339_seconds(i.created).to_string(),
+            }),
             ..Default::default()
         };
         let mut errors = ErrorLog::default();
@@ -236,7 +260,7 @@ pub fn scan_with(
 
         let judge = Judge {
             references: &references.references,
-            cutoff: options.cutoff,
+            cutoff: options.cutoff(),
         };
         let mut spool = OrphanSpool::new()?;
         for (index, item) in rx {

@@ -15,7 +15,9 @@ use djgc::progress::Progress;
 use djgc::quarantine::Trash;
 use djgc::references::{ReferenceScan, References};
 use djgc::scan::{scan_with, ScanOptions};
-use djgc::store::{Deleted, FsStore, KeyRange, ListSink, MemoryStore, Moved, Store, StoreError};
+use djgc::store::{
+    Deleted, FsStore, KeyRange, ListSink, MemoryStore, Moved, ObjectMeta, Store, StoreError,
+};
 
 const HASH: &str = "_hash/s/ih23fsttfdzzbrgqrgnsup5b3i";
 const LIVE: &str = "_schema/s/t/id=0/f";
@@ -56,6 +58,7 @@ fn options() -> ScanOptions {
         jobs: 2,
         schema_codecs: Vec::new(),
         shard: None,
+        inventory: None,
     }
 }
 
@@ -189,6 +192,9 @@ impl Store for Slow {
     }
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.0.get(key)
+    }
+    fn head(&self, keys: &[String]) -> Vec<Result<Option<ObjectMeta>, StoreError>> {
+        self.0.head(keys)
     }
 }
 

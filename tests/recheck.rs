@@ -29,6 +29,7 @@ fn orphans_referenced_again_before_deletion_are_rescued() {
             jobs: 2,
             schema_codecs: Vec::new(),
             shard: None,
+            inventory: None,
         };
         let mut plan = scan(&config.database, &spec, true, &store, &options, &Silent).unwrap();
         assert_eq!(

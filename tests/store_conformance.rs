@@ -253,6 +253,34 @@ fn key_ranges_partition_a_listing() {
 }
 
 #[test]
+fn head_tells_size_and_time_of_objects_only() {
+    for (name, h) in harnesses() {
+        h.put("_schema/s/t/id=1/f_x/0.0", b"chunk", t(1_700_000_000));
+        h.put("_schema/s/t/id=2/f.npy", b"array", t(1_600_000_000));
+        let keys = [
+            "_schema/s/t/id=2/f.npy",
+            "_schema/s/t/id=1/f_x",
+            "_schema/s/t/id=3/missing",
+        ]
+        .map(String::from);
+        let found: Vec<Option<ObjectMeta>> = h
+            .store()
+            .head(&keys)
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        let listed = &list(h.store(), "_schema/s/t/id=2/")["_schema/s/t/id=2/f.npy"];
+        assert_eq!(
+            found[0].as_ref(),
+            Some(listed),
+            "{name}: HEAD and LIST agree"
+        );
+        assert_eq!(found[1], None, "{name}: a folder is not an object");
+        assert_eq!(found[2], None, "{name}");
+    }
+}
+
+#[test]
 fn a_listing_stops_when_the_sink_says_so() {
     for (name, h) in harnesses() {
         let keys: Vec<String> = (0..LIST_BATCH * 4)

@@ -423,6 +423,23 @@ impl Store for FsStore {
             .collect()
     }
 
+    fn head(&self, keys: &[String]) -> Vec<Result<Option<ObjectMeta>, StoreError>> {
+        keys.iter()
+            .map(|key| match std::fs::symlink_metadata(self.path_of(key)) {
+                Ok(meta) if meta.is_file() => Ok(Some(ObjectMeta {
+                    key: key.clone(),
+                    size: meta.len(),
+                    modified: meta
+                        .modified()
+                        .map_err(|e| StoreError::new("head", key, e))?,
+                })),
+                Ok(_) => Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(StoreError::new("head", key, e)),
+            })
+            .collect()
+    }
+
     fn put(&self, key: &str, body: Vec<u8>) -> Result<(), StoreError> {
         let path = self.path_of(key);
         let error = |e: io::Error| StoreError::new("put", key, e);

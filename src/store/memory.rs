@@ -131,6 +131,19 @@ impl Store for MemoryStore {
             .collect()
     }
 
+    fn head(&self, keys: &[String]) -> Vec<Result<Option<ObjectMeta>, StoreError>> {
+        let objects = self.objects.lock().expect("memory store lock");
+        keys.iter()
+            .map(|key| {
+                Ok(objects.get(key).map(|o| ObjectMeta {
+                    key: key.clone(),
+                    size: o.size,
+                    modified: o.modified,
+                }))
+            })
+            .collect()
+    }
+
     fn put(&self, key: &str, body: Vec<u8>) -> Result<(), StoreError> {
         let object = Object {
             size: body.len() as u64,

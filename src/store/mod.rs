@@ -16,6 +16,8 @@
 //!   including, the section root.
 //! * `rename` moves objects (quarantine and restore) without ever replacing
 //!   one, and without a moment where the object exists under neither name.
+//! * `head` tells the size and modification time of given keys, and `None`
+//!   for a key with no object (a folder is not an object).
 //! * `put` and `get` carry djgc's own small files (quarantine manifests).
 
 mod fs;
@@ -175,6 +177,12 @@ pub trait Store: Send + Sync {
         from_prefix: &str,
         moves: &[(String, String)],
     ) -> Vec<Result<Moved, StoreError>>;
+
+    /// The size and modification time of each key, `None` for a key with
+    /// no object (S3 `HEAD`): what confirms, just before deletion, that an
+    /// orphan found in a lagging listing (an S3 Inventory) is still the
+    /// object that was judged. One outcome per key, in order.
+    fn head(&self, keys: &[String]) -> Vec<Result<Option<ObjectMeta>, StoreError>>;
 
     /// Writes a small object whole (djgc's own manifests), replacing any
     /// object at `key`; readers never see it half written.

@@ -195,7 +195,7 @@ impl S3Store {
     /// CopyObject takes objects of up to 5 GiB; a larger one fails here and
     /// stays where it is.
     async fn move_object(&self, from: &str, to: &str) -> Result<Moved, StoreError> {
-        if self.head(to).await?.is_some() {
+        if self.head_object(to).await?.is_some() {
             return Ok(Moved::TargetExists);
         }
         let source = format!(
@@ -226,8 +226,9 @@ impl S3Store {
         Ok(Moved::Done)
     }
 
-    /// The size of the object at `key`, or `None` when there is none.
-    async fn head(&self, key: &str) -> Result<Option<u64>, StoreError> {
+    /// The size and modification time of the object at `key`, or `None`
+    /// when there is none.
+    async fn head_object(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
         match self
             .client
             .head_object()
@@ -236,7 +237,14 @@ impl S3Store {
             .send()
             .await
         {
-            Ok(head) => Ok(Some(head.content_length().unwrap_or(0).max(0) as u64)),
+            Ok(head) => Ok(Some(ObjectMeta {
+                key: key.to_string(),
+                size: head.content_length().unwrap_or(0).max(0) as u64,
+                modified: head
+                    .last_modified()
+                    .and_then(|t| SystemTime::try_from(*t).ok())
+                    .unwrap_or(SystemTime::UNIX_EPOCH),
+            })),
             Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(404) => Ok(None),
             Err(e) => Err(StoreError::new("head", key, describe(&e))),
         }
@@ -456,6 +464,15 @@ impl Store for S3Store {
             .block_on(request.send())
             .map(drop)
             .map_err(|e| StoreError::new("put", key, describe(&e)))
+    }
+
+    fn head(&self, keys: &[String]) -> Vec<Result<Option<ObjectMeta>, StoreError>> {
+        self.runtime.handle().block_on(
+            stream::iter(keys)
+                .map(|key| self.head_object(key))
+                .buffered(self.list_concurrency)
+                .collect(),
+        )
     }
 
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {

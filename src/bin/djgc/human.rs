@@ -24,6 +24,13 @@ pub fn render(report: &Report, spec: &StoreSpec, min_age: Duration) -> String {
         spec.protocol,
         report.schemas.join(", ")
     );
+    if let Some(inventory) = &report.inventory {
+        let _ = writeln!(
+            out,
+            "  objects from the S3 Inventory {} (taken {})",
+            inventory.manifest, inventory.created
+        );
+    }
     let width = report
         .sections
         .iter()
@@ -71,11 +78,25 @@ pub fn render(report: &Report, spec: &StoreSpec, min_age: Duration) -> String {
         HumanBytes(all.orphaned_bytes)
     );
     if all.young_skipped > 0 {
+        let newer = match &report.inventory {
+            Some(inventory) => format!(
+                "modified within {} or after the inventory was taken, {}",
+                HumanDuration(min_age),
+                inventory.created
+            ),
+            None => format!("modified within {}", HumanDuration(min_age)),
+        };
         let _ = writeln!(
             out,
-            "  Too young to judge:      {} (modified within {})",
-            HumanCount(all.young_skipped),
-            HumanDuration(min_age)
+            "  Too young to judge:      {} ({newer})",
+            HumanCount(all.young_skipped)
+        );
+    }
+    if report.changed_skipped > 0 {
+        let _ = writeln!(
+            out,
+            "  Changed since judged:    {} (gone or rewritten; kept)",
+            HumanCount(report.changed_skipped)
         );
     }
     if report.rescued > 0 {

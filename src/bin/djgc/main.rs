@@ -10,6 +10,7 @@ mod human;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use clap::{Args, Parser, Subcommand};
@@ -17,6 +18,7 @@ use clap::{Args, Parser, Subcommand};
 use djgc::config::{Config, StoreSpec};
 use djgc::error::Error;
 use djgc::execute::{execute, guard_objections, quarantine, DeleteOptions};
+use djgc::inventory::Inventory;
 use djgc::plan::Plan;
 use djgc::planfile;
 use djgc::progress::{Progress, Silent};
@@ -143,6 +145,11 @@ struct ScanArgs {
     /// Codec names (besides object and npy) whose columns are schema-addressed.
     #[arg(long = "schema-codec", value_name = "NAME")]
     schema_codecs: Vec<String>,
+    /// Read the S3 store's objects from this S3 Inventory report (its
+    /// manifest.json: a local path or s3://BUCKET/KEY) instead of listing;
+    /// each orphan is confirmed with HEAD before it is deleted.
+    #[arg(long, value_name = "MANIFEST")]
+    inventory: Option<String>,
 }
 
 #[derive(Args)]
@@ -382,6 +389,11 @@ fn collect(args: &ScanArgs, delete: Option<&DeleteArgs>) -> Result<Exit, Error> 
         jobs,
         schema_codecs: args.schema_codecs.clone(),
         shard: args.shard.resolve()?,
+        inventory: args
+            .inventory
+            .as_deref()
+            .map(|manifest| Inventory::open(manifest, &open.spec).map(Arc::new))
+            .transpose()?,
     };
     let log = StderrLog {
         verbose: args.output.verbose,
@@ -403,16 +415,12 @@ fn collect(args: &ScanArgs, delete: Option<&DeleteArgs>) -> Result<Exit, Error> 
         let identity = planfile::identity(&open.spec, &open.config.database);
         planfile::write(path, &plan, identity, &args.schema_codecs)?;
     }
+    let delete = delete.filter(|d| d.delete);
+    if delete.is_some() && plan.report.inventory.is_some() && !plan.is_blocked() {
+        plan.report.changed_skipped = planfile::confirm_unchanged(&mut plan, open.store.as_ref())?;
+    }
     print_problems(&plan);
-    let exit = dispose(
-        &mut plan,
-        &open,
-        &query,
-        delete.filter(|d| d.delete),
-        &args.guard,
-        jobs,
-        &log,
-    )?;
+    let exit = dispose(&mut plan, &open, &query, delete, &args.guard, jobs, &log)?;
     plan.report.seconds = started.elapsed().as_secs_f64();
     print_report(&plan, &open.spec, min_age, &args.output)?;
     Ok(exit)
