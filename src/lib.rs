@@ -9,7 +9,9 @@
 //! 1. [`config`] reads `datajoint.json` exactly as DataJoint does;
 //! 2. [`scan`] streams referenced paths from the database into compact hashed
 //!    sets ([`references`], [`refset`]) while the store's sections are listed
-//!    ([`store`]), then judges every listed object, producing a [`plan::Plan`];
+//!    ([`store`], or read from an S3 Inventory: [`inventory`]), then judges
+//!    every listed object, producing a [`plan::Plan`]; a run can take one
+//!    shard of the key space, so an array job splits a collection ([`shard`]);
 //! 3. [`execute`] deletes a plan's orphans, or moves them into [`quarantine`],
 //!    re-reading the references while it works ([`watch`]); a dry run stops
 //!    before it. A plan can also be written to disk and applied later

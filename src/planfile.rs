@@ -221,9 +221,9 @@ pub fn check_identity(header: &PlanHeader, current: &Identity) -> Result<()> {
 
 /// Confirms, just before deletion, that each orphan is still the object that
 /// was judged, and drops the others; returns how many were dropped. A plan
-/// judged from a listing is listed again ([`relist_unchanged`]); one judged
+/// judged from a listing is listed again (its sections or shard ranges); one judged
 /// from an S3 Inventory, which may be days old, is checked object by object
-/// with `HEAD` ([`head_unchanged`]) rather than by listing the bucket the
+/// with `HEAD`, in batches, rather than by listing the bucket the
 /// inventory spared.
 pub fn confirm_unchanged(plan: &mut Plan, store: &dyn Store) -> Result<u64> {
     if plan.report.inventory.is_some() {
