@@ -31,7 +31,10 @@ rm -rf shards && mkdir shards
 find store -type f -printf '%s\n' > /dev/null # warm the cache
 
 djgc=$target/release/djgc
-measure shards/whole.time "$djgc" scan "$schema" --min-age 0s --quiet --report shards/whole.json
+# The whole store as shard 0 of 1: the same run, and its report has the
+# shard figures (references held, their memory) to compare with.
+measure shards/whole.time "$djgc" scan "$schema" --min-age 0s --quiet --shard 0/1 \
+    --report shards/whole.json
 for k in $(seq 0 $((shards - 1))); do
     echo "bench: shard $k/$shards" >&2
     measure "shards/$k.time" "$djgc" scan "$schema" --min-age 0s --quiet \
@@ -50,21 +53,24 @@ whole = load("whole.json")
 listed = lambda r: sum(s["stored"] + s["ignored"] for s in r["sections"])
 time = lambda name: [float(x) for x in open(f"shards/{name}.time").read().split()]
 wall, _, rss = time("whole")
-print(f"{'run':<8} {'listed':>9} {'share':>7} {'refs held':>10} {'share':>7} {'wall s':>7} {'peak RSS MB':>12}")
-print(f"{'whole':<8} {listed(whole):>9} {'':>7} {whole['referenced'] + whole['other_referenced']:>10} {'':>7} {wall:>7.2f} {rss / 1024:>12.0f}")
+print(f"{'run':<8} {'listed':>9} {'share':>7} {'refs held':>10} {'share':>7} {'ref set MB':>11} {'wall s':>7} {'peak RSS MB':>12}")
+def line(name, r, w, m):
+    held = r["shard"]["references_held"]
+    l_share = listed(r) / listed(whole)
+    h_share = held / whole["shard"]["references_held"]
+    mb = r["shard"]["reference_set_bytes"] / 1e6
+    print(f"{name:<8} {listed(r):>9} {l_share:>7.1%} {held:>10} {h_share:>7.1%} {mb:>11.1f} {w:>7.2f} {m / 1024:>12.0f}")
+    return l_share, h_share
+line("whole", whole, wall, rss)
 worst_listed = worst_held = 0.0
 for k in range(shards):
-    r = load(f"shard-{k}.json")
     w, _, m = time(str(k))
-    l_share = listed(r) / listed(whole)
-    held = r["shard"]["references_held"]
-    h_share = held / (whole["referenced"] + whole["other_referenced"])
+    l_share, h_share = line(f"{k}/{shards}", load(f"shard-{k}.json"), w, m)
     worst_listed, worst_held = max(worst_listed, l_share), max(worst_held, h_share)
-    print(f"{k}/{shards:<6} {listed(r):>9} {l_share:>7.1%} {held:>10} {h_share:>7.1%} {w:>7.2f} {m / 1024:>12.0f}")
 print()
 print(f"largest listing share x N:   {worst_listed * shards:.2f}   (target <= 1.5)")
 print(f"largest reference share x N: {worst_held * shards:.2f}   (target <= 1.5)")
-same = lambda r: {k: v for k, v in r.items() if k != "seconds"}
+same = lambda r: {k: v for k, v in r.items() if k not in ("seconds", "shard")}
 merged = load("merged.json")
 print("merged report equals the single run's:", "yes" if same(merged) == same(whole) else "NO")
 if same(merged) != same(whole):

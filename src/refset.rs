@@ -45,6 +45,16 @@ impl RefSet {
         self.hashes.len()
     }
 
+    /// Bytes the table holds, estimated from its capacity as hashbrown lays
+    /// it out: a power of two of buckets (at most 7/8 full), each an 8-byte
+    /// hash and a control byte.
+    pub fn allocated_bytes(&self) -> u64 {
+        match self.hashes.capacity() {
+            0 => 0,
+            capacity => ((capacity * 8 / 7).next_power_of_two() * 9) as u64,
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.hashes.is_empty()
     }
@@ -65,6 +75,10 @@ mod tests {
             set.insert(path_hash(path));
         }
         assert_eq!(set.len(), 2);
+        let mut big = RefSet::default();
+        big.extend(0..100_000);
+        let bytes = big.allocated_bytes();
+        assert!((900_000..=2_400_000).contains(&bytes), "{bytes}");
         assert!(set.contains(path_hash("_hash/a/y")));
         assert!(!set.contains(path_hash("_hash/a/z")));
     }

@@ -110,6 +110,8 @@ pub struct ShardReport {
     /// cover a key of its ranges (those counted above, and those reaching
     /// across a cut, which the neighbouring shard counts).
     pub references_held: u64,
+    /// Memory of the shard's reference sets, from their tables' capacity.
+    pub reference_set_bytes: u64,
     /// References to the store read in each schema, held or not: what the
     /// guard checks (a shard can hold none of a schema's references).
     pub references_read_by_schema: BTreeMap<String, u64>,
@@ -405,6 +407,7 @@ mod tests {
             shard: Some(ShardReport {
                 shard: Shard { index, count },
                 references_held: 11,
+                reference_set_bytes: 99,
                 references_read_by_schema: [("a".to_string(), 33)].into(),
             }),
             ..Default::default()

@@ -231,6 +231,10 @@ pub fn scan_with(
             shard: options.shard.map(|shard| ShardReport {
                 shard,
                 references_held: (held.hash.len() + held.schema.len() + held.other.len()) as u64,
+                reference_set_bytes: [&held.hash, &held.schema, &held.other]
+                    .iter()
+                    .map(|set| set.allocated_bytes())
+                    .sum(),
                 references_read_by_schema: references.read_by_schema.clone(),
             }),
             sections: sections
