@@ -12,6 +12,10 @@
 //! memory stays bounded by the queue whatever the store's size. Every listing
 //! or reference problem is recorded in the plan, and a plan with problems is
 //! never executed.
+//!
+//! A sharded run ([`crate::shard`]) first places its cuts, then lists and
+//! holds references for its key ranges only; a run from an S3 Inventory
+//! ([`crate::inventory`]) takes the inventory's rows in place of the listing.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
