@@ -26,6 +26,7 @@ command -v mariadb >/dev/null || missing+=(mariadb-client)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
 command -v psql >/dev/null || missing+=(postgresql-client)
 command -v pg_ctlcluster >/dev/null || missing+=(postgresql-common)
+command -v tmux >/dev/null || missing+=(tmux) # the terminal the progress-bar test drives
 if [ ${#missing[@]} -gt 0 ]; then
   apt_install "${missing[@]}"
 fi

@@ -197,6 +197,10 @@ fn dispose(
     live: Option<&ReadReferences<'_>>,
     progress: &dyn Progress,
 ) -> Result<()> {
+    let (count, bytes) = plan
+        .orphans()?
+        .try_fold((0, 0), |(n, b), o| o.map(|o| (n + 1, b + o.size)))?;
+    progress.deleting(count, bytes);
     let jobs = options.workers.max(1);
     let (tx, rx) = crossbeam_channel::bounded::<Batch>(jobs * 2);
     let sections = &plan.sections;

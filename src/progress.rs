@@ -5,8 +5,6 @@
 //! Every method has a no-op default, so an observer implements only what it
 //! shows. Methods are called from worker threads and must be cheap.
 
-use crate::layout::SectionKind;
-
 /// Receives progress events; all methods default to doing nothing.
 pub trait Progress: Sync {
     /// `values` more non-null codec values were read from the database.
@@ -15,11 +13,16 @@ pub trait Progress: Sync {
     /// The reference set is complete.
     fn references_done(&self, _distinct: u64) {}
 
-    /// `objects` more objects were listed in a section of `kind`.
-    fn listed(&self, _kind: SectionKind, _objects: u64) {}
+    /// `objects` more objects were listed in the section shown as `section`
+    /// (its [`crate::layout::Section::label`]).
+    fn listed(&self, _section: &str, _objects: u64) {}
 
     /// An object was judged orphaned.
     fn orphan(&self, _key: &str, _bytes: u64) {}
+
+    /// Deletion (or quarantine) of `orphans` objects of `bytes` in all
+    /// starts.
+    fn deleting(&self, _orphans: u64, _bytes: u64) {}
 
     /// An orphan was deleted.
     fn deleted(&self, _key: &str, _bytes: u64) {}

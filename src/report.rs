@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -85,6 +86,11 @@ pub struct Report {
     pub warnings: Vec<String>,
     pub dry_run: bool,
     pub seconds: f64,
+    /// The djgc that wrote the report, and when its run started and
+    /// finished (RFC 3339): what an unattended run's log needs.
+    pub djgc_version: Option<String>,
+    pub started: Option<String>,
+    pub finished: Option<String>,
     /// Set when the run was one shard of a sharded collection.
     pub shard: Option<ShardReport>,
     /// Set when the objects came from an S3 Inventory instead of a listing.
@@ -148,6 +154,19 @@ impl Report {
         self.outcome.hash_paths_deleted + self.outcome.schema_paths_deleted
     }
 
+    /// Records the run's start (now its end), duration and djgc version.
+    pub fn finish_run(&mut self, started: SystemTime) {
+        let finished = SystemTime::now();
+        self.seconds = finished
+            .duration_since(started)
+            .unwrap_or_default()
+            .as_secs_f64();
+        let time = |t| humantime::format_rfc3339_millis(t).to_string();
+        self.started = Some(time(started));
+        self.finished = Some(time(finished));
+        self.djgc_version = Some(env!("CARGO_PKG_VERSION").to_string());
+    }
+
     /// Writes [`Report::to_json`] to `path` whole: a reader (a merge, a
     /// monitor) never sees half a report.
     pub fn write_file(&self, path: &Path) -> crate::Result<()> {
@@ -183,7 +202,7 @@ impl Report {
         let hash = self.totals(Some(SectionKind::Hash));
         let schema = self.totals(Some(SectionKind::Schema));
         let all = self.totals(None);
-        json!({
+        let mut object = json!({
             "store": self.store,
             "schemas": self.schemas,
             "hash_referenced": self.hash_referenced,
@@ -223,9 +242,19 @@ impl Report {
             "dry_run": self.dry_run,
             "seconds": self.seconds,
             "sections": self.sections,
-            "shard": self.shard,
-            "inventory": self.inventory,
-        })
+        });
+        // Apart, as one macro call this large passes serde_json's limit.
+        let run = [
+            ("djgc_version", json!(self.djgc_version)),
+            ("started", json!(self.started)),
+            ("finished", json!(self.finished)),
+            ("shard", json!(self.shard)),
+            ("inventory", json!(self.inventory)),
+        ];
+        for (key, value) in run {
+            object[key] = value;
+        }
+        object
     }
 }
 
@@ -298,6 +327,12 @@ pub fn merge_shards(reports: &[(String, Report)]) -> crate::Result<Report> {
             merged.add(report);
         }
         merged.seconds = merged.seconds.max(report.seconds);
+        // The array's span: the first start, the last finish.
+        merged.started = match (merged.started.take(), &report.started) {
+            (Some(a), Some(b)) => Some(a.min(b.clone())),
+            (a, b) => a.or_else(|| b.clone()),
+        };
+        merged.finished = merged.finished.take().max(report.finished.clone());
         for message in &report.scan_errors {
             if !merged.scan_errors.contains(message) {
                 merged.scan_errors.push(message.clone());
@@ -398,6 +433,8 @@ mod tests {
             }],
             warnings: vec!["odd".into()],
             seconds: index as f64,
+            started: Some(format!("2026-11-26T10:0{index}:00.000Z")),
+            finished: Some(format!("2026-11-26T11:0{index}:00.000Z")),
             outcome: DeleteOutcome {
                 hash_paths_deleted: orphaned,
                 lost_keys: vec![format!("k{index}")],
@@ -431,6 +468,8 @@ mod tests {
         assert_eq!(merged["lost"], 3);
         assert_eq!(merged["warnings"], json!(["odd"]));
         assert_eq!(merged["seconds"], 2.0);
+        assert_eq!(merged["started"], "2026-11-26T10:00:00.000Z");
+        assert_eq!(merged["finished"], "2026-11-26T11:02:00.000Z");
         assert_eq!(merged["shard"], Value::Null);
     }
 

@@ -203,14 +203,19 @@ pub fn scan_with(
         let lister = {
             let sections = &sections;
             scope.spawn(move || {
+                let labels: Vec<String> = sections.iter().map(Section::label).collect();
+                let send = |index: usize, item: Listing| {
+                    if let Listing::Objects(objects) = &item {
+                        progress.listed(&labels[index], objects.len() as u64);
+                    }
+                    tx.send((index, item)).is_ok()
+                };
                 if let Some(inventory) = &options.inventory {
-                    inventory
-                        .list_sections(sections, &|index, item| tx.send((index, item)).is_ok());
+                    inventory.list_sections(sections, &send);
                     return;
                 }
                 for (index, section) in sections.iter().enumerate() {
-                    let sink = |item| tx.send((index, item)).is_ok();
-                    store.list_range(&section.prefix, &section.range, &sink);
+                    store.list_range(&section.prefix, &section.range, &|item| send(index, item));
                 }
             })
         };
@@ -280,7 +285,6 @@ pub fn scan_with(
                     continue;
                 }
             };
-            progress.listed(kind, objects.len() as u64);
             let section = &sections[index];
             let stats = &mut report.sections[index];
             for object in &objects {

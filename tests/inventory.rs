@@ -149,7 +149,9 @@ fn write_inventory(env: &Env, created: SystemTime, label: &str) -> (String, Path
 /// A report without what differs between a listing and an inventory run.
 fn comparable(mut report: Value) -> Value {
     let object = report.as_object_mut().unwrap();
-    object.remove("seconds");
+    for changing in ["seconds", "started", "finished"] {
+        object.remove(changing);
+    }
     object.remove("inventory");
     report
 }

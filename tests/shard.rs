@@ -89,7 +89,9 @@ fn run_shards(dir: &Path, count: usize, args: &[&str], label: &str) -> Vec<(Stri
 /// A report without what differs between runs of the same work.
 fn comparable(mut report: Value) -> Value {
     let object = report.as_object_mut().unwrap();
-    object.remove("seconds");
+    for changing in ["seconds", "started", "finished"] {
+        object.remove(changing);
+    }
     report
 }
 

@@ -7,13 +7,16 @@
 //! configuration error, 3 refused to delete (scan errors or a safety check).
 
 mod human;
+mod status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use clap::{Args, Parser, Subcommand};
+
+use status::{Console, LogFormat};
 
 use djgc::config::{Config, StoreSpec};
 use djgc::error::Error;
@@ -21,7 +24,7 @@ use djgc::execute::{execute, guard_objections, quarantine, DeleteOptions};
 use djgc::inventory::Inventory;
 use djgc::plan::Plan;
 use djgc::planfile;
-use djgc::progress::{Progress, Silent};
+use djgc::progress::Silent;
 use djgc::quarantine::{self as trash_runs, Trash, DEFAULT_TRASH_PREFIX};
 use djgc::references::ReferenceQuery;
 use djgc::report::{merge_shards, Report};
@@ -41,6 +44,25 @@ use djgc::watch::ReadReferences;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines on stderr as text, or as one JSON object per line (for
+    /// unattended runs).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Draw progress bars even when stderr is not a terminal.
+    #[arg(long, global = true)]
+    progress: bool,
+}
+
+impl Command {
+    /// The output flags of a command that scans.
+    fn output(&self) -> Option<&OutputArgs> {
+        match self {
+            Command::Scan(args) => Some(&args.output),
+            Command::Collect(args) => Some(&args.scan.output),
+            Command::Apply(args) => Some(&args.output),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -263,43 +285,25 @@ enum Exit {
     Refused = 3,
 }
 
-/// Logs deletions to stderr with `--verbose`; failures always. (It draws
-/// no progress of the scan itself.)
-struct StderrLog {
-    verbose: bool,
-}
-
-impl Progress for StderrLog {
-    fn deleted(&self, key: &str, bytes: u64) {
-        if self.verbose {
-            eprintln!("deleted {key} ({bytes} bytes)");
-        }
-    }
-
-    fn quarantined(&self, key: &str, bytes: u64) {
-        if self.verbose {
-            eprintln!("quarantined {key} ({bytes} bytes)");
-        }
-    }
-
-    fn delete_failed(&self, key: &str, error: &str) {
-        eprintln!("djgc: failed to delete {key}: {error}");
-    }
-}
-
 fn main() -> ExitCode {
-    let outcome = match Cli::parse().command {
-        Command::Scan(args) => collect(&args, None),
-        Command::Collect(args) => collect(&args.scan, Some(&args.delete)),
-        Command::Apply(args) => apply(&args),
-        Command::Restore(args) => restore(&args),
-        Command::Purge(args) => purge(&args),
-        Command::MergeReports(args) => merge_reports(&args),
+    let cli = Cli::parse();
+    let mut console = Console::new(cli.log_format);
+    if let Some(output) = cli.command.output() {
+        console = console.with_bars(output.verbose, output.quiet, cli.progress);
+    }
+    let outcome = match &cli.command {
+        Command::Scan(args) => collect(args, None, &console),
+        Command::Collect(args) => collect(&args.scan, Some(&args.delete), &console),
+        Command::Apply(args) => apply(args, &console),
+        Command::Restore(args) => restore(args, &console),
+        Command::Purge(args) => purge(args, &console),
+        Command::MergeReports(args) => merge_reports(args),
     };
+    console.finish();
     let exit = match outcome {
         Ok(exit) => exit,
         Err(e) => {
-            eprintln!("djgc: {e}");
+            console.error(&e.to_string());
             if e.is_usage_or_config() {
                 Exit::Usage
             } else {
@@ -367,8 +371,8 @@ fn check_fraction(guard: &GuardArgs) -> Result<(), Error> {
 }
 
 /// `scan`, and `collect` with `delete` flags.
-fn collect(args: &ScanArgs, delete: Option<&DeleteArgs>) -> Result<Exit, Error> {
-    let started = Instant::now();
+fn collect(args: &ScanArgs, delete: Option<&DeleteArgs>, console: &Console) -> Result<Exit, Error> {
+    let started = SystemTime::now();
     if args.schemas.is_empty() {
         return Err(Error::Usage(
             "At least one schema must be provided".to_string(),
@@ -395,16 +399,13 @@ fn collect(args: &ScanArgs, delete: Option<&DeleteArgs>) -> Result<Exit, Error> 
             .map(|manifest| Inventory::open(manifest, &open.spec).map(Arc::new))
             .transpose()?,
     };
-    let log = StderrLog {
-        verbose: args.output.verbose,
-    };
     let mut plan = scan(
         &open.config.database,
         &open.spec,
         open.store_is_default,
         open.store.as_ref(),
         &options,
-        &log,
+        console,
     )?;
     let query = plan_query(&plan, &open, &args.schema_codecs, jobs);
 
@@ -419,16 +420,16 @@ fn collect(args: &ScanArgs, delete: Option<&DeleteArgs>) -> Result<Exit, Error> 
     if delete.is_some() && plan.report.inventory.is_some() && !plan.is_blocked() {
         plan.report.changed_skipped = planfile::confirm_unchanged(&mut plan, open.store.as_ref())?;
     }
-    print_problems(&plan);
-    let exit = dispose(&mut plan, &open, &query, delete, &args.guard, jobs, &log)?;
-    plan.report.seconds = started.elapsed().as_secs_f64();
-    print_report(&plan, &open.spec, min_age, &args.output)?;
+    print_problems(&plan, console);
+    let exit = dispose(&mut plan, &open, &query, delete, &args.guard, jobs, console)?;
+    plan.report.finish_run(started);
+    print_report(&plan, &open.spec, min_age, &args.output, console)?;
     Ok(exit)
 }
 
 /// `apply PLAN`: the plan's orphans that are still unchanged and unreferenced.
-fn apply(args: &ApplyArgs) -> Result<Exit, Error> {
-    let started = Instant::now();
+fn apply(args: &ApplyArgs, console: &Console) -> Result<Exit, Error> {
+    let started = SystemTime::now();
     check_fraction(&args.guard)?;
     let jobs = jobs(&args.work)?;
     let (header, mut plan) = planfile::read(&args.plan)?;
@@ -451,14 +452,11 @@ fn apply(args: &ApplyArgs) -> Result<Exit, Error> {
             planned.map_or("the whole store".to_string(), |s| format!("shard {s}"))
         )));
     }
-    let log = StderrLog {
-        verbose: args.output.verbose,
-    };
     let query = plan_query(&plan, &open, &header.schema_codecs, jobs);
     if !plan.is_blocked() {
         plan.report.changed_skipped = planfile::confirm_unchanged(&mut plan, open.store.as_ref())?;
     }
-    print_problems(&plan);
+    print_problems(&plan, console);
     let exit = dispose(
         &mut plan,
         &open,
@@ -466,10 +464,10 @@ fn apply(args: &ApplyArgs) -> Result<Exit, Error> {
         Some(&args.delete).filter(|d| d.delete),
         &args.guard,
         jobs,
-        &log,
+        console,
     )?;
-    plan.report.seconds = started.elapsed().as_secs_f64();
-    print_report(&plan, &open.spec, Duration::ZERO, &args.output)?;
+    plan.report.finish_run(started);
+    print_report(&plan, &open.spec, Duration::ZERO, &args.output, console)?;
     Ok(exit)
 }
 
@@ -512,12 +510,12 @@ fn merge_reports(args: &MergeReportsArgs) -> Result<Exit, Error> {
     })
 }
 
-fn print_problems(plan: &Plan) {
+fn print_problems(plan: &Plan, console: &Console) {
     for warning in &plan.report.warnings {
-        eprintln!("djgc: warning: {warning}");
+        console.warn(warning);
     }
     for problem in &plan.report.scan_errors {
-        eprintln!("djgc: {problem}");
+        console.error(problem);
     }
 }
 
@@ -526,7 +524,9 @@ fn print_report(
     spec: &StoreSpec,
     min_age: Duration,
     output: &OutputArgs,
+    console: &Console,
 ) -> Result<(), Error> {
+    console.finish();
     if let Some(path) = &output.report {
         plan.report.write_file(path)?;
     }
@@ -548,11 +548,11 @@ fn dispose(
     delete: Option<&DeleteArgs>,
     guard: &GuardArgs,
     jobs: usize,
-    log: &StderrLog,
+    console: &Console,
 ) -> Result<Exit, Error> {
     let Some(delete) = delete else {
         for objection in guard_objections(&plan.report, guard.max_orphan_fraction) {
-            eprintln!("djgc: --delete would refuse: {objection}");
+            console.warn(&format!("--delete would refuse: {objection}"));
         }
         return Ok(if plan.is_blocked() {
             Exit::Refused
@@ -565,10 +565,10 @@ fn dispose(
         .then(|| Trash::new(&delete.trash_prefix, &open.spec, &plan.report.schemas))
         .transpose()?;
     if !plan.is_blocked() {
-        recheck(plan, &open.config.database, query, log)?;
+        recheck(plan, &open.config.database, query, &Silent)?;
     }
     if plan.is_blocked() {
-        eprintln!("djgc: refused to delete: the scan met problems (above); nothing was deleted");
+        console.error("refused to delete: the scan met problems (above); nothing was deleted");
         return Ok(Exit::Refused);
     }
     let options = DeleteOptions {
@@ -583,36 +583,38 @@ fn dispose(
     let read_live = || references_for_deletion(&open.config.database, query, &Silent);
     let live: Option<&ReadReferences<'_>> = Some(&read_live);
     let done = match &trash {
-        Some(trash) => quarantine(plan, store, trash, &options, live, log).map(|run| {
+        Some(trash) => quarantine(plan, store, trash, &options, live, console).map(|run| {
             let Some(header) = run else {
                 return;
             };
-            eprintln!(
-                "djgc: quarantine run {} under {}/ (restore with: djgc restore {})",
+            console.info(&format!(
+                "quarantine run {} under {}/ (restore with: djgc restore {})",
                 header.run,
                 trash.prefix(),
                 header.run
-            );
+            ));
         }),
-        None => execute(plan, store, &options, live, log),
+        None => execute(plan, store, &options, live, console),
     };
     let outcome = &plan.report.outcome;
     for key in &outcome.lost_keys {
-        eprintln!("djgc: LOST: {key} was deleted, but a row written meanwhile references it");
+        console.error(&format!(
+            "LOST: {key} was deleted, but a row written meanwhile references it"
+        ));
     }
     if outcome.lost > outcome.lost_keys.len() as u64 {
-        eprintln!(
-            "djgc: LOST: ... and {} more",
+        console.error(&format!(
+            "LOST: ... and {} more",
             outcome.lost - outcome.lost_keys.len() as u64
-        );
+        ));
     }
     Ok(match done {
         Err(e @ Error::Refused(_)) => {
-            eprintln!("djgc: {e}");
+            console.error(&e.to_string());
             Exit::Refused
         }
         Err(e) => {
-            eprintln!("djgc: deletion stopped early: {e}");
+            console.error(&format!("deletion stopped early: {e}"));
             Exit::ItemsFailed
         }
         Ok(()) if outcome.errors + outcome.lost > 0 => Exit::ItemsFailed,
@@ -621,7 +623,7 @@ fn dispose(
 }
 
 /// `restore RUN-ID`.
-fn restore(args: &RestoreArgs) -> Result<Exit, Error> {
+fn restore(args: &RestoreArgs, console: &Console) -> Result<Exit, Error> {
     let open = open_store(
         args.store.config.clone(),
         args.store.store.as_deref(),
@@ -629,7 +631,7 @@ fn restore(args: &RestoreArgs) -> Result<Exit, Error> {
         32,
     )?;
     let trash = Trash::new(&args.trash_prefix, &open.spec, &[])?;
-    let mut report_failure = |message: String| eprintln!("djgc: {message}");
+    let mut report_failure = |message: String| console.error(&message);
     let outcome = trash_runs::restore(open.store.as_ref(), &trash, &args.run, &mut report_failure)?;
     if args.json {
         println!("{}", serde_json::to_string(&outcome).expect("serialises"));
@@ -653,7 +655,7 @@ fn restore(args: &RestoreArgs) -> Result<Exit, Error> {
 }
 
 /// `purge --older-than D`.
-fn purge(args: &PurgeArgs) -> Result<Exit, Error> {
+fn purge(args: &PurgeArgs, console: &Console) -> Result<Exit, Error> {
     let older_than = humantime::parse_duration(&args.older_than).map_err(|e| {
         Error::Usage(format!(
             "--older-than {:?} is not a duration like 12h or 7d: {e}",
@@ -677,7 +679,7 @@ fn purge(args: &PurgeArgs) -> Result<Exit, Error> {
         );
         references_for_deletion(&open.config.database, &query, &Silent)
     };
-    let mut report_failure = |message: String| eprintln!("djgc: {message}");
+    let mut report_failure = |message: String| console.error(&message);
     let report = trash_runs::purge(
         open.store.as_ref(),
         &trash,

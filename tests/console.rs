@@ -1,0 +1,179 @@
+//! What djgc shows on stderr: bars on a terminal (driven through tmux),
+//! nothing drawn without one, and JSON log lines for unattended runs.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{stderr, unique_schema, Env};
+use djgc::config::Backend;
+use djgc::fixture::FixtureSpec;
+use serde_json::Value;
+
+fn env_with_fixture(label: &str) -> (Env, String) {
+    let mut env = Env::new(Backend::MySql);
+    let schema = unique_schema(label);
+    env.fixture(&FixtureSpec::small(&schema, "main"));
+    env.write_config(None);
+    (env, schema)
+}
+
+/// Whether `text` holds terminal control sequences or bar lines.
+fn drawn(text: &str) -> bool {
+    text.contains('\u{1b}') || text.contains(" objects (") || text.contains(" values")
+}
+
+#[test]
+fn nothing_is_drawn_without_a_terminal_unless_forced() {
+    let (env, schema) = env_with_fixture("nodraw");
+    let out = env.djgc(&[
+        "collect",
+        &schema,
+        "--min-age",
+        "0s",
+        "--delete",
+        "--verbose",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(!drawn(&text), "drawn without a terminal: {text:?}");
+    assert!(
+        text.contains("deleted _"),
+        "verbose lines still come: {text}"
+    );
+
+    let out = env.djgc(&["scan", &schema, "--min-age", "0s", "--progress"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(
+        text.contains("references") && text.contains(" objects ("),
+        "{text:?}"
+    );
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let (env, schema) = env_with_fixture("jsonlog");
+    // A dry run the guard would object to logs a warning; a deletion logs
+    // an event per object.
+    let out = env.djgc(&[
+        "collect",
+        &schema,
+        "--min-age",
+        "0s",
+        "--max-orphan-fraction",
+        "0.01",
+        "--log-format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines: Vec<Value> = stderr(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+        .collect();
+    assert!(!lines.is_empty());
+    for line in &lines {
+        assert!(
+            line["time"].is_string() && line["message"].is_string(),
+            "{line}"
+        );
+    }
+    assert!(lines.iter().any(|l| l["level"] == "warning"
+        && l["message"]
+            .as_str()
+            .unwrap()
+            .contains("--delete would refuse")));
+
+    let report_file = env.dir.path().join("run.json");
+    let out = env.djgc(&[
+        "collect",
+        &schema,
+        "--min-age",
+        "0s",
+        "--delete",
+        "--verbose",
+        "--log-format",
+        "json",
+        "--report",
+        report_file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let deleted: Vec<Value> = stderr(&out)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|l| l["event"] == "deleted")
+        .collect();
+    assert!(!deleted.is_empty());
+    assert!(deleted
+        .iter()
+        .all(|l| l["key"].is_string() && l["bytes"].is_u64()));
+    // The report file of an unattended run says what ran, when, on what.
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&report_file).unwrap()).unwrap();
+    assert_eq!(report["djgc_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(report["store"], "main");
+    assert_eq!(report["schemas"][0], schema.as_str());
+    assert_eq!(report["deleted"], deleted.len());
+    let started = humantime::parse_rfc3339(report["started"].as_str().unwrap()).unwrap();
+    let finished = humantime::parse_rfc3339(report["finished"].as_str().unwrap()).unwrap();
+    assert!(started <= finished && finished <= std::time::SystemTime::now());
+}
+
+/// Runs `djgc args` in a detached tmux window of 150 columns and returns
+/// the screen once the run has printed its report.
+fn terminal_screen(env: &Env, args: &str) -> String {
+    let socket = format!("djgc-{}", unique_schema("tmux"));
+    let tmux = |args: &[&str]| {
+        Command::new("tmux")
+            .args(["-L", &socket])
+            .args(args)
+            .output()
+            .expect("tmux (installed by scripts/services.sh)")
+    };
+    let djgc = env!("CARGO_BIN_EXE_djgc");
+    let command = format!(
+        "cd {} && {djgc} {args}; echo DJGC-EXIT $?; sleep 60",
+        env.dir.path().display()
+    );
+    let started = tmux(&["new-session", "-d", "-x", "150", "-y", "50", &command]);
+    assert!(started.status.success(), "{}", stderr(&started));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let screen = loop {
+        let shown = tmux(&["capture-pane", "-p"]);
+        let screen = String::from_utf8_lossy(&shown.stdout).into_owned();
+        if screen.contains("DJGC-EXIT") || Instant::now() > deadline {
+            break screen;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    tmux(&["kill-server"]);
+    assert!(screen.contains("DJGC-EXIT 0"), "{screen}");
+    screen
+}
+
+#[test]
+fn a_terminal_run_shows_the_bars() {
+    let (env, schema) = env_with_fixture("bars");
+    let screen = terminal_screen(&env, &format!("collect {schema} --min-age 0s --delete"));
+    println!("{screen}");
+    let line = |start: &str| {
+        screen
+            .lines()
+            .find(|l| l.trim_start().starts_with(start))
+            .unwrap_or_else(|| panic!("no {start:?} bar:\n{screen}"))
+            .to_string()
+    };
+    assert!(line("references").contains("values"));
+    assert!(line("listed").contains(&format!("_hash/{schema}/")));
+    assert!(line("orphans").contains('B'));
+    let deleting = line("deleting");
+    assert!(
+        deleting.contains("objects") && deleting.contains('['),
+        "{deleting}"
+    );
+    assert!(
+        screen.contains("Deleted:"),
+        "the report follows the bars:\n{screen}"
+    );
+}
