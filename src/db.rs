@@ -141,6 +141,65 @@ impl Database {
         Ok(group_codec_tables(schema, rows, schema_codecs))
     }
 
+    /// Every schema (database on MySQL) with a codec column that stores
+    /// in `store`: one declared `@store`, or with `store_is_default` one
+    /// declaring no store, sorted. What `--all-schemas` collects.
+    pub async fn schemas_using_store(
+        &self,
+        store: &str,
+        store_is_default: bool,
+        schema_codecs: &[String],
+    ) -> Result<Vec<String>> {
+        type Raw = (String, Option<String>, String);
+        let context = || format!("finding the schemas with codec columns for store {store:?}");
+        let raw: Vec<Raw> = match self {
+            Database::MySql(pool) => {
+                sqlx::query_as(
+                    "SELECT CAST(TABLE_SCHEMA AS CHAR), CAST(COLUMN_COMMENT AS CHAR), \
+                        CAST(DATA_TYPE AS CHAR) \
+                 FROM information_schema.COLUMNS \
+                 WHERE COLUMN_COMMENT LIKE ':<%' \
+                   AND TABLE_SCHEMA NOT IN ('mysql', 'information_schema', \
+                                            'performance_schema', 'sys')",
+                )
+                .fetch_all(pool)
+                .await
+            }
+            Database::Postgres(pool) => {
+                sqlx::query_as(
+                    "SELECT n.nspname::text, col_description(c.oid, a.attnum), \
+                        format_type(a.atttypid, a.atttypmod) \
+                 FROM pg_class c \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 \
+                                      AND NOT a.attisdropped \
+                 WHERE c.relkind IN ('r', 'p') \
+                   AND col_description(c.oid, a.attnum) LIKE ':<%'",
+                )
+                .fetch_all(pool)
+                .await
+            }
+        }
+        .map_err(|e| Error::database(context(), e))?;
+        let mut schemas: Vec<String> = raw
+            .into_iter()
+            .filter(|(_, comment, data_type)| {
+                let Some(ty) = comment.as_deref().and_then(parse_comment) else {
+                    return false;
+                };
+                let stores_here = match ty.store.as_deref() {
+                    Some(name) if !name.is_empty() => name == store,
+                    _ => store_is_default,
+                };
+                stores_here && classify(&ty, is_json_type(data_type), schema_codecs).is_some()
+            })
+            .map(|(schema, _, _)| schema)
+            .collect();
+        schemas.sort();
+        schemas.dedup();
+        Ok(schemas)
+    }
+
     async fn catalog(&self, schema: &str) -> std::result::Result<Vec<CatalogRow>, sqlx::Error> {
         type Raw = (String, String, Option<String>, String, String);
         let raw: Vec<Raw> = match self {
@@ -246,6 +305,16 @@ fn quote_postgres(identifier: &str) -> String {
 }
 
 /// Groups catalog rows into tables, keeping the codec columns that hold JSON.
+/// Whether a column of this SQL type holds codec metadata (JSON, or JSON
+/// kept as text).
+fn is_json_type(data_type: &str) -> bool {
+    let data_type = data_type.to_ascii_lowercase();
+    matches!(
+        data_type.as_str(),
+        "json" | "jsonb" | "longtext" | "mediumtext" | "text" | "varchar"
+    ) || data_type.starts_with("character varying")
+}
+
 fn group_codec_tables(
     schema: &str,
     rows: Vec<CatalogRow>,
@@ -265,11 +334,7 @@ fn group_codec_tables(
         if row.in_primary_key {
             table.primary_key.push(row.column.clone());
         }
-        let data_type = row.data_type.to_ascii_lowercase();
-        let json_typed = matches!(
-            data_type.as_str(),
-            "json" | "jsonb" | "longtext" | "mediumtext" | "text" | "varchar"
-        ) || data_type.starts_with("character varying");
+        let json_typed = is_json_type(&row.data_type);
         let kind = row
             .comment
             .as_deref()

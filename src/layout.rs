@@ -165,6 +165,42 @@ pub fn sections(spec: &StoreSpec, schemas: &[String]) -> Vec<Section> {
     hash.chain(schema).chain(partitioned).collect()
 }
 
+/// The prefixes `djgc ls` lists: the sections of `schemas` (of `kind`
+/// only, if given), or without schemas the whole hash and schema roots.
+pub fn listing_prefixes(
+    spec: &StoreSpec,
+    schemas: &[String],
+    kind: Option<SectionKind>,
+) -> Vec<String> {
+    let wanted = |k: SectionKind| kind.is_none_or(|kind| kind == k);
+    let mut prefixes: Vec<String> = if schemas.is_empty() {
+        let root = |prefix: &str| {
+            if prefix.is_empty() {
+                String::new()
+            } else {
+                format!("{prefix}/")
+            }
+        };
+        [
+            (SectionKind::Hash, root(&spec.hash_prefix)),
+            (SectionKind::Schema, root(&spec.schema_prefix)),
+        ]
+        .into_iter()
+        .filter(|(k, _)| wanted(*k))
+        .map(|(_, prefix)| prefix)
+        .collect()
+    } else {
+        sections(spec, schemas)
+            .into_iter()
+            .filter(|s| wanted(s.kind))
+            .map(|s| s.prefix)
+            .collect()
+    };
+    let mut seen = std::collections::HashSet::new();
+    prefixes.retain(|p| seen.insert(p.clone()));
+    prefixes
+}
+
 /// Suffix of the sidecar DataJoint writes beside a folder object.
 pub const MANIFEST_SUFFIX: &str = ".manifest.json";
 

@@ -155,12 +155,41 @@ pub fn scan_references(
     query: &ReferenceQuery,
     progress: &dyn Progress,
 ) -> Result<ReferenceScan> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = runtime()?;
+    runtime.block_on(scan_async(database, query, progress))
+}
+
+/// The runtime the database client runs on during one call.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| Error::Config(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(scan_async(database, query, progress))
+        .map_err(|e| Error::Config(format!("cannot start the async runtime: {e}")))
+}
+
+/// Every schema with codec columns for `store` (see
+/// [`Database::schemas_using_store`]); none is an error, since a run over
+/// no schema would silently find nothing.
+pub fn all_schemas(
+    database: &DatabaseConfig,
+    store: &str,
+    store_is_default: bool,
+    schema_codecs: &[String],
+) -> Result<Vec<String>> {
+    let schemas = runtime()?.block_on(async {
+        Database::connect(database, 1)
+            .await?
+            .schemas_using_store(store, store_is_default, schema_codecs)
+            .await
+    })?;
+    if schemas.is_empty() {
+        return Err(Error::Usage(format!(
+            "--all-schemas: no schema in the database at {}:{} has codec columns for store {store:?}",
+            database.host, database.port
+        )));
+    }
+    Ok(schemas)
 }
 
 async fn scan_async(
@@ -222,11 +251,7 @@ pub fn sample_schema_paths(
     database: &DatabaseConfig,
     query: &ReferenceQuery,
 ) -> Result<PathSample> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Config(format!("cannot start the async runtime: {e}")))?;
+    let runtime = runtime()?;
     runtime.block_on(async {
         let (db, tables) = connect(database, query).await?;
         let tables: Vec<CodecTable> = tables

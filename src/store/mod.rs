@@ -237,6 +237,54 @@ pub fn collect_keys(store: &dyn Store, prefix: &str) -> Result<Vec<String>, Stor
     Ok(keys)
 }
 
+/// What one listing of a prefix found, and how fast (`djgc ls`).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ListingCount {
+    pub prefix: String,
+    pub keys: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+    /// Problems met; the counts leave out what they hid.
+    pub errors: Vec<String>,
+}
+
+impl ListingCount {
+    pub fn keys_per_second(&self) -> f64 {
+        self.keys as f64 / self.seconds.max(1e-9)
+    }
+}
+
+/// Lists `prefix` as the collector does ([`Store::list`]), counting keys
+/// and bytes and timing it; `listed` is told of every batch.
+pub fn count_listing(
+    store: &dyn Store,
+    prefix: &str,
+    listed: &(dyn Fn(u64) + Sync),
+) -> ListingCount {
+    let started = std::time::Instant::now();
+    let totals = std::sync::Mutex::new((0u64, 0u64, Vec::new()));
+    store.list(prefix, &|item| {
+        let mut totals = totals.lock().expect("count lock");
+        match item {
+            Listing::Objects(objects) => {
+                listed(objects.len() as u64);
+                totals.0 += objects.len() as u64;
+                totals.1 += objects.iter().map(|o| o.size).sum::<u64>();
+            }
+            Listing::Error(e) => totals.2.push(format!("store {}: {e}", store.name())),
+        }
+        true
+    });
+    let (keys, bytes, errors) = totals.into_inner().expect("count lock");
+    ListingCount {
+        prefix: prefix.to_string(),
+        keys,
+        bytes,
+        seconds: started.elapsed().as_secs_f64(),
+        errors,
+    }
+}
+
 /// The listing entry of exactly `key`, or `None` when there is none; one
 /// small listing (a key is a prefix of itself).
 pub fn stat(store: &dyn Store, key: &str) -> Result<Option<ObjectMeta>, StoreError> {

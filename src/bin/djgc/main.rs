@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use status::{Console, LogFormat};
 
@@ -22,11 +22,12 @@ use djgc::config::{Config, StoreSpec};
 use djgc::error::Error;
 use djgc::execute::{execute, guard_objections, quarantine, DeleteOptions};
 use djgc::inventory::Inventory;
+use djgc::layout::{self, SectionKind};
 use djgc::plan::Plan;
 use djgc::planfile;
-use djgc::progress::Silent;
+use djgc::progress::{Progress, Silent};
 use djgc::quarantine::{self as trash_runs, Trash, DEFAULT_TRASH_PREFIX};
-use djgc::references::ReferenceQuery;
+use djgc::references::{all_schemas, ReferenceQuery};
 use djgc::report::{merge_shards, Report};
 use djgc::scan::{
     parse_min_age, recheck, reference_query, references_for_deletion, scan, ScanOptions,
@@ -54,12 +55,15 @@ struct Cli {
 }
 
 impl Command {
-    /// The output flags of a command that scans.
-    fn output(&self) -> Option<&OutputArgs> {
+    /// For a command that draws bars: whether it logs each deletion and
+    /// whether it is quiet.
+    fn bars(&self) -> Option<(bool, bool)> {
+        let output = |o: &OutputArgs| Some((o.verbose, o.quiet));
         match self {
-            Command::Scan(args) => Some(&args.output),
-            Command::Collect(args) => Some(&args.scan.output),
-            Command::Apply(args) => Some(&args.output),
+            Command::Scan(args) => output(&args.output),
+            Command::Collect(args) => output(&args.scan.output),
+            Command::Apply(args) => output(&args.output),
+            Command::Ls(_) => Some((false, false)),
             _ => None,
         }
     }
@@ -68,20 +72,46 @@ impl Command {
 #[derive(Subcommand)]
 enum Command {
     /// Report the orphans of SCHEMA... in a store; never deletes.
+    #[command(
+        after_help = "Example: djgc scan lab_ephys lab_imaging --store main --orphans-out orphans.txt"
+    )]
     Scan(ScanArgs),
     /// Like scan (a dry run), or with --delete delete (or --quarantine) the orphans.
+    #[command(
+        after_help = "Example: djgc collect lab_ephys --min-age 7d --delete --report gc.json"
+    )]
     Collect(CollectArgs),
     /// Carry out a plan written by `scan --plan`: a dry run, or with --delete
     /// delete (or --quarantine) its orphans still unchanged and unreferenced.
+    #[command(
+        after_help = "Example: djgc apply plan.jsonl --delete   (the plan of: djgc scan lab_ephys --plan plan.jsonl)"
+    )]
     Apply(ApplyArgs),
     /// Put every object of a quarantine run back where it was.
+    #[command(after_help = "Example: djgc restore 20261126T101500Z-4f2a1b")]
     Restore(RestoreArgs),
     /// Delete quarantine runs older than the grace period, putting back any
     /// object referenced again; a dry run unless --delete.
+    #[command(after_help = "Example: djgc purge --older-than 7d --delete")]
     Purge(PurgeArgs),
     /// Add up the --report files of the shards of one run into one report of
     /// the same shape (JSON).
+    #[command(
+        after_help = "Example: djgc merge-reports djgc-reports/4242/shard-*.json --out gc.json"
+    )]
     MergeReports(MergeReportsArgs),
+    /// List a store's sections and print keys, bytes and keys/s per prefix:
+    /// the collector's own listing, as a throughput benchmark.
+    #[command(after_help = "Example: djgc ls main --section hash --schema lab_ephys")]
+    Ls(LsArgs),
+    /// Print a completion script for SHELL (bash, zsh, fish, elvish, powershell).
+    #[command(
+        after_help = "Example: djgc completions bash > ~/.local/share/bash-completion/completions/djgc"
+    )]
+    Completions {
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Args)]
@@ -145,6 +175,9 @@ struct ScanArgs {
     /// Schemas to collect (databases on MySQL, schemas on PostgreSQL).
     #[arg(value_name = "SCHEMA")]
     schemas: Vec<String>,
+    /// Every schema in the database with codec columns for the store.
+    #[arg(long, conflicts_with = "schemas")]
+    all_schemas: bool,
     #[command(flatten)]
     store: StoreArgs,
     #[command(flatten)]
@@ -231,6 +264,33 @@ struct ApplyArgs {
 }
 
 #[derive(Args)]
+struct LsArgs {
+    /// Store to list (default: stores.default).
+    #[arg(value_name = "STORE")]
+    store: Option<String>,
+    /// Only this kind of section.
+    #[arg(long, value_enum)]
+    section: Option<SectionChoice>,
+    /// Only this schema's sections (repeatable); default: the whole hash and schema roots.
+    #[arg(long = "schema", value_name = "SCHEMA")]
+    schemas: Vec<String>,
+    /// Read this datajoint.json instead of searching for one.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    work: WorkArgs,
+    /// Print one JSON object per prefix on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SectionChoice {
+    Hash,
+    Schema,
+}
+
+#[derive(Args)]
 struct MergeReportsArgs {
     /// Reports written with --report by shards 0..N-1 of one run.
     #[arg(value_name = "FILE", required = true)]
@@ -288,8 +348,8 @@ enum Exit {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let mut console = Console::new(cli.log_format);
-    if let Some(output) = cli.command.output() {
-        console = console.with_bars(output.verbose, output.quiet, cli.progress);
+    if let Some((verbose, quiet)) = cli.command.bars() {
+        console = console.with_bars(verbose, quiet, cli.progress);
     }
     let outcome = match &cli.command {
         Command::Scan(args) => collect(args, None, &console),
@@ -298,6 +358,12 @@ fn main() -> ExitCode {
         Command::Restore(args) => restore(args, &console),
         Command::Purge(args) => purge(args, &console),
         Command::MergeReports(args) => merge_reports(args),
+        Command::Ls(args) => ls(args, &console),
+        Command::Completions { shell } => {
+            let mut command = Cli::command();
+            clap_complete::generate(*shell, &mut command, "djgc", &mut std::io::stdout());
+            Ok(Exit::Clean)
+        }
     };
     console.finish();
     let exit = match outcome {
@@ -373,9 +439,9 @@ fn check_fraction(guard: &GuardArgs) -> Result<(), Error> {
 /// `scan`, and `collect` with `delete` flags.
 fn collect(args: &ScanArgs, delete: Option<&DeleteArgs>, console: &Console) -> Result<Exit, Error> {
     let started = SystemTime::now();
-    if args.schemas.is_empty() {
+    if args.schemas.is_empty() && !args.all_schemas {
         return Err(Error::Usage(
-            "At least one schema must be provided".to_string(),
+            "At least one schema must be provided (or --all-schemas)".to_string(),
         ));
     }
     let min_age = parse_min_age(&args.min_age)?;
@@ -387,8 +453,17 @@ fn collect(args: &ScanArgs, delete: Option<&DeleteArgs>, console: &Console) -> R
         jobs,
         args.work.list_concurrency,
     )?;
+    let schemas = match args.all_schemas {
+        true => all_schemas(
+            &open.config.database,
+            &open.spec.name,
+            open.store_is_default,
+            &args.schema_codecs,
+        )?,
+        false => args.schemas.clone(),
+    };
     let options = ScanOptions {
-        schemas: args.schemas.clone(),
+        schemas,
         cutoff: SystemTime::now() - min_age,
         jobs,
         schema_codecs: args.schema_codecs.clone(),
@@ -490,6 +565,71 @@ fn plan_query(
         plan.sections.clone(),
         plan.report.shard.as_ref().map(|s| s.shard),
     )
+}
+
+/// `ls [STORE]`.
+fn ls(args: &LsArgs, console: &Console) -> Result<Exit, Error> {
+    let jobs = jobs(&args.work)?;
+    let open = open_store(
+        args.config.clone(),
+        args.store.as_deref(),
+        jobs,
+        args.work.list_concurrency,
+    )?;
+    let kind = args.section.map(|s| match s {
+        SectionChoice::Hash => SectionKind::Hash,
+        SectionChoice::Schema => SectionKind::Schema,
+    });
+    let mut failed = false;
+    let mut counts = Vec::new();
+    for prefix in layout::listing_prefixes(&open.spec, &args.schemas, kind) {
+        let listed = |n| console.listed(&prefix, n);
+        let count = store::count_listing(open.store.as_ref(), &prefix, &listed);
+        for error in &count.errors {
+            console.error(error);
+        }
+        failed |= !count.errors.is_empty();
+        counts.push(count);
+    }
+    console.finish();
+    let width = counts
+        .iter()
+        .map(|c| c.prefix.len())
+        .max()
+        .unwrap_or(0)
+        .max(6);
+    if !args.json {
+        println!(
+            "{:<width$}  {:>12}  {:>12}  {:>9}  {:>10}",
+            "prefix", "keys", "bytes", "seconds", "keys/s"
+        );
+    }
+    for count in &counts {
+        if args.json {
+            let mut line = serde_json::to_value(count).expect("serialises");
+            line["store"] = open.spec.name.clone().into();
+            line["keys_per_second"] = count.keys_per_second().round().into();
+            println!("{line}");
+        } else {
+            let shown = if count.prefix.is_empty() {
+                "(root)"
+            } else {
+                &count.prefix
+            };
+            println!(
+                "{shown:<width$}  {:>12}  {:>12}  {:>9.2}  {:>10.0}",
+                count.keys,
+                count.bytes,
+                count.seconds,
+                count.keys_per_second()
+            );
+        }
+    }
+    Ok(if failed {
+        Exit::ItemsFailed
+    } else {
+        Exit::Clean
+    })
 }
 
 /// `merge-reports FILE...`.

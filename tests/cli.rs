@@ -1,12 +1,13 @@
-//! What djgc shows on stderr: bars on a terminal (driven through tmux),
-//! nothing drawn without one, and JSON log lines for unattended runs.
+//! The command line around the collector: what djgc shows on stderr (bars
+//! on a terminal, driven through tmux; nothing drawn without one; JSON log
+//! lines), `ls`, help examples and shell completions.
 
 mod common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{stderr, unique_schema, Env};
+use common::{stderr, unique_schema, Env, Kind};
 use djgc::config::Backend;
 use djgc::fixture::FixtureSpec;
 use serde_json::Value;
@@ -176,4 +177,140 @@ fn a_terminal_run_shows_the_bars() {
         screen.contains("Deleted:"),
         "the report follows the bars:\n{screen}"
     );
+}
+
+#[test]
+fn every_subcommand_has_an_example_and_shells_complete_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = common::djgc_in(dir.path(), args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let subcommands = [
+        "scan",
+        "collect",
+        "apply",
+        "restore",
+        "purge",
+        "merge-reports",
+        "completions",
+    ];
+    for sub in subcommands {
+        let help = run(&[sub, "--help"]);
+        assert!(
+            help.contains(&format!("Example: djgc {sub}")),
+            "{sub}:\n{help}"
+        );
+    }
+    let bash = run(&["completions", "bash"]);
+    assert!(
+        bash.contains("_djgc()") && bash.contains("merge-reports"),
+        "{bash}"
+    );
+    assert!(run(&["completions", "zsh"]).starts_with("#compdef djgc"));
+    assert!(run(&["completions", "fish"]).contains("complete -c djgc"));
+}
+
+#[test]
+fn ls_counts_what_the_store_holds_per_prefix() {
+    for kind in [Kind::File, Kind::S3] {
+        let mut env = Env::with_store(Backend::PostgreSql, kind);
+        let schema = unique_schema("ls");
+        env.fixture(&FixtureSpec {
+            subfolding: Some(vec![2, 2]),
+            ..FixtureSpec::small(&schema, "main")
+        });
+        env.write_config(Some(&[2, 2]));
+        let sizes = env.sizes();
+        let expect = |prefix: &str| {
+            let under: Vec<u64> = sizes
+                .iter()
+                .filter(|(k, _)| k.starts_with(prefix))
+                .map(|(_, s)| *s)
+                .collect();
+            (under.len() as u64, under.iter().sum::<u64>())
+        };
+        let lines = |args: &[&str]| -> Vec<Value> {
+            let out = env.djgc(args);
+            assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+            String::from_utf8(out.stdout)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect()
+        };
+        let all = lines(&["ls", "--json"]);
+        let prefixes: Vec<&str> = all.iter().map(|l| l["prefix"].as_str().unwrap()).collect();
+        assert_eq!(prefixes, ["_hash/", "_schema/"], "{kind:?}");
+        for line in &all {
+            let (keys, bytes) = expect(line["prefix"].as_str().unwrap());
+            assert_eq!(
+                (line["keys"].as_u64(), line["bytes"].as_u64()),
+                (Some(keys), Some(bytes))
+            );
+            assert!(keys > 0 && line["keys_per_second"].as_f64().unwrap() > 0.0);
+        }
+        let hash = format!("_hash/{schema}/");
+        let one = lines(&[
+            "ls",
+            "main",
+            "--section",
+            "hash",
+            "--schema",
+            &schema,
+            "--json",
+        ]);
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0]["prefix"], hash.as_str());
+        assert_eq!(one[0]["keys"], expect(&hash).0);
+        let table = env.djgc(&["ls", "--section", "schema"]);
+        let table = String::from_utf8(table.stdout).unwrap();
+        assert!(
+            table.starts_with("prefix") && table.contains("keys/s"),
+            "{table}"
+        );
+    }
+}
+
+#[test]
+fn all_schemas_are_those_with_codec_columns_for_the_store() {
+    for backend in common::BACKENDS {
+        let mut env = Env::new(backend);
+        // A store name of this test's own, so that schemas other tests
+        // create meanwhile are not among the ones found.
+        let store = unique_schema("store");
+        let mine = [unique_schema("all"), unique_schema("all")];
+        let mut orphans = 0;
+        for schema in &mine {
+            orphans += env
+                .fixture(&FixtureSpec::small(schema, &store))
+                .orphans
+                .len();
+        }
+        let elsewhere = unique_schema("main");
+        env.fixture(&FixtureSpec::small(&elsewhere, "main"));
+        let config = env.write_config(None);
+        let mut json: Value =
+            serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+        json["stores"][&store] = json["stores"]["main"].clone();
+        std::fs::write(&config, json.to_string()).unwrap();
+
+        let r = env.djgc_ok(&[
+            "scan",
+            "--all-schemas",
+            "--store",
+            &store,
+            "--min-age",
+            "0s",
+            "--json",
+        ]);
+        let mut expected = mine.to_vec();
+        expected.sort();
+        assert_eq!(r["schemas"], serde_json::json!(expected), "{backend:?}");
+        assert_eq!(r["orphaned"], orphans, "{backend:?}");
+
+        let out = env.djgc(&["scan", "--all-schemas", "--store", &store, "lab"]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    }
 }
