@@ -93,6 +93,10 @@ impl Store for SyntheticStore {
     fn head(&self, keys: &[String]) -> Vec<Result<Option<ObjectMeta>, StoreError>> {
         keys.iter().map(|k| self.read_only("head", k)).collect()
     }
+
+    fn list_folders(&self, _: &str) -> Result<Vec<String>, StoreError> {
+        Ok(vec![self.schema.clone()])
+    }
 }
 
 fn main() -> anyhow::Result<()> {

@@ -91,6 +91,11 @@ pub struct Report {
     pub djgc_version: Option<String>,
     pub started: Option<String>,
     pub finished: Option<String>,
+    /// Schemas with sections in the store that this run did not scan: their
+    /// orphans stay ("storage not decreasing"). A hint, from the folders
+    /// under the hash and schema roots.
+    #[serde(default)]
+    pub unscanned_schemas: Vec<String>,
     /// Set when the run was one shard of a sharded collection.
     pub shard: Option<ShardReport>,
     /// Set when the objects came from an S3 Inventory instead of a listing.
@@ -250,6 +255,7 @@ impl Report {
             ("finished", json!(self.finished)),
             ("shard", json!(self.shard)),
             ("inventory", json!(self.inventory)),
+            ("unscanned_schemas", json!(self.unscanned_schemas)),
         ];
         for (key, value) in run {
             object[key] = value;
@@ -336,6 +342,11 @@ pub fn merge_shards(reports: &[(String, Report)]) -> crate::Result<Report> {
         for message in &report.scan_errors {
             if !merged.scan_errors.contains(message) {
                 merged.scan_errors.push(message.clone());
+            }
+        }
+        for schema in &report.unscanned_schemas {
+            if !merged.unscanned_schemas.contains(schema) {
+                merged.unscanned_schemas.push(schema.clone());
             }
         }
         for message in &report.warnings {

@@ -117,13 +117,33 @@ pub fn scan(
         shard::assign_ranges(spec, &mut sections, shard, &sample);
         query = query.limited_to(sections.clone(), Some(shard));
     }
-    scan_with(
+    let mut plan = scan_with(
         || scan_references(database, &query, progress),
         sections,
         store,
         options,
         progress,
-    )
+    )?;
+    plan.report.unscanned_schemas = unscanned_schemas(spec, store, &options.schemas);
+    Ok(plan)
+}
+
+/// The schemas that have a section in the store (a folder under the hash
+/// root, or under the schema root when it is not the store root) but are
+/// not among `scanned`. A hint only: a folder that cannot be listed is
+/// passed over.
+pub fn unscanned_schemas(spec: &StoreSpec, store: &dyn Store, scanned: &[String]) -> Vec<String> {
+    let roots = [&spec.hash_prefix, &spec.schema_prefix];
+    let mut schemas: Vec<String> = roots
+        .iter()
+        .filter(|root| !root.is_empty())
+        .flat_map(|root| store.list_folders(&format!("{root}/")).unwrap_or_default())
+        // `attr=value` folders are partitions, not schemas.
+        .filter(|name| !name.contains('=') && !scanned.contains(name))
+        .collect();
+    schemas.sort();
+    schemas.dedup();
+    schemas
 }
 
 /// What the reference scan of `spec`'s store asks the database.

@@ -309,6 +309,14 @@ fn all_schemas_are_those_with_codec_columns_for_the_store() {
         expected.sort();
         assert_eq!(r["schemas"], serde_json::json!(expected), "{backend:?}");
         assert_eq!(r["orphaned"], orphans, "{backend:?}");
+        // The schema of another store in the same folder is named as a hint.
+        assert_eq!(r["unscanned_schemas"], serde_json::json!([elsewhere]));
+        let human = env.djgc(&["scan", &mine[0], "--store", &store]);
+        let human = String::from_utf8(human.stdout).unwrap();
+        assert!(
+            human.contains("Not scanned:") && human.contains(&elsewhere),
+            "{human}"
+        );
 
         let out = env.djgc(&["scan", "--all-schemas", "--store", &store, "lab"]);
         assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));

@@ -196,6 +196,9 @@ impl Store for Slow {
     fn head(&self, keys: &[String]) -> Vec<Result<Option<ObjectMeta>, StoreError>> {
         self.0.head(keys)
     }
+    fn list_folders(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.0.list_folders(prefix)
+    }
 }
 
 /// 5,000 orphans (five batches) beside the live object.

@@ -209,6 +209,11 @@ fn throttling_is_retried_and_failed_keys_are_reported_with_exit_1() {
             .all(|k| err.contains(&format!("failed to delete {k}"))),
         "{err}"
     );
+    // A denial names the key, the operation, and where the credentials came from.
+    assert!(
+        err.contains("access denied: check the credentials (from access_key/secret_key of the DataJoint store config)"),
+        "{err}"
+    );
 
     let mut expected: Vec<String> = truth.live_files.clone();
     expected.extend(schema_orphans.into_iter().cloned());

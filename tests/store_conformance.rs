@@ -281,6 +281,27 @@ fn head_tells_size_and_time_of_objects_only() {
 }
 
 #[test]
+fn folders_are_the_names_directly_under_a_prefix() {
+    for (name, h) in harnesses() {
+        for key in [
+            "_hash/a/ab/x",
+            "_hash/a/cd/y",
+            "_hash/b/z",
+            "_hash/c.txt",
+            "_schema/d/t/f",
+        ] {
+            h.put(key, b"x", t(1_700_000_000));
+        }
+        let folders = h.store().list_folders("_hash/").unwrap();
+        assert_eq!(folders, ["a", "b"], "{name}");
+        assert!(
+            h.store().list_folders("_nothing/").unwrap().is_empty(),
+            "{name}"
+        );
+    }
+}
+
+#[test]
 fn a_listing_stops_when_the_sink_says_so() {
     for (name, h) in harnesses() {
         let keys: Vec<String> = (0..LIST_BATCH * 4)

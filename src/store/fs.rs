@@ -423,6 +423,24 @@ impl Store for FsStore {
             .collect()
     }
 
+    fn list_folders(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let entries = match std::fs::read_dir(self.path_of(prefix)) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(StoreError::new("list", prefix, e)),
+        };
+        let mut folders = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| StoreError::new("list", prefix, e))?;
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if let (true, Some(name)) = (is_dir, entry.file_name().to_str()) {
+                folders.push(name.to_string());
+            }
+        }
+        folders.sort();
+        Ok(folders)
+    }
+
     fn head(&self, keys: &[String]) -> Vec<Result<Option<ObjectMeta>, StoreError>> {
         keys.iter()
             .map(|key| match std::fs::symlink_metadata(self.path_of(key)) {

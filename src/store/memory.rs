@@ -131,6 +131,17 @@ impl Store for MemoryStore {
             .collect()
     }
 
+    fn list_folders(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let objects = self.objects.lock().expect("memory store lock");
+        let mut folders: Vec<String> = objects
+            .keys()
+            .filter_map(|k| k.strip_prefix(prefix)?.split_once('/'))
+            .map(|(folder, _)| folder.to_string())
+            .collect();
+        folders.dedup();
+        Ok(folders)
+    }
+
     fn head(&self, keys: &[String]) -> Vec<Result<Option<ObjectMeta>, StoreError>> {
         let objects = self.objects.lock().expect("memory store lock");
         keys.iter()

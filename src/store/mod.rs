@@ -184,6 +184,11 @@ pub trait Store: Send + Sync {
     /// object that was judged. One outcome per key, in order.
     fn head(&self, keys: &[String]) -> Vec<Result<Option<ObjectMeta>, StoreError>>;
 
+    /// The names of the folders directly under `prefix` (ending in `/`):
+    /// on S3 the common prefixes of a delimited listing. For hints only (the
+    /// schemas a store holds); never used to decide a deletion.
+    fn list_folders(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+
     /// Writes a small object whole (djgc's own manifests), replacing any
     /// object at `key`; readers never see it half written.
     fn put(&self, key: &str, body: Vec<u8>) -> Result<(), StoreError>;

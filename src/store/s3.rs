@@ -22,6 +22,7 @@ use std::time::{Duration, SystemTime};
 
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::BehaviorVersion;
+use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
@@ -67,6 +68,8 @@ pub struct S3Store {
     list_concurrency: usize,
     /// Set once the server has answered DeleteObjects with "not implemented".
     single_key_deletes: AtomicBool,
+    /// Where the credentials came from, named when access is denied.
+    credential_source: &'static str,
 }
 
 impl std::fmt::Debug for S3Store {
@@ -155,13 +158,14 @@ impl S3Store {
             runtime,
             list_concurrency: list_concurrency.max(1),
             single_key_deletes: AtomicBool::new(false),
+            credential_source,
         };
-        store.check_bucket(&endpoint, credential_source)?;
+        store.check_bucket(&endpoint)?;
         Ok(store)
     }
 
     /// HeadBucket, turning the usual failures into errors that say what to fix.
-    fn check_bucket(&self, endpoint: &str, credential_source: &str) -> Result<()> {
+    fn check_bucket(&self, endpoint: &str) -> Result<()> {
         let outcome = self
             .runtime
             .block_on(self.client.head_bucket().bucket(&self.bucket).send());
@@ -176,14 +180,27 @@ impl S3Store {
                 format!("cannot reach the endpoint: {}", describe(&err))
             }
             (_, Some(404)) => "the bucket does not exist".to_string(),
-            (_, Some(401 | 403)) => format!(
-                "access denied: check the credentials (from {credential_source}) and the bucket \
-                 policy ({})",
-                describe(&err)
-            ),
+            (_, Some(401 | 403)) => self.denied(&describe(&err)),
             _ => describe(&err),
         };
         Err(Error::Config(format!("{context}: {reason}")))
+    }
+
+    /// An access denial, with where the credentials came from.
+    fn denied(&self, error: &str) -> String {
+        format!(
+            "access denied: check the credentials (from {}) and the bucket policy ({error})",
+            self.credential_source
+        )
+    }
+
+    /// The text of a failed request; an access denial names where the
+    /// credentials came from.
+    fn explain<E: std::error::Error + 'static>(&self, err: &SdkError<E, HttpResponse>) -> String {
+        match err.raw_response().map(|r| r.status().as_u16()) {
+            Some(401 | 403) => self.denied(&describe(err)),
+            _ => describe(err),
+        }
     }
 
     fn bucket_key(&self, key: &str) -> String {
@@ -214,7 +231,7 @@ impl S3Store {
         match copied {
             Ok(_) => {}
             Err(e) if e.code() == Some("NoSuchKey") => return Ok(Moved::SourceMissing),
-            Err(e) => return Err(StoreError::new("copy", from, describe(&e))),
+            Err(e) => return Err(StoreError::new("copy", from, self.explain(&e))),
         }
         self.client
             .delete_object()
@@ -222,7 +239,7 @@ impl S3Store {
             .key(self.bucket_key(from))
             .send()
             .await
-            .map_err(|e| StoreError::new("delete", from, describe(&e)))?;
+            .map_err(|e| StoreError::new("delete", from, self.explain(&e)))?;
         Ok(Moved::Done)
     }
 
@@ -246,7 +263,7 @@ impl S3Store {
                     .unwrap_or(SystemTime::UNIX_EPOCH),
             })),
             Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(404) => Ok(None),
-            Err(e) => Err(StoreError::new("head", key, describe(&e))),
+            Err(e) => Err(StoreError::new("head", key, self.explain(&e))),
         }
     }
 
@@ -266,7 +283,7 @@ impl S3Store {
                     .send()
                     .await
                     .map(|_| Deleted::Removed)
-                    .map_err(|e| StoreError::new("delete", *key, describe(&e)))
+                    .map_err(|e| StoreError::new("delete", *key, self.explain(&e)))
             })
             .buffered(SINGLE_KEY_REQUESTS_IN_FLIGHT)
             .collect()
@@ -304,7 +321,12 @@ impl S3Store {
                     .filter_map(|e| {
                         let key = e.key()?.strip_prefix(self.root.as_str())?;
                         let code = e.code().unwrap_or("error");
-                        Some((key, format!("{code}: {}", e.message().unwrap_or(""))))
+                        let error = format!("{code}: {}", e.message().unwrap_or(""));
+                        let error = match code {
+                            "AccessDenied" => self.denied(&error),
+                            _ => error,
+                        };
+                        Some((key, error))
                     })
                     .collect();
                 Some(
@@ -321,7 +343,7 @@ impl S3Store {
                 if status == Some(501) || err.code() == Some("NotImplemented") {
                     return None;
                 }
-                let message = describe(&err);
+                let message = self.explain(&err);
                 Some(
                     keys.iter()
                         .map(|key| Err(StoreError::new("delete", *key, message.clone())))
@@ -348,7 +370,7 @@ impl PageLister for S3Store {
             .set_continuation_token(token.map(str::to_string))
             .send()
             .await
-            .map_err(|e| StoreError::new("list", prefix, describe(&e)))?;
+            .map_err(|e| StoreError::new("list", prefix, self.explain(&e)))?;
         let objects = output
             .contents()
             .iter()
@@ -463,7 +485,39 @@ impl Store for S3Store {
             .handle()
             .block_on(request.send())
             .map(drop)
-            .map_err(|e| StoreError::new("put", key, describe(&e)))
+            .map_err(|e| StoreError::new("put", key, self.explain(&e)))
+    }
+
+    fn list_folders(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let full = self.bucket_key(prefix);
+        self.runtime.handle().block_on(async {
+            let mut folders = Vec::new();
+            let mut token = None;
+            loop {
+                let page = self
+                    .client
+                    .list_objects_v2()
+                    .bucket(&self.bucket)
+                    .prefix(&full)
+                    .delimiter("/")
+                    .set_continuation_token(token)
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::new("list", prefix, self.explain(&e)))?;
+                folders.extend(page.common_prefixes().iter().filter_map(|p| {
+                    let name = p.prefix()?.strip_prefix(full.as_str())?;
+                    Some(name.trim_end_matches('/').to_string())
+                }));
+                match page.next_continuation_token() {
+                    Some(next) if page.is_truncated() == Some(true) => {
+                        token = Some(next.to_string())
+                    }
+                    _ => break,
+                }
+            }
+            folders.sort();
+            Ok(folders)
+        })
     }
 
     fn head(&self, keys: &[String]) -> Vec<Result<Option<ObjectMeta>, StoreError>> {
@@ -487,7 +541,7 @@ impl Store for S3Store {
             let output = match response {
                 Ok(output) => output,
                 Err(e) if e.code() == Some("NoSuchKey") => return Ok(None),
-                Err(e) => return Err(StoreError::new("get", key, describe(&e))),
+                Err(e) => return Err(StoreError::new("get", key, self.explain(&e))),
             };
             let body = output
                 .body

@@ -106,6 +106,14 @@ pub fn render(report: &Report, spec: &StoreSpec, min_age: Duration) -> String {
             HumanCount(report.rescued)
         );
     }
+    if !report.unscanned_schemas.is_empty() {
+        let _ = writeln!(
+            out,
+            "  Not scanned:             {} also have objects in this store; their orphans \
+             stay (collect them too, or use --all-schemas)",
+            report.unscanned_schemas.join(", ")
+        );
+    }
     let _ = writeln!(out);
     if report.dry_run {
         let _ = writeln!(out, "  [DRY RUN - no changes made]");
