@@ -90,6 +90,16 @@ impl Backend {
     }
 }
 
+impl fmt::Display for Backend {
+    /// The name `database.backend` takes.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::MySql => "mysql",
+            Backend::PostgreSql => "postgresql",
+        })
+    }
+}
+
 /// How to reach the database, after all precedence rules.
 #[derive(Clone, Debug)]
 pub struct DatabaseConfig {
@@ -207,7 +217,28 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// `datajoint.json` that was read, if any.
     pub file: Option<PathBuf>,
+    /// The secrets folder that was read, if any.
+    pub secrets_dir: Option<PathBuf>,
     stores: Map<String, Value>,
+    /// Where each setting came from, by its dotted name.
+    sources: BTreeMap<String, String>,
+}
+
+/// One resolved setting as `djgc config` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Setting {
+    /// Dotted name, as in `datajoint.json` (`database.host`, `stores.main.bucket`).
+    pub key: String,
+    /// The value, or `****` for a secret.
+    pub value: String,
+    /// `env DJ_HOST`, `file PATH`, `secrets PATH`, or `default`.
+    pub source: String,
+}
+
+/// Whether a setting holds a secret, so that it is never shown.
+fn is_secret(key: &str) -> bool {
+    let attr = key.rsplit('.').next().unwrap_or(key);
+    attr == "password" || attr.contains("secret") || attr.contains("token")
 }
 
 /// Where to read the configuration from; [`LoadOptions::from_process`] gives
@@ -378,11 +409,13 @@ impl Config {
             .as_ref()
             .map(|f| f.display().to_string())
             .unwrap_or_else(|| "configuration".to_string());
+        let mut sources = BTreeMap::new();
         let database = resolve_database(
             &file_database_settings(&file_map),
             &file_label,
             options,
             secrets_dir.as_deref(),
+            &mut sources,
         )?;
 
         let mut stores = match dj_stores {
@@ -401,15 +434,99 @@ impl Config {
             },
             None => file_stores(&file_map),
         };
+        let stores_source = match dj_stores {
+            Some(_) => "env DJ_STORES".to_string(),
+            None => format!("file {file_label}"),
+        };
+        for (name, spec) in &stores {
+            match spec {
+                Value::Object(spec) => {
+                    for attr in spec.keys() {
+                        sources.insert(format!("stores.{name}.{attr}"), stores_source.clone());
+                    }
+                }
+                _ => {
+                    sources.insert(format!("stores.{name}"), stores_source.clone());
+                }
+            }
+        }
         if let Some(dir) = &secrets_dir {
-            fill_store_secrets(&mut stores, dir);
+            fill_store_secrets(&mut stores, dir, &mut sources);
         }
 
         Ok(Config {
             database,
             file,
+            secrets_dir,
             stores,
+            sources,
         })
+    }
+
+    /// Every setting with its value (secrets masked) and where it came
+    /// from: the database's, then each store's raw attributes.
+    pub fn settings(&self) -> Vec<Setting> {
+        let source = |key: &str| {
+            self.sources
+                .get(key)
+                .cloned()
+                .unwrap_or_else(|| "default".to_string())
+        };
+        let db = &self.database;
+        let mut settings: Vec<(String, String)> = vec![
+            ("database.backend".into(), db.backend.to_string()),
+            ("database.host".into(), db.host.clone()),
+            ("database.port".into(), db.port.to_string()),
+        ];
+        if let Some(user) = &db.user {
+            settings.push(("database.user".into(), user.clone()));
+        }
+        if db.password.is_some() {
+            settings.push(("database.password".into(), String::new()));
+        }
+        if db.backend == Backend::PostgreSql {
+            settings.push(("database.name".into(), db.name.clone()));
+        }
+        for (name, spec) in &self.stores {
+            match spec {
+                Value::Object(spec) => {
+                    for (attr, value) in spec {
+                        let shown = match value {
+                            Value::String(text) => text.clone(),
+                            other => other.to_string(),
+                        };
+                        settings.push((format!("stores.{name}.{attr}"), shown));
+                    }
+                }
+                other => settings.push((
+                    format!("stores.{name}"),
+                    other
+                        .as_str()
+                        .map_or_else(|| other.to_string(), str::to_string),
+                )),
+            }
+        }
+        settings
+            .into_iter()
+            .map(|(key, value)| Setting {
+                value: if is_secret(&key) {
+                    "****".to_string()
+                } else {
+                    value
+                },
+                source: source(&key),
+                key,
+            })
+            .collect()
+    }
+
+    /// The names of the configured stores (not `default`).
+    pub fn store_names(&self) -> Vec<String> {
+        self.stores
+            .iter()
+            .filter(|(k, v)| *k != "default" && v.is_object())
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     /// The store to collect: `name`, or `stores.default` when `None`.
@@ -459,21 +576,35 @@ fn resolve_database(
     file_label: &str,
     options: &LoadOptions,
     secrets: Option<&Path>,
+    sources: &mut BTreeMap<String, String>,
 ) -> Result<DatabaseConfig> {
-    // One setting, by precedence: environment, file, secrets file.
+    // One setting, by precedence: environment, file, secrets file; each
+    // found value's source is recorded.
+    let found = std::cell::RefCell::new(BTreeMap::new());
     let setting = |attr: &str, env_var: &str| -> Result<Option<String>> {
+        let key = format!("database.{attr}");
+        let record = |source: String| found.borrow_mut().insert(key.clone(), source);
         if let Some(v) = options.env(env_var) {
+            record(format!("env {env_var}"));
             return Ok(Some(v.to_string()));
         }
         match file.get(attr) {
             None | Some(Value::Null) => {}
-            Some(Value::Number(n)) => return Ok(Some(n.to_string())),
+            Some(Value::Number(n)) => {
+                record(format!("file {file_label}"));
+                return Ok(Some(n.to_string()));
+            }
             Some(value) => {
+                record(format!("file {file_label}"));
                 return as_str(value, &|| format!("{file_label}: database.{attr}"))
-                    .map(|s| Some(s.to_string()))
+                    .map(|s| Some(s.to_string()));
             }
         }
-        Ok(secrets.and_then(|dir| read_secret(dir, &format!("database.{attr}"))))
+        let secret = secrets.and_then(|dir| Some((dir, read_secret(dir, &key)?)));
+        Ok(secret.map(|(dir, value)| {
+            record(format!("secrets {}", dir.join(&key).display()));
+            value
+        }))
     };
 
     let backend = match setting("backend", "DJ_BACKEND")? {
@@ -488,18 +619,24 @@ fn resolve_database(
         })?,
         None => backend.default_port(),
     };
-    Ok(DatabaseConfig {
+    let database = DatabaseConfig {
         backend,
         host: setting("host", "DJ_HOST")?.unwrap_or_else(|| "localhost".to_string()),
         port,
         user: setting("user", "DJ_USER")?,
         password: setting("password", "DJ_PASS")?.map(Secret::new),
         name: setting("name", "DJ_DATABASE_NAME")?.unwrap_or_else(|| "postgres".to_string()),
-    })
+    };
+    sources.extend(found.into_inner());
+    Ok(database)
 }
 
 /// Secrets files named `stores.<name>.<attr>` fill attributes still missing.
-fn fill_store_secrets(stores: &mut Map<String, Value>, dir: &Path) {
+fn fill_store_secrets(
+    stores: &mut Map<String, Value>,
+    dir: &Path,
+    sources: &mut BTreeMap<String, String>,
+) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -522,7 +659,11 @@ fn fill_store_secrets(stores: &mut Map<String, Value>, dir: &Path) {
             .entry(store.to_string())
             .or_insert_with(|| Value::Object(Map::new()));
         if let Value::Object(spec) = spec {
-            spec.entry(attr.to_string()).or_insert(Value::String(value));
+            if !spec.contains_key(*attr) {
+                spec.insert(attr.to_string(), Value::String(value));
+                let source = format!("secrets {}", dir.join(file_name).display());
+                sources.insert(format!("stores.{store}.{attr}"), source);
+            }
         }
     }
 }

@@ -52,15 +52,7 @@ pub fn identity(spec: &StoreSpec, database: &DatabaseConfig) -> Identity {
         ),
         (
             "database",
-            format!(
-                "{}://{}:{}",
-                match database.backend {
-                    Backend::MySql => "mysql",
-                    Backend::PostgreSql => "postgresql",
-                },
-                database.host,
-                database.port
-            ),
+            format!("{}://{}:{}", database.backend, database.host, database.port),
         ),
     ];
     if database.backend == Backend::PostgreSql {

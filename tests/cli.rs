@@ -322,3 +322,75 @@ fn all_schemas_are_those_with_codec_columns_for_the_store() {
         assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     }
 }
+
+#[test]
+fn config_shows_every_value_with_its_source_and_masks_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("datajoint.json");
+    std::fs::write(
+        &config,
+        r#"{"database": {"host": "filehost", "user": "lab", "backend": "mysql"},
+            "stores": {"default": "main",
+              "main": {"protocol": "file", "location": "/data/store"},
+              "lake": {"protocol": "s3", "endpoint": "127.0.0.1:8333", "bucket": "b",
+                       "location": "l", "access_key": "AKIAEXAMPLE"}}}"#,
+    )
+    .unwrap();
+    let secrets = dir.path().join(".secrets");
+    std::fs::create_dir(&secrets).unwrap();
+    std::fs::write(secrets.join("database.password"), "hunter2-password").unwrap();
+    std::fs::write(secrets.join("stores.lake.secret_key"), "top-secret-key").unwrap();
+
+    let run = |args: &[&str]| {
+        let out = common::djgc_command(dir.path(), args)
+            .env("DJ_HOST", "envhost")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            !text.contains("hunter2") && !text.contains("top-secret"),
+            "{text}"
+        );
+        text
+    };
+    let shown: Value = serde_json::from_str(&run(&["config", "--json"])).unwrap();
+    let setting = |key: &str| {
+        let all = shown["settings"].as_array().unwrap();
+        let found = all.iter().find(|s| s["key"] == key);
+        let found = found.unwrap_or_else(|| panic!("no {key}: {shown}"));
+        (
+            found["value"].as_str().unwrap().to_string(),
+            found["source"].as_str().unwrap().to_string(),
+        )
+    };
+    let file = format!("file {}", config.display());
+    let secret = |name: &str| format!("secrets {}", secrets.join(name).display());
+    assert_eq!(
+        setting("database.host"),
+        ("envhost".into(), "env DJ_HOST".into())
+    );
+    assert_eq!(setting("database.user"), ("lab".into(), file.clone()));
+    assert_eq!(setting("database.port"), ("3306".into(), "default".into()));
+    assert_eq!(
+        setting("database.password"),
+        ("****".into(), secret("database.password"))
+    );
+    assert_eq!(
+        setting("stores.main.location"),
+        ("/data/store".into(), file.clone())
+    );
+    assert_eq!(
+        setting("stores.lake.secret_key"),
+        ("****".into(), secret("stores.lake.secret_key"))
+    );
+    assert_eq!(setting("stores.default"), ("main".into(), file));
+    assert_eq!(shown["stores"]["main"], "ok");
+    assert_eq!(shown["stores"]["lake"], "ok");
+
+    let text = run(&["config"]);
+    assert!(
+        text.contains("config file:") && text.contains("store main: ok"),
+        "{text}"
+    );
+}

@@ -104,6 +104,10 @@ enum Command {
     /// the collector's own listing, as a throughput benchmark.
     #[command(after_help = "Example: djgc ls main --section hash --schema lab_ephys")]
     Ls(LsArgs),
+    /// Show the resolved configuration (database and each store): every
+    /// value, secrets masked, and where it came from (file, secrets, env).
+    #[command(after_help = "Example: djgc config --config ~/lab/datajoint.json")]
+    Config(ConfigArgs),
     /// Print a completion script for SHELL (bash, zsh, fish, elvish, powershell).
     #[command(
         after_help = "Example: djgc completions bash > ~/.local/share/bash-completion/completions/djgc"
@@ -284,6 +288,16 @@ struct LsArgs {
     json: bool,
 }
 
+#[derive(Args)]
+struct ConfigArgs {
+    /// Read this datajoint.json instead of searching for one.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum SectionChoice {
     Hash,
@@ -359,6 +373,7 @@ fn main() -> ExitCode {
         Command::Purge(args) => purge(args, &console),
         Command::MergeReports(args) => merge_reports(args),
         Command::Ls(args) => ls(args, &console),
+        Command::Config(args) => show_config(args),
         Command::Completions { shell } => {
             let mut command = Cli::command();
             clap_complete::generate(*shell, &mut command, "djgc", &mut std::io::stdout());
@@ -630,6 +645,67 @@ fn ls(args: &LsArgs, console: &Console) -> Result<Exit, Error> {
     } else {
         Exit::Clean
     })
+}
+
+/// `config`.
+fn show_config(args: &ConfigArgs) -> Result<Exit, Error> {
+    let config = Config::load(args.config.clone())?;
+    let stores: Vec<(String, Result<StoreSpec, Error>)> = config
+        .store_names()
+        .into_iter()
+        .map(|name| {
+            let spec = config.store(Some(&name));
+            (name, spec)
+        })
+        .collect();
+    let shown = |path: &Option<PathBuf>| path.as_ref().map(|p| p.display().to_string());
+    if args.json {
+        let checks: serde_json::Map<String, serde_json::Value> = stores
+            .iter()
+            .map(|(name, spec)| {
+                let check = match spec {
+                    Ok(_) => "ok".to_string(),
+                    Err(e) => e.to_string(),
+                };
+                (name.clone(), check.into())
+            })
+            .collect();
+        let out = serde_json::json!({
+            "file": shown(&config.file),
+            "secrets_dir": shown(&config.secrets_dir),
+            "settings": config.settings(),
+            "stores": checks,
+        });
+        println!("{out}");
+    } else {
+        let none = || "(none)".to_string();
+        println!("config file: {}", shown(&config.file).unwrap_or_else(none));
+        println!(
+            "secrets dir: {}",
+            shown(&config.secrets_dir).unwrap_or_else(none)
+        );
+        let settings = config.settings();
+        let key_width = settings.iter().map(|s| s.key.len()).max().unwrap_or(0);
+        let value_width = settings
+            .iter()
+            .map(|s| s.value.len())
+            .max()
+            .unwrap_or(0)
+            .min(40);
+        for s in &settings {
+            println!(
+                "  {:<key_width$}  {:<value_width$}  {}",
+                s.key, s.value, s.source
+            );
+        }
+        for (name, spec) in &stores {
+            match spec {
+                Ok(spec) => println!("store {name}: ok ({}, {})", spec.protocol, spec.location),
+                Err(e) => println!("store {name}: {e}"),
+            }
+        }
+    }
+    Ok(Exit::Clean)
 }
 
 /// `merge-reports FILE...`.
