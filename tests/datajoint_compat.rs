@@ -164,3 +164,90 @@ fn djgc_matches_dj_gc_and_datajoint_loads_every_row_after_delete() {
         }
     }
 }
+
+/// Builds the project's wheel with maturin (the dev profile, sharing this
+/// build's target folder) and installs it into the compatibility venv, as
+/// `pip install` of the project does; returns the venv's `bin` folder.
+fn install_wheel() -> PathBuf {
+    let python = python();
+    let bin = python.parent().unwrap().to_path_buf();
+    let wheels = tempfile::tempdir().unwrap();
+    let built = Command::new(bin.join("maturin"))
+        .args(["build", "--profile", "dev", "--out"])
+        .arg(wheels.path())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "maturin build: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let wheel = std::fs::read_dir(wheels.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "whl"))
+        .expect("a wheel");
+    let installed = Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--force-reinstall",
+            "--no-deps",
+        ])
+        .arg(&wheel)
+        .output()
+        .unwrap();
+    assert!(
+        installed.status.success(),
+        "pip install: {}",
+        String::from_utf8_lossy(&installed.stderr)
+    );
+    bin
+}
+
+#[test]
+fn python_users_swap_dj_gc_for_djgc_in_one_line() {
+    let bin = install_wheel();
+    // The wheel put djgc on the environment's PATH.
+    let version = Command::new(bin.join("djgc"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        format!("djgc {}", env!("CARGO_PKG_VERSION"))
+    );
+    for backend in BACKENDS {
+        let mut env = Env::new(backend);
+        let schema = unique_schema("pyswap");
+        env.schemas.push(schema.clone());
+        env.write_config(Some(&[2, 2]));
+        let stats = datajoint(&env, "swap", &schema);
+        let ours = &stats["djgc"];
+        let mut compared = 0;
+        for (key, theirs) in stats.as_object().unwrap() {
+            if key == "djgc" {
+                continue;
+            }
+            let mine = &ours[key];
+            if theirs.is_array() {
+                let (mut a, mut b) = (strings(mine), strings(theirs));
+                a.sort();
+                b.sort();
+                assert_eq!(a, b, "{backend:?}: {key}");
+            } else {
+                assert_eq!(mine, theirs, "{backend:?}: {key}");
+            }
+            compared += 1;
+        }
+        assert!(
+            compared >= 10,
+            "{backend:?}: only {compared} of dj.gc's keys: {stats}"
+        );
+        assert_eq!(ours["dry_run"], true);
+        assert!(ours["orphaned"].as_u64().unwrap() > 0);
+    }
+}

@@ -5,9 +5,11 @@ same configuration as djgc:
 
     python dj_pipeline.py populate SCHEMA OUT.json   # write a pipeline, delete rows, run dj.gc
     python dj_pipeline.py verify   SCHEMA OUT.json   # load every row, run dj.gc again
+    python dj_pipeline.py swap     SCHEMA OUT.json   # populate, then dj.gc and djgc.collect
 
 OUT.json receives dj.gc's stats (dry run), including its orphan lists, and in
-verify mode the number of rows loaded.
+verify mode the number of rows loaded, in swap mode under "djgc" what the
+djgc Python module's collect() returns for the same call.
 """
 
 import json
@@ -135,7 +137,14 @@ def verify():
     return {"rows_loaded": loaded}
 
 
-extra = populate() if mode == "populate" else verify()
+extra = verify() if mode == "verify" else populate()
 stats = dj.gc.GarbageCollector(schema, store="main").collect(dry_run=True)
+if mode == "swap":
+    import djgc
+
+    # The one-line swap: the same schema object, store and dry run.
+    extra["djgc"] = djgc.collect(
+        schema, store="main", dry_run=True, min_age="0s", schema_codec=["labcontainer"]
+    )
 stats.update(extra)
 Path(out_path).write_text(json.dumps(stats, default=str))

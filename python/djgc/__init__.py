@@ -1,0 +1,156 @@
+"""djgc from Python: a one-line replacement for DataJoint's ``dj.gc``.
+
+The wheel installs the ``djgc`` executable beside this module; ``collect``
+runs it with the caller's DataJoint configuration and returns the same stats
+dict as ``dj.gc.collect`` (djgc's report, which carries dj.gc's keys)::
+
+    import datajoint as dj
+    import djgc
+
+    # was: stats = dj.gc.collect(ephys, imaging, store="main", dry_run=False)
+    stats = djgc.collect(ephys, imaging, store="main", dry_run=False)
+
+Options are djgc's flags with underscores: ``min_age="7d"``, ``jobs=8``,
+``quarantine=True``, ``schema_codec=["labcontainer"]``.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sysconfig
+import tempfile
+
+__all__ = ["collect", "executable", "DjgcError"]
+
+
+class DjgcError(RuntimeError):
+    """djgc refused or failed; ``exit_code`` and ``stats`` (if any) tell why."""
+
+    def __init__(self, message, exit_code, stats=None):
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.stats = stats
+
+
+def executable():
+    """The djgc executable: ``DJGC_EXECUTABLE``, the one installed with this
+    module, or the first on the PATH."""
+    explicit = os.environ.get("DJGC_EXECUTABLE")
+    if explicit:
+        return explicit
+    name = "djgc.exe" if os.name == "nt" else "djgc"
+    beside = os.path.join(sysconfig.get_path("scripts"), name)
+    if os.path.isfile(beside):
+        return beside
+    found = shutil.which("djgc")
+    if found:
+        return found
+    raise FileNotFoundError("the djgc executable is not installed (pip install djgc)")
+
+
+def _schema_name(schema):
+    """A schema name, from a name or a DataJoint schema object."""
+    if isinstance(schema, str):
+        return schema
+    name = getattr(schema, "database", None)
+    if isinstance(name, str) and name:
+        return name
+    raise TypeError(f"{schema!r} is neither a schema name nor a DataJoint schema")
+
+
+def _plain(value):
+    """A config value as JSON holds it (pydantic secrets revealed)."""
+    if hasattr(value, "get_secret_value"):
+        return value.get_secret_value()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items() if v is not None}
+    return value
+
+
+def _datajoint_json(config):
+    """The caller's resolved DataJoint settings, as datajoint.json holds them."""
+    database = config.database
+    fields = ("host", "port", "user", "password", "backend", "name")
+    settings = {f: _plain(getattr(database, f, None)) for f in fields}
+    stores = _plain(dict(config.stores))
+    return {
+        "database": {k: v for k, v in settings.items() if v is not None},
+        "stores": stores,
+    }
+
+
+def _add_orphan_lists(stats, orphans):
+    """dj.gc's ``orphaned_hash_paths`` and ``orphaned_schema_paths``."""
+    hash_prefixes = tuple(
+        s["prefix"] for s in stats.get("sections", []) if s.get("kind") == "hash"
+    )
+    stats["orphaned_hash_paths"] = [p for p in orphans if p.startswith(hash_prefixes)]
+    stats["orphaned_schema_paths"] = [p for p in orphans if not p.startswith(hash_prefixes)]
+
+
+def _flags(options):
+    flags = []
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            flags.append(flag)
+        elif value is False or value is None:
+            continue
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                flags += [flag, str(item)]
+        else:
+            flags += [flag, str(value)]
+    return flags
+
+
+def collect(*schemas, store=None, dry_run=True, config=None, **options):
+    """Find (and unless ``dry_run``, delete) the orphans of ``schemas`` in
+    ``store`` (default: ``stores.default``), as ``dj.gc.collect`` does.
+
+    ``schemas`` are DataJoint schema objects or names; ``config`` is a
+    DataJoint config (default: ``dj.config``, the caller's). Returns the
+    stats dict; raises :class:`DjgcError` when djgc refuses (exit 3, scan
+    problems or the mass-deletion guard) or on bad input (exit 2). Deletion
+    failures of single objects (exit 1) are reported in the stats.
+    """
+    if not schemas:
+        raise ValueError("At least one schema must be provided")
+    names = [_schema_name(s) for s in schemas]
+    if config is None:
+        # As dj.gc: the first schema's connection config, else dj.config.
+        connection = getattr(schemas[0], "connection", None)
+        config = getattr(connection, "_config", None)
+    if config is None:
+        import datajoint as dj
+
+        config = dj.config
+    args = [executable(), "collect", *names, "--json", "--quiet"]
+    if store is not None:
+        args += ["--store", store]
+    if not dry_run:
+        args.append("--delete")
+    args += _flags(options)
+    with tempfile.TemporaryDirectory(prefix="djgc-") as folder:
+        path = os.path.join(folder, "datajoint.json")
+        orphans = os.path.join(folder, "orphans.txt")
+        # The password goes to a file only its owner can read, removed after.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(_datajoint_json(config), out)
+        run = subprocess.run(
+            args + ["--config", path, "--orphans-out", orphans],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        stats = json.loads(run.stdout) if run.stdout.strip() else None
+        if stats is not None and os.path.exists(orphans):
+            with open(orphans) as lines:
+                _add_orphan_lists(stats, lines.read().splitlines())
+    if run.returncode in (0, 1) and stats is not None:
+        return stats
+    raise DjgcError(
+        f"djgc exited {run.returncode}: {run.stderr.strip()}", run.returncode, stats
+    )
