@@ -107,10 +107,13 @@ pub fn render(report: &Report, spec: &StoreSpec, min_age: Duration) -> String {
         );
     }
     if !report.unscanned_schemas.is_empty() {
+        let (its, it) = match report.unscanned_schemas.len() {
+            1 => ("its", "it"),
+            _ => ("their", "them"),
+        };
         let _ = writeln!(
             out,
-            "  Not scanned:             {} also have objects in this store; their orphans \
-             stay (collect them too, or use --all-schemas)",
+            "  Not scanned:             {} ({its} orphans stay; name {it} too, or use --all-schemas)",
             report.unscanned_schemas.join(", ")
         );
     }

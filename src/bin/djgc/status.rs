@@ -128,8 +128,12 @@ impl Progress for Console {
     fn references_done(&self, distinct: u64) {
         if let Some(bars) = &self.bars {
             let bar = &bars.references;
-            bar.set_style(style("{prefix:>12} {human_pos} values, {msg} [{elapsed}]"));
-            bar.finish_with_message(format!("{} distinct paths", HumanCount(distinct)));
+            let took = bar.elapsed().as_secs_f64();
+            bar.set_style(style("{prefix:>12} {human_pos} values, {msg}"));
+            bar.finish_with_message(format!(
+                "{} distinct paths in {took:.1} s",
+                HumanCount(distinct)
+            ));
         }
     }
 
@@ -152,8 +156,8 @@ impl Progress for Console {
             bars.orphans.finish();
             let bar = bars.multi.add(ProgressBar::new(bytes));
             bar.set_style(style(
-                "{prefix:>12} [{bar:30}] {binary_bytes}/{binary_total_bytes} \
-                 ({binary_bytes_per_sec}, ETA {eta}) {msg}",
+                "{prefix:>12} [{bar:20}] {msg}, {binary_bytes}/{binary_total_bytes}, \
+                 {binary_bytes_per_sec}, ETA {eta}",
             ));
             bar.set_prefix("deleting");
             bar.set_message(format!("0/{orphans} objects"));
