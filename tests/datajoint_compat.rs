@@ -165,39 +165,19 @@ fn djgc_matches_dj_gc_and_datajoint_loads_every_row_after_delete() {
     }
 }
 
-/// Builds the project's wheel with maturin (the dev profile, sharing this
-/// build's target folder) and installs it into the compatibility venv, as
-/// `pip install` of the project does; returns the venv's `bin` folder.
-fn install_wheel() -> PathBuf {
+/// `pip install` of the project into the compatibility venv: maturin builds
+/// the binary wheel (with the dev profile, sharing this build's target
+/// folder, where a user's install builds a release) and pip installs it.
+/// Returns the venv's `bin` folder.
+fn pip_install_project() -> PathBuf {
     let python = python();
     let bin = python.parent().unwrap().to_path_buf();
-    let wheels = tempfile::tempdir().unwrap();
-    let built = Command::new(bin.join("maturin"))
-        .args(["build", "--profile", "dev", "--out"])
-        .arg(wheels.path())
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    assert!(
-        built.status.success(),
-        "maturin build: {}",
-        String::from_utf8_lossy(&built.stderr)
-    );
-    let wheel = std::fs::read_dir(wheels.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "whl"))
-        .expect("a wheel");
+    let path = std::env::var("PATH").unwrap_or_default();
     let installed = Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--force-reinstall",
-            "--no-deps",
-        ])
-        .arg(&wheel)
+        .args(["-m", "pip", "install", "--quiet", "--no-build-isolation"])
+        .args(["--force-reinstall", "--no-deps", env!("CARGO_MANIFEST_DIR")])
+        .env("MATURIN_PEP517_ARGS", "--profile dev")
+        .env("PATH", format!("{}:{path}", bin.display())) // maturin, from the venv
         .output()
         .unwrap();
     assert!(
@@ -210,7 +190,7 @@ fn install_wheel() -> PathBuf {
 
 #[test]
 fn python_users_swap_dj_gc_for_djgc_in_one_line() {
-    let bin = install_wheel();
+    let bin = pip_install_project();
     // The wheel put djgc on the environment's PATH.
     let version = Command::new(bin.join("djgc"))
         .arg("--version")
