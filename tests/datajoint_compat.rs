@@ -166,17 +166,23 @@ fn djgc_matches_dj_gc_and_datajoint_loads_every_row_after_delete() {
 }
 
 /// `pip install` of the project into the compatibility venv: maturin builds
-/// the binary wheel (with the dev profile, sharing this build's target
-/// folder, where a user's install builds a release) and pip installs it.
-/// Returns the venv's `bin` folder.
+/// the binary wheel (with the dev profile, where a user's install builds a
+/// release) and pip installs it. The build has a target folder of its own
+/// beside this build's, kept between runs: rebuilding the djgc binary that
+/// the other tests are running would pull it from under them. Returns the
+/// venv's `bin` folder.
 fn pip_install_project() -> PathBuf {
     let python = python();
     let bin = python.parent().unwrap().to_path_buf();
     let path = std::env::var("PATH").unwrap_or_default();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
     let installed = Command::new(&python)
         .args(["-m", "pip", "install", "--quiet", "--no-build-isolation"])
         .args(["--force-reinstall", "--no-deps", env!("CARGO_MANIFEST_DIR")])
         .env("MATURIN_PEP517_ARGS", "--profile dev")
+        .env("CARGO_TARGET_DIR", target.join("python-wheel"))
         .env("PATH", format!("{}:{path}", bin.display())) // maturin, from the venv
         .output()
         .unwrap();
