@@ -6,7 +6,7 @@
 //! `bucket, key, size, last modified, ...` rows. djgc reads the report
 //! instead of listing (`--inventory MANIFEST`, the manifest's local path or
 //! `s3://bucket/key` on the store's endpoint with its credentials), reading
-//! every data file once (a few at a time, each held compressed in memory
+//! every data file once (a few at a time, each spooled to a temporary file
 //! when it comes from the bucket) and handing each row to the sections (and shard
 //! ranges) it belongs to, so the rest of the scan cannot tell the difference.
 //!
@@ -23,7 +23,7 @@
 //! delete markers are objects. Parquet and ORC reports are refused (no lean
 //! crate reads Parquet; the `parquet` crate would double djgc's build).
 
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -231,12 +231,16 @@ impl Inventory {
         key: &str,
     ) -> std::result::Result<Box<dyn Read>, Box<dyn std::error::Error + Send + Sync>> {
         let raw: Box<dyn Read> = match &self.source {
-            Source::Bucket(store) => match store.get(key)? {
-                Some(body) => Box::new(std::io::Cursor::new(body)),
-                None => {
-                    return Err(format!("listed in {} but not in its bucket", self.manifest).into())
+            Source::Bucket(store) => {
+                // Spooled to an unnamed file, so memory stays flat whatever
+                // the file's size.
+                let mut file = tempfile::tempfile()?;
+                if !store.download(key, &mut file)? {
+                    return Err(format!("listed in {} but not in its bucket", self.manifest).into());
                 }
-            },
+                file.seek(SeekFrom::Start(0))?;
+                Box::new(BufReader::with_capacity(1 << 20, file))
+            }
             Source::Local(dir) => {
                 let name = key.rsplit('/').next().unwrap_or(key);
                 let beside = dir.join(name);

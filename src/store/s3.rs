@@ -530,6 +530,15 @@ impl Store for S3Store {
     }
 
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut body = Vec::new();
+        Ok(self.download(key, &mut body)?.then_some(body))
+    }
+}
+
+impl S3Store {
+    /// Streams the object at `key` into `out` as it arrives (a large file,
+    /// such as an inventory's, never held whole); `false` when there is none.
+    pub fn download(&self, key: &str, out: &mut dyn std::io::Write) -> Result<bool, StoreError> {
         self.runtime.handle().block_on(async {
             let response = self
                 .client
@@ -538,17 +547,17 @@ impl Store for S3Store {
                 .key(self.bucket_key(key))
                 .send()
                 .await;
-            let output = match response {
-                Ok(output) => output,
-                Err(e) if e.code() == Some("NoSuchKey") => return Ok(None),
+            let mut body = match response {
+                Ok(output) => output.body,
+                Err(e) if e.code() == Some("NoSuchKey") => return Ok(false),
                 Err(e) => return Err(StoreError::new("get", key, self.explain(&e))),
             };
-            let body = output
-                .body
-                .collect()
-                .await
-                .map_err(|e| StoreError::new("get", key, e))?;
-            Ok(Some(body.into_bytes().to_vec()))
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| StoreError::new("get", key, e))?;
+                out.write_all(&chunk)
+                    .map_err(|e| StoreError::new("get", key, e))?;
+            }
+            Ok(true)
         })
     }
 }
