@@ -294,14 +294,7 @@ fn dispose(
         let mut total = Tally::default();
         for worker in workers {
             let part = worker.join().expect("delete worker panicked");
-            let (sum, add) = (&mut total.outcome, &part.outcome);
-            sum.hash_paths_deleted += add.hash_paths_deleted;
-            sum.schema_paths_deleted += add.schema_paths_deleted;
-            sum.bytes_freed += add.bytes_freed;
-            sum.errors += add.errors;
-            sum.already_gone += add.already_gone;
-            sum.quarantined += add.quarantined;
-            sum.quarantined_bytes += add.quarantined_bytes;
+            total.outcome.add_counts(&part.outcome);
             total.rescued += part.rescued;
         }
         if let Some(watch) = watch {

@@ -59,6 +59,20 @@ pub struct DeleteOutcome {
     pub lost_keys: Vec<String>,
 }
 
+impl DeleteOutcome {
+    /// Adds another part's counts (a delete worker's, a shard's) to these.
+    pub fn add_counts(&mut self, other: &DeleteOutcome) {
+        self.hash_paths_deleted += other.hash_paths_deleted;
+        self.schema_paths_deleted += other.schema_paths_deleted;
+        self.bytes_freed += other.bytes_freed;
+        self.errors += other.errors;
+        self.already_gone += other.already_gone;
+        self.quarantined += other.quarantined;
+        self.quarantined_bytes += other.quarantined_bytes;
+        self.lost += other.lost;
+    }
+}
+
 /// Everything a scan or collection reports.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Report {
@@ -379,18 +393,11 @@ impl Report {
         self.rescued += other.rescued;
         self.changed_skipped += other.changed_skipped;
         let (mine, theirs) = (&mut self.outcome, &other.outcome);
-        mine.hash_paths_deleted += theirs.hash_paths_deleted;
-        mine.schema_paths_deleted += theirs.schema_paths_deleted;
-        mine.bytes_freed += theirs.bytes_freed;
-        mine.errors += theirs.errors;
-        mine.already_gone += theirs.already_gone;
-        mine.quarantined += theirs.quarantined;
-        mine.quarantined_bytes += theirs.quarantined_bytes;
+        mine.add_counts(theirs);
         mine.quarantine_run = match (mine.quarantine_run.take(), &theirs.quarantine_run) {
             (Some(a), Some(b)) if a != *b => Some(format!("{a}, {b}")),
             (a, b) => a.or_else(|| b.clone()),
         };
-        mine.lost += theirs.lost;
         mine.lost_keys.extend(theirs.lost_keys.iter().cloned());
     }
 }
