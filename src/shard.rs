@@ -229,17 +229,16 @@ fn hash_cuts(prefix: &str, subfolding: Option<&[usize]>, count: usize) -> Vec<St
 
 /// Cuts a schema section at quantiles of its sampled paths, each weighed
 /// by the files it is stored as (a Zarr folder outweighs an `.npy` file);
-/// with no sample, the first shard takes the whole section.
+/// with no sample, the last shard takes the whole section.
 fn sample_cuts(prefix: &str, mut paths: Vec<&(String, u64)>, count: usize) -> Vec<String> {
-    if paths.is_empty() {
-        return vec![format!("{prefix}\u{10FFFF}"); count - 1];
-    }
     paths.sort();
     let total: u64 = paths.iter().map(|(_, files)| files).sum();
     let mut cuts = Vec::with_capacity(count - 1);
     let mut below = 0u64;
     let mut next = paths.iter();
-    // Cuts only move forward: a share of nothing gets an empty range.
+    // Cuts only move forward: a share of nothing gets an empty range (with
+    // no sample at all, every cut is the prefix and the last shard takes
+    // the whole section).
     let mut cut = prefix;
     for j in 1..count as u64 {
         // The first path at which `j` shares of the files are reached.

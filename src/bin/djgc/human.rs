@@ -14,8 +14,10 @@ pub fn render(report: &Report, spec: &StoreSpec, min_age: Duration) -> String {
     let mut out = String::new();
     let mode = if report.dry_run { "dry run" } else { "deleted" };
     let shard = match &report.shard {
-        Some(s) => format!(", shard {} (its share of the keys below)", s.shard),
-        None => String::new(),
+        Some(s) if !s.shard.is_whole() => {
+            format!(", shard {} (its share of the keys below)", s.shard)
+        }
+        _ => String::new(),
     };
     let _ = writeln!(
         out,
