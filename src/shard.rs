@@ -398,6 +398,10 @@ mod tests {
                     cuts.windows(2).all(|w| w[0] <= w[1]),
                     "{n} {count}: {cuts:?}"
                 );
+                if n == 0 {
+                    // Below every key: the last shard takes the section.
+                    assert!(cuts.iter().all(|c| c == "_schema/a/"), "{cuts:?}");
+                }
             }
         }
     }
