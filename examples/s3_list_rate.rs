@@ -22,7 +22,7 @@ fn main() -> anyhow::Result<()> {
     };
     let spec = Config::load(Some(config.into()))?.store(None)?;
     let store = S3Store::open(&spec, concurrency)?;
-    let prefixes: Vec<String> = sections(&spec, std::slice::from_ref(schema))
+    let prefixes: Vec<String> = sections(&spec, std::slice::from_ref(schema))?
         .into_iter()
         .map(|s| s.prefix)
         .collect();

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's first command: builds djgc, starts the databases, writes a
 # small DataJoint-format demo (MariaDB schema djgc_demo, file store in
-# demo/store, some rows deleted) and runs `djgc scan` on it.
+# demo/store, some rows deleted) and runs `djgc scan --min-age 0s` on it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -25,8 +25,9 @@ JSON
 cd "$demo"
 "$target/release/djgc-fixture" djgc_demo --hash-rows 4000 --npy-rows 2000 --folder-rows 200
 echo
-echo "\$ djgc scan djgc_demo        (in $demo, which holds datajoint.json)"
-"$target/release/djgc" scan djgc_demo
+echo "\$ djgc scan djgc_demo --min-age 0s        (in $demo, which holds datajoint.json)"
+"$target/release/djgc" scan djgc_demo --min-age 0s
 echo
-echo "Orphans younger than --min-age (default 24h) are kept; try --min-age 0s."
-echo "To delete: (cd demo && $target/release/djgc collect djgc_demo --delete)"
+echo "The demo store was written a moment ago, and djgc ages an object from its arrival"
+echo "in the store: with the default --min-age (24h) every orphan here is still young."
+echo "To delete: (cd demo && $target/release/djgc collect djgc_demo --min-age 0s --delete)"

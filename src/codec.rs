@@ -86,6 +86,12 @@ pub struct Reference<'a> {
 }
 
 impl Reference<'_> {
+    /// The store key DataJoint reads through this reference
+    /// ([`store_key`]): what it protects.
+    pub fn key(&self) -> Cow<'_, str> {
+        store_key(&self.path)
+    }
+
     /// Whether this reference belongs to `store`. A missing, null or empty
     /// store counts for the default store: the reading that keeps more.
     pub fn is_for(&self, store: &str, store_is_default: bool) -> bool {
@@ -94,6 +100,31 @@ impl Reference<'_> {
             Some(name) => name == store,
         }
     }
+}
+
+/// The store key a `path` names when DataJoint joins it onto the store's
+/// location: `pathlib` (file stores) drops `.` segments, repeated and
+/// trailing `/`, and the file system then resolves `..`; a leading `/`
+/// is dropped too (an object store's key never starts with one). Writing a
+/// path another way must not stop it from protecting its object, so
+/// references are recorded by the key they name. A `..` that would climb
+/// above the store root stays, and names no key djgc lists.
+pub fn store_key(path: &str) -> Cow<'_, str> {
+    let plain = |segment: &str| !segment.is_empty() && segment != "." && segment != "..";
+    if path.split('/').all(plain) {
+        return Cow::Borrowed(path);
+    }
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in path.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." if segments.last().is_some_and(|s| *s != "..") => {
+                segments.pop();
+            }
+            other => segments.push(other),
+        }
+    }
+    Cow::Owned(segments.join("/"))
 }
 
 #[derive(Deserialize)]
@@ -168,6 +199,67 @@ mod tests {
         assert_eq!(kind(":<zarr@main>:", true), Some(RefKind::Schema));
         assert_eq!(kind(":<filepath@main>:", true), Some(RefKind::Other));
         assert_eq!(kind(":<mycodec>:", false), None);
+    }
+
+    #[test]
+    fn references_name_the_key_datajoint_reads() {
+        for (written, key) in [
+            ("_hash/s/ih23", "_hash/s/ih23"),
+            ("_hash/s/./ih23", "_hash/s/ih23"),
+            ("_hash/s//ih23", "_hash/s/ih23"),
+            ("./_hash/s/ih23", "_hash/s/ih23"),
+            ("_schema/s/t/id=1/obj_X/", "_schema/s/t/id=1/obj_X"),
+            ("_schema/s/t/x/../id=1/f", "_schema/s/t/id=1/f"),
+            ("/etc/passwd", "etc/passwd"),
+            ("../../x", "../../x"),
+            ("a/../../x", "../x"),
+        ] {
+            assert_eq!(store_key(written), key, "{written}");
+        }
+        assert!(matches!(store_key("_hash/s/ih23"), Cow::Borrowed(_)));
+    }
+
+    proptest::proptest! {
+        /// However a plain key is spelled (`./` inserted, `/` doubled, a
+        /// trailing `/`, a detour through `x/..`), it names the key; and
+        /// what `store_key` gives has no segment left to resolve.
+        #[test]
+        fn every_spelling_of_a_key_names_the_key(
+            segments in proptest::collection::vec("[a-z0-9_=][a-z0-9_=.]{0,3}", 1..6),
+            spellings in proptest::collection::vec(0u8..4, 6),
+            trailing in proptest::bool::ANY,
+        ) {
+            let key = segments.join("/");
+            let mut written = String::new();
+            for (i, segment) in segments.iter().enumerate() {
+                if i > 0 {
+                    written.push('/');
+                }
+                match spellings[i] {
+                    1 => written.push_str("./"),
+                    2 => written.push('/'),
+                    3 => written.push_str("detour/../"),
+                    _ => {}
+                }
+                written.push_str(segment);
+            }
+            if trailing {
+                written.push('/');
+            }
+            proptest::prop_assert_eq!(store_key(&written), key.as_str());
+            let resolved = store_key(&written).into_owned();
+            proptest::prop_assert_eq!(store_key(&resolved), resolved.as_str());
+        }
+
+        #[test]
+        fn store_keys_are_resolved_once_and_for_all(path in "[a./]{0,12}") {
+            let once = store_key(&path).into_owned();
+            proptest::prop_assert_eq!(store_key(&once), once.as_str());
+            let mut segments = once.split('/').filter(|s| !once.is_empty() || !s.is_empty());
+            proptest::prop_assert!(segments.all(|s| !s.is_empty() && s != "."));
+            // `..` only where it would climb above the root.
+            proptest::prop_assert!(once.split('/').skip_while(|s| *s == "..").all(|s| s != ".."));
+        }
     }
 
     #[test]

@@ -110,7 +110,17 @@ pub struct DatabaseConfig {
     pub password: Option<Secret>,
     /// PostgreSQL database holding the schemas (default `postgres`).
     pub name: String,
+    /// The longest any wait on the database may take: connecting, a
+    /// statement's answer or next row, a lock (djgc's setting, not
+    /// DataJoint's; [`DEFAULT_DB_TIMEOUT`] unless the caller sets it).
+    pub timeout: std::time::Duration,
 }
+
+/// How long djgc waits for the database before it gives up: long enough
+/// for a busy server to answer a catalog query or find the next non-null
+/// row of a large table, short enough that a dead host or a read queued
+/// behind a lock (MySQL waits a year for one by default) ends the run.
+pub const DEFAULT_DB_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Keys every store accepts, whatever its protocol.
 const COMMON_STORE_KEYS: &[&str] = &[
@@ -235,10 +245,35 @@ pub struct Setting {
     pub source: String,
 }
 
-/// Whether a setting holds a secret, so that it is never shown.
+/// Whether a setting holds a secret, so that it is never shown: passwords,
+/// S3 secret keys, GCS tokens, Azure account keys and connection strings
+/// (which carry the account key).
 fn is_secret(key: &str) -> bool {
     let attr = key.rsplit('.').next().unwrap_or(key);
-    attr == "password" || attr.contains("secret") || attr.contains("token")
+    attr == "password"
+        || attr.contains("secret")
+        || attr.contains("token")
+        || (attr.contains("key") && attr != "access_key")
+        || attr == "connection_string"
+}
+
+/// `value` with the password (or the whole user part) of any URL in it
+/// masked: `https://user:pw@host` becomes `https://****@host`.
+fn mask_url_credentials(value: &str) -> String {
+    let mut shown = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(scheme_end) = rest.find("://") {
+        let authority_start = scheme_end + 3;
+        shown.push_str(&rest[..authority_start]);
+        rest = &rest[authority_start..];
+        let authority_end = rest.find(['/', '?', '#', ' ']).unwrap_or(rest.len());
+        if let Some(at) = rest[..authority_end].rfind('@') {
+            shown.push_str("****");
+            rest = &rest[at..];
+        }
+    }
+    shown.push_str(rest);
+    shown
 }
 
 /// Where to read the configuration from; [`LoadOptions::from_process`] gives
@@ -299,10 +334,24 @@ fn read_secret(dir: &Path, name: &str) -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
+/// The string a setting holds; `origin` names the setting (its dotted key
+/// last). A value of another type is shown in the error unless the setting
+/// is a secret.
 fn as_str<'a>(value: &'a Value, origin: &dyn Fn() -> String) -> Result<&'a str> {
-    value
-        .as_str()
-        .ok_or_else(|| Error::Config(format!("{}: expected a string, got {value}", origin())))
+    value.as_str().ok_or_else(|| {
+        let origin = origin();
+        let got = if is_secret(&origin) {
+            match value {
+                Value::Number(_) => "a number".to_string(),
+                Value::Bool(_) => "true or false".to_string(),
+                Value::Array(_) => "a list".to_string(),
+                _ => "another kind of value".to_string(),
+            }
+        } else {
+            value.to_string()
+        };
+        Error::Config(format!("{origin}: expected a string, got {got}"))
+    })
 }
 
 /// The `database` settings a file gives, nested or as `database.x` keys.
@@ -512,7 +561,7 @@ impl Config {
                 value: if is_secret(&key) {
                     "****".to_string()
                 } else {
-                    value
+                    mask_url_credentials(&value)
                 },
                 source: source(&key),
                 key,
@@ -626,6 +675,7 @@ fn resolve_database(
         user: setting("user", "DJ_USER")?,
         password: setting("password", "DJ_PASS")?.map(Secret::new),
         name: setting("name", "DJ_DATABASE_NAME")?.unwrap_or_else(|| "postgres".to_string()),
+        timeout: DEFAULT_DB_TIMEOUT,
     };
     sources.extend(found.into_inner());
     Ok(database)
@@ -818,6 +868,15 @@ fn check_prefix_separation(
     .into_iter()
     .filter_map(|(n, p)| p.filter(|p| !p.is_empty()).map(|p| (n, format!("{p}/"))))
     .collect();
+    for (name, prefix) in &named {
+        let prefix = prefix.trim_end_matches('/');
+        if let Some(why) = prefix.split('/').find_map(crate::layout::segment_problem) {
+            return Err(Error::Config(format!(
+                "store {store:?}: {name}={prefix:?} is not a plain store path ({why}); \
+                 sections must be folders inside the store"
+            )));
+        }
+    }
     for (i, (name_a, a)) in named.iter().enumerate() {
         for (name_b, b) in &named[i + 1..] {
             if a.starts_with(b.as_str()) || b.starts_with(a.as_str()) {
@@ -957,6 +1016,59 @@ mod tests {
         assert!(message(Some("overlap")).contains("overlap"));
         let half = message(Some("halfkeys"));
         assert!(half.contains("given together") && !half.contains("\"a\""));
+    }
+
+    #[test]
+    fn section_prefixes_are_plain_store_paths() {
+        let root = tempfile::tempdir().unwrap();
+        write(
+            &root.path().join("datajoint.json"),
+            r#"{"stores": {
+                "up": {"protocol": "file", "location": "/x", "hash_prefix": "../h"},
+                "dot": {"protocol": "file", "location": "/x", "schema_prefix": "a/./b"},
+                "deep": {"protocol": "file", "location": "/x", "filepath_prefix": "raw/2026"}}}"#,
+        );
+        let config = Config::load_with(&options(root.path(), &[])).unwrap();
+        for (name, setting) in [("up", "hash_prefix"), ("dot", "schema_prefix")] {
+            let e = config.store(Some(name)).unwrap_err().to_string();
+            assert!(
+                e.contains(setting) && e.contains("not a plain store path"),
+                "{e}"
+            );
+        }
+        assert!(config.store(Some("deep")).is_ok());
+    }
+
+    #[test]
+    fn secrets_are_masked_wherever_they_sit() {
+        for key in [
+            "database.password",
+            "stores.a.secret_key",
+            "stores.a.token",
+            "stores.a.account_key",
+            "stores.a.connection_string",
+        ] {
+            assert!(is_secret(key), "{key}");
+        }
+        for key in [
+            "stores.a.access_key",
+            "stores.a.account_name",
+            "stores.a.endpoint",
+        ] {
+            assert!(!is_secret(key), "{key}");
+        }
+        assert_eq!(
+            mask_url_credentials("https://ak:pw@s3.example.org:9000/x and http://u@p:3128"),
+            "https://****@s3.example.org:9000/x and http://****@p:3128"
+        );
+        assert_eq!(
+            mask_url_credentials("s3.example.org:9000"),
+            "s3.example.org:9000"
+        );
+        let e = as_str(&serde_json::json!(123456), &|| "stores.a.secret_key".into()).unwrap_err();
+        assert!(!e.to_string().contains("123456"), "{e}");
+        let e = as_str(&serde_json::json!(3306), &|| "database.host".into()).unwrap_err();
+        assert!(e.to_string().contains("3306"), "{e}");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::time::Duration;
 use futures_util::TryStreamExt;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{ColumnIndex, Decode, Executor, Pool, Row, Type};
+use sqlx::{ColumnIndex, Decode, Executor, Row, Type};
 
 use crate::codec::{classify, parse_comment, RefKind};
 use crate::config::{Backend, DatabaseConfig};
@@ -48,9 +48,26 @@ struct CatalogRow {
 
 /// A connection pool to the pipeline's database.
 #[derive(Clone, Debug)]
-pub enum Database {
+pub enum Pool {
     MySql(MySqlPool),
     Postgres(PgPool),
+}
+
+/// The pipeline's database: a pool, and the longest any wait on it may
+/// take. Every call is bounded by that timeout, as a whole for a catalog
+/// query and per row for a streamed read (a table may take hours to read,
+/// but never waits that long for its next row), so a database that stops
+/// answering (a dead host, a read queued behind a lock) ends the call with
+/// an error instead of holding the run forever. The server is also told
+/// to give up waiting for locks after the same time.
+///
+/// sqlx exposes no socket options, so there is no TCP keepalive on the
+/// client's side; the per-row bound is what notices a silent peer. A
+/// PostgreSQL server is asked for keepalive probes on its side.
+#[derive(Clone, Debug)]
+pub struct Database {
+    pool: Pool,
+    timeout: Duration,
 }
 
 /// Receives each non-null codec value of a row: the column's index in
@@ -69,8 +86,10 @@ impl Database {
         let password = config.password.as_ref().map(|p| p.expose().to_string());
         let target = format!("{}:{}", config.host, config.port);
         let context = |what: &str| format!("{what} {user}@{target}");
-        let acquire_timeout = Duration::from_secs(30);
-        match config.backend {
+        let timeout = config.timeout;
+        // Lock waits end on the server's side too, with an error that says so.
+        let lock_seconds = timeout.as_secs().clamp(1, 31_536_000);
+        let pool = match config.backend {
             Backend::MySql => {
                 let mut options = MySqlConnectOptions::new()
                     .host(&config.host)
@@ -79,52 +98,128 @@ impl Database {
                 if let Some(p) = &password {
                     options = options.password(p);
                 }
+                let limits = format!(
+                    "SET SESSION lock_wait_timeout = {lock_seconds}, \
+                     SESSION innodb_lock_wait_timeout = {}",
+                    lock_seconds.min(1_073_741_824)
+                );
                 let pool = MySqlPoolOptions::new()
                     .max_connections(connections)
-                    .acquire_timeout(acquire_timeout)
+                    .acquire_timeout(timeout)
+                    .after_connect(move |connection, _| {
+                        let limits = limits.clone();
+                        Box::pin(async move {
+                            connection.execute(sqlx::raw_sql(&limits)).await.map(drop)
+                        })
+                    })
                     .connect_with(options)
                     .await
                     .map_err(|e| Error::database(context("connecting to MySQL as"), e))?;
-                Ok(Database::MySql(pool))
+                Pool::MySql(pool)
             }
             Backend::PostgreSql => {
+                let millis =
+                    |d: Duration| format!("{}ms", d.as_millis().clamp(1, i32::MAX as u128));
                 let mut options = PgConnectOptions::new()
                     .host(&config.host)
                     .port(config.port)
                     .username(&user)
-                    .database(&config.name);
+                    .database(&config.name)
+                    .options([
+                        ("lock_timeout", millis(timeout)),
+                        ("idle_in_transaction_session_timeout", millis(timeout)),
+                        // A read that row-level security would filter fails
+                        // instead: rows the account cannot see would make
+                        // their objects look orphaned.
+                        ("row_security", "off".to_string()),
+                        ("tcp_keepalives_idle", "60".to_string()),
+                        ("tcp_keepalives_interval", "10".to_string()),
+                        ("tcp_keepalives_count", "6".to_string()),
+                    ]);
                 if let Some(p) = &password {
                     options = options.password(p);
                 }
                 let pool = PgPoolOptions::new()
                     .max_connections(connections)
-                    .acquire_timeout(acquire_timeout)
+                    .acquire_timeout(timeout)
                     .connect_with(options)
                     .await
                     .map_err(|e| Error::database(context("connecting to PostgreSQL as"), e))?;
-                Ok(Database::Postgres(pool))
+                Pool::Postgres(pool)
             }
+        };
+        Ok(Database { pool, timeout })
+    }
+
+    /// The connection pool, for callers that run their own statements.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// `work`, given at most the database timeout; `what` names it in errors.
+    async fn bounded<T>(
+        &self,
+        what: impl Fn() -> String,
+        work: impl std::future::Future<Output = std::result::Result<T, sqlx::Error>>,
+    ) -> Result<T> {
+        match tokio::time::timeout(self.timeout, work).await {
+            Ok(outcome) => outcome.map_err(|e| Error::database(what(), e)),
+            Err(_) => Err(Error::DatabaseSilent {
+                context: what(),
+                waited: self.timeout,
+            }),
         }
+    }
+
+    /// Refuses a MySQL/MariaDB account that cannot read `schema` as a whole:
+    /// those servers hide from `information_schema` every table and column
+    /// the account has no privilege on, so a read with table-level grants
+    /// only could miss whole tables of references and judge their objects
+    /// orphaned. Reading every table needs SELECT on the schema or on all
+    /// (`schema.*` or `*.*`, a wildcard pattern included), directly or
+    /// through a role that SHOW GRANTS lists. PostgreSQL lists every table
+    /// to every account; a table it may not read fails the read itself.
+    pub async fn check_reads_whole_schema(&self, schema: &str) -> Result<()> {
+        let Pool::MySql(pool) = &self.pool else {
+            return Ok(());
+        };
+        let grants: Vec<(String,)> = self
+            .bounded(
+                || "reading the account's grants (SHOW GRANTS)".to_string(),
+                sqlx::query_as("SHOW GRANTS").fetch_all(pool),
+            )
+            .await?;
+        if grants
+            .iter()
+            .any(|(grant,)| grant_reads_whole_schema(grant, schema))
+        {
+            return Ok(());
+        }
+        Err(Error::Refused(format!(
+            "the database account cannot read schema {schema} as a whole (no SELECT on \
+             `{schema}`.* or *.* among its grants): MySQL and MariaDB hide the tables and \
+             columns an account has no privilege on, so references in them would be missed \
+             and their objects judged orphaned. Grant SELECT ON `{schema}`.* to the account"
+        )))
     }
 
     /// Whether `schema` exists (a database on MySQL, a schema on PostgreSQL).
     pub async fn schema_exists(&self, schema: &str) -> Result<bool> {
         let context = || format!("looking up schema {schema}");
-        let found: Option<(i32,)> = match self {
-            Database::MySql(pool) => {
-                sqlx::query_as("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?")
-                    .bind(schema)
-                    .fetch_optional(pool)
-                    .await
+        let found: Option<(i32,)> = match &self.pool {
+            Pool::MySql(pool) => {
+                let query = sqlx::query_as(
+                    "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+                );
+                self.bounded(context, query.bind(schema).fetch_optional(pool))
+                    .await?
             }
-            Database::Postgres(pool) => {
-                sqlx::query_as("SELECT 1 FROM pg_namespace WHERE nspname = $1")
-                    .bind(schema)
-                    .fetch_optional(pool)
-                    .await
+            Pool::Postgres(pool) => {
+                let query = sqlx::query_as("SELECT 1 FROM pg_namespace WHERE nspname = $1");
+                self.bounded(context, query.bind(schema).fetch_optional(pool))
+                    .await?
             }
-        }
-        .map_err(|e| Error::database(context(), e))?;
+        };
         Ok(found.is_some())
     }
 
@@ -135,9 +230,11 @@ impl Database {
         schema_codecs: &[String],
     ) -> Result<Vec<CodecTable>> {
         let rows = self
-            .catalog(schema)
-            .await
-            .map_err(|e| Error::database(format!("listing the columns of schema {schema}"), e))?;
+            .bounded(
+                || format!("listing the columns of schema {schema}"),
+                self.catalog(schema),
+            )
+            .await?;
         Ok(group_codec_tables(schema, rows, schema_codecs))
     }
 
@@ -152,21 +249,20 @@ impl Database {
     ) -> Result<Vec<String>> {
         type Raw = (String, Option<String>, String);
         let context = || format!("finding the schemas with codec columns for store {store:?}");
-        let raw: Vec<Raw> = match self {
-            Database::MySql(pool) => {
-                sqlx::query_as(
+        let raw: Vec<Raw> = match &self.pool {
+            Pool::MySql(pool) => {
+                let query = sqlx::query_as(
                     "SELECT CAST(TABLE_SCHEMA AS CHAR), CAST(COLUMN_COMMENT AS CHAR), \
                         CAST(DATA_TYPE AS CHAR) \
                  FROM information_schema.COLUMNS \
                  WHERE COLUMN_COMMENT LIKE ':<%' \
                    AND TABLE_SCHEMA NOT IN ('mysql', 'information_schema', \
                                             'performance_schema', 'sys')",
-                )
-                .fetch_all(pool)
-                .await
+                );
+                self.bounded(context, query.fetch_all(pool)).await?
             }
-            Database::Postgres(pool) => {
-                sqlx::query_as(
+            Pool::Postgres(pool) => {
+                let query = sqlx::query_as(
                     "SELECT n.nspname::text, col_description(c.oid, a.attnum), \
                         format_type(a.atttypid, a.atttypmod) \
                  FROM pg_class c \
@@ -175,12 +271,10 @@ impl Database {
                                       AND NOT a.attisdropped \
                  WHERE c.relkind IN ('r', 'p') \
                    AND col_description(c.oid, a.attnum) LIKE ':<%'",
-                )
-                .fetch_all(pool)
-                .await
+                );
+                self.bounded(context, query.fetch_all(pool)).await?
             }
-        }
-        .map_err(|e| Error::database(context(), e))?;
+        };
         let mut schemas: Vec<String> = raw
             .into_iter()
             .filter(|(_, comment, data_type)| {
@@ -202,8 +296,8 @@ impl Database {
 
     async fn catalog(&self, schema: &str) -> std::result::Result<Vec<CatalogRow>, sqlx::Error> {
         type Raw = (String, String, Option<String>, String, String);
-        let raw: Vec<Raw> = match self {
-            Database::MySql(pool) => {
+        let raw: Vec<Raw> = match &self.pool {
+            Pool::MySql(pool) => {
                 sqlx::query_as(
                     "SELECT CAST(c.TABLE_NAME AS CHAR), CAST(c.COLUMN_NAME AS CHAR), \
                             CAST(c.COLUMN_COMMENT AS CHAR), CAST(c.DATA_TYPE AS CHAR), \
@@ -218,7 +312,7 @@ impl Database {
                 .fetch_all(pool)
                 .await?
             }
-            Database::Postgres(pool) => {
+            Pool::Postgres(pool) => {
                 sqlx::query_as(
                     "SELECT c.relname::text, a.attname::text, col_description(c.oid, a.attnum), \
                             format_type(a.atttypid, a.atttypmod), \
@@ -255,45 +349,112 @@ impl Database {
         visit: &mut ValueVisitor<'_>,
     ) -> Result<()> {
         let context = || format!("reading {}.{}", table.schema, table.name);
-        match self {
-            Database::MySql(pool) => {
+        match &self.pool {
+            Pool::MySql(pool) => {
                 let sql = select_values(table, &quote_mysql, |col| format!("CAST({col} AS CHAR)"));
-                stream_values(pool, &sql, table, visit).await
+                stream_values(pool, &sql, table, self.timeout, visit).await
             }
-            Database::Postgres(pool) => {
+            Pool::Postgres(pool) => {
                 let sql = select_values(table, &quote_postgres, |col| format!("{col}::text"));
-                stream_values(pool, &sql, table, visit).await
+                stream_values(pool, &sql, table, self.timeout, visit).await
             }
         }
-        .map_err(|e| Error::database(context(), e))
+        .map_err(|e| match e {
+            Streamed::Failed(e) => Error::database(context(), e),
+            Streamed::Silent => Error::DatabaseSilent {
+                context: context(),
+                waited: self.timeout,
+            },
+        })
     }
 
     pub fn backend(&self) -> Backend {
-        match self {
-            Database::MySql(_) => Backend::MySql,
-            Database::Postgres(_) => Backend::PostgreSql,
+        match self.pool {
+            Pool::MySql(_) => Backend::MySql,
+            Pool::Postgres(_) => Backend::PostgreSql,
         }
     }
 
     /// Quotes an identifier (schema, table or column name) for this backend.
     pub fn quote(&self, identifier: &str) -> String {
-        match self {
-            Database::MySql(_) => quote_mysql(identifier),
-            Database::Postgres(_) => quote_postgres(identifier),
+        match self.pool {
+            Pool::MySql(_) => quote_mysql(identifier),
+            Pool::Postgres(_) => quote_postgres(identifier),
         }
     }
 
     /// Runs one SQL statement that returns no rows.
     pub async fn execute(&self, sql: &str) -> Result<()> {
-        let outcome = match self {
-            Database::MySql(pool) => sqlx::raw_sql(sql).execute(pool).await.map(drop),
-            Database::Postgres(pool) => sqlx::raw_sql(sql).execute(pool).await.map(drop),
-        };
-        outcome.map_err(|e| {
-            let head: String = sql.chars().take(80).collect();
-            Error::database(format!("running {head}"), e)
-        })
+        let head: String = sql.chars().take(80).collect();
+        let context = || format!("running {head}");
+        match &self.pool {
+            Pool::MySql(pool) => self
+                .bounded(context, sqlx::raw_sql(sql).execute(pool))
+                .await
+                .map(drop),
+            Pool::Postgres(pool) => self
+                .bounded(context, sqlx::raw_sql(sql).execute(pool))
+                .await
+                .map(drop),
+        }
     }
+}
+
+/// Whether one line of MySQL's `SHOW GRANTS` gives SELECT on every table
+/// of `schema`: `SELECT` or `ALL PRIVILEGES` on `*.*`, or on a database
+/// pattern that matches the schema (`%` and `_` wildcards, `\` escapes).
+fn grant_reads_whole_schema(grant: &str, schema: &str) -> bool {
+    let Some((privileges, target)) = grant
+        .strip_prefix("GRANT ")
+        .and_then(|rest| rest.split_once(" ON "))
+    else {
+        return false; // a role granted, or no grant at all
+    };
+    let selects = privileges
+        .split(',')
+        .map(str::trim)
+        .any(|p| p == "SELECT" || p.starts_with("ALL"));
+    if !selects {
+        return false;
+    }
+    if target.starts_with("*.*") {
+        return true;
+    }
+    let Some(quoted) = target.strip_prefix('`') else {
+        return false;
+    };
+    let mut pattern = String::new();
+    let mut chars = quoted.chars();
+    loop {
+        match chars.next() {
+            Some('`') if chars.as_str().starts_with('`') => {
+                chars.next();
+                pattern.push('`');
+            }
+            Some('`') => break,
+            Some(c) => pattern.push(c),
+            None => return false,
+        }
+    }
+    chars.as_str().starts_with(".*") && grant_pattern_matches(&pattern, schema)
+}
+
+/// MySQL's matching of a database name against a grant's pattern.
+fn grant_pattern_matches(pattern: &str, name: &str) -> bool {
+    let (pattern, name): (Vec<char>, Vec<char>) =
+        (pattern.chars().collect(), name.chars().collect());
+    fn matches(p: &[char], n: &[char]) -> bool {
+        match p.split_first() {
+            None => n.is_empty(),
+            Some(('%', rest)) => (0..=n.len()).any(|skip| matches(rest, &n[skip..])),
+            Some(('_', rest)) => !n.is_empty() && matches(rest, &n[1..]),
+            Some(('\\', rest)) if !rest.is_empty() => {
+                n.first() == Some(&rest[0]) && matches(&rest[1..], &n[1..])
+            }
+            Some((c, rest)) => n.first() == Some(c) && matches(rest, &n[1..]),
+        }
+    }
+    matches(&pattern, &name)
 }
 
 fn quote_mysql(identifier: &str) -> String {
@@ -373,12 +534,20 @@ fn select_values(
     )
 }
 
+/// How streaming a table's values ended, when it did not end well.
+enum Streamed {
+    Failed(sqlx::Error),
+    /// No row (nor the end) came within the timeout.
+    Silent,
+}
+
 async fn stream_values<DB>(
-    pool: &Pool<DB>,
+    pool: &sqlx::Pool<DB>,
     sql: &str,
     table: &CodecTable,
+    timeout: Duration,
     visit: &mut ValueVisitor<'_>,
-) -> std::result::Result<(), sqlx::Error>
+) -> std::result::Result<(), Streamed>
 where
     DB: sqlx::Database,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
@@ -388,7 +557,13 @@ where
 {
     let pk_len = table.primary_key.len();
     let mut rows = sqlx::raw_sql(sql).fetch(pool);
-    while let Some(row) = rows.try_next().await? {
+    loop {
+        let row = match tokio::time::timeout(timeout, rows.try_next()).await {
+            Ok(Ok(Some(row))) => row,
+            Ok(Ok(None)) => return Ok(()),
+            Ok(Err(e)) => return Err(Streamed::Failed(e)),
+            Err(_) => return Err(Streamed::Silent),
+        };
         let name_row = || {
             table
                 .primary_key
@@ -402,13 +577,12 @@ where
                 .join(", ")
         };
         for index in 0..table.columns.len() {
-            let value: Option<&str> = row.try_get(pk_len + index)?;
+            let value: Option<&str> = row.try_get(pk_len + index).map_err(Streamed::Failed)?;
             if let Some(value) = value {
                 visit(index, value, &name_row);
             }
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -453,6 +627,33 @@ mod tests {
                 ("custom", RefKind::Other)
             ]
         );
+    }
+
+    #[test]
+    fn grants_that_read_a_whole_schema() {
+        let reads = |grant: &str, schema: &str| grant_reads_whole_schema(grant, schema);
+        assert!(reads(
+            "GRANT ALL PRIVILEGES ON *.* TO `djgc`@`127.0.0.1` WITH GRANT OPTION",
+            "lab"
+        ));
+        assert!(reads("GRANT SELECT, INSERT ON `lab`.* TO `gc`@`%`", "lab"));
+        assert!(reads("GRANT SELECT ON `lab\\_%`.* TO `rr`", "lab_ephys"));
+        assert!(!reads("GRANT SELECT ON `lab\\_%`.* TO `rr`", "labxephys"));
+        assert!(reads("GRANT SELECT ON `l_b`.* TO `rr`", "lab"));
+        assert!(reads("GRANT SELECT ON `we``ird`.* TO `rr`", "we`ird"));
+        assert!(!reads(
+            "GRANT SELECT ON `lab`.`t1` TO `lp`@`127.0.0.1`",
+            "lab"
+        ));
+        assert!(!reads("GRANT INSERT, UPDATE ON `lab`.* TO `w`@`%`", "lab"));
+        assert!(!reads(
+            "GRANT USAGE ON *.* TO `lp`@`127.0.0.1` IDENTIFIED BY PASSWORD '*BE'",
+            "lab"
+        ));
+        assert!(!reads("GRANT SELECT (`id`) ON `lab`.`t` TO `c`@`%`", "lab"));
+        assert!(!reads("GRANT `rr` TO `lr`@`127.0.0.1`", "lab"));
+        assert!(!reads("GRANT SELECT ON `other`.* TO `o`@`%`", "lab"));
+        assert!(!reads("GRANT PROCESS ON *.* TO `p`@`%`", "lab"));
     }
 
     #[test]

@@ -28,6 +28,17 @@ pub enum Error {
         source: sqlx::Error,
     },
 
+    /// The database gave no answer within the timeout: a dead host, or a
+    /// read queued behind a lock.
+    #[error(
+        "database error while {context}: no answer within {} (the database timeout)",
+        humantime::format_duration(*waited)
+    )]
+    DatabaseSilent {
+        context: String,
+        waited: std::time::Duration,
+    },
+
     /// A safety check refused to delete (exit code 3).
     #[error("refused to delete: {0}")]
     Refused(String),

@@ -219,18 +219,20 @@ fn dispose(
                     let outcome = &mut tally.outcome;
                     for mut batch in rx {
                         if let Some(watch) = watch {
-                            if let Some(failure) = watch.failure() {
-                                for key in &batch.keys {
-                                    outcome.errors += 1;
+                            match watch.fresh() {
+                                Ok(references) => tally.rescued += batch.drop_covered(&references),
+                                Err(failure) => {
+                                    outcome.errors += batch.keys.len() as u64;
                                     progress.delete_failed(
-                                        key,
-                                        &format!("not attempted: re-reading the references failed: {failure}"),
+                                        &batch.keys[0],
+                                        &format!(
+                                            "not attempted, nor the {} other keys of its batch: \
+                                             re-reading the references failed: {failure}",
+                                            batch.keys.len() - 1
+                                        ),
                                     );
+                                    continue;
                                 }
-                                continue;
-                            }
-                            if let Some(references) = watch.latest() {
-                                tally.rescued += batch.drop_covered(&references);
                             }
                         }
                         let section = &sections[batch.section];
@@ -299,6 +301,9 @@ fn dispose(
         }
         if let Some(watch) = watch {
             watch.stop();
+            total.outcome.stopped = watch.failure().map(|failure| {
+                format!("re-reading the references failed, so deletion stopped: {failure}")
+            });
         }
         (total, fed)
     });
@@ -338,6 +343,7 @@ fn audit(
                 "the re-check after deleting failed, so losses to rows written meanwhile \
                  cannot be ruled out: {e}"
             ));
+            plan.report.outcome.unverified = true;
             return Ok(());
         }
     };

@@ -16,6 +16,7 @@
 //! own quarantine) is structurally out of reach.
 
 use crate::config::StoreSpec;
+use crate::error::{Error, Result};
 use crate::store::{key_is_contained, KeyRange};
 
 /// The two kinds of section, which dj.gc judges by different rules.
@@ -85,6 +86,49 @@ impl Section {
         }
     }
 
+    /// The object `key` (one of this section's keys) is part of, whose age
+    /// is the age of all its files: in a schema section the row's field,
+    /// `{table}/{pk attrs…}/{field}_{token}{ext}` below the schema's folder
+    /// (a file, or a folder object with its `.manifest.json` sidecar); in a
+    /// hash section the key itself. A folder object is uploaded file by
+    /// file, for hours if large, and only committed when all are there.
+    pub fn object_of<'k>(&self, key: &'k str) -> &'k str {
+        if self.kind == SectionKind::Hash {
+            return key;
+        }
+        let Some(mut start) = self.schema_folder_end(key) else {
+            return key;
+        };
+        // The table's folder, then `attr=value` folders, then the field.
+        let mut segments = key[start..].split('/');
+        start += segments.next().map_or(0, |table| table.len() + 1);
+        for segment in segments {
+            if !segment.contains('=') {
+                let field = segment.strip_suffix(MANIFEST_SUFFIX).unwrap_or(segment);
+                return &key[..start + field.len()];
+            }
+            start += segment.len() + 1;
+        }
+        key
+    }
+
+    /// Where the keys below the schema's own folder start in `key`: after
+    /// the prefix, or in a partitioned section after the partition folders
+    /// and the schema's folder.
+    fn schema_folder_end(&self, key: &str) -> Option<usize> {
+        if self.partition_attrs.is_empty() {
+            return key.starts_with(&self.prefix).then_some(self.prefix.len());
+        }
+        let mut end = self.prefix.rfind('/').map_or(0, |i| i + 1);
+        for segment in key.get(end..)?.split('/') {
+            end += segment.len() + 1;
+            if !segment.contains('=') {
+                return (segment == self.schema).then_some(end);
+            }
+        }
+        None
+    }
+
     /// Whether a listed key lies under the prefix but is not a plain path
     /// (S3 keys may hold `..` or `//`): never deleted, always reported.
     pub fn is_unsafe(&self, key: &str) -> bool {
@@ -130,9 +174,78 @@ pub fn partition_attrs(pattern: &str) -> Vec<String> {
     attrs
 }
 
+/// Why `name` cannot be one folder of a store path, if it cannot: it must be
+/// a single plain segment (not empty, not `.` or `..`, without `/`, `\`,
+/// NUL or other control characters), or a path built from it could climb
+/// out of the folder it is meant to name.
+pub fn segment_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("it is empty")
+    } else if name == "." || name == ".." {
+        Some("it names a folder's own or parent folder")
+    } else if name.contains(['/', '\\']) {
+        Some("it holds a path separator")
+    } else if name.chars().any(char::is_control) {
+        Some("it holds a control character")
+    } else {
+        None
+    }
+}
+
+/// The schemas named for a run, checked and with repeats dropped (a schema
+/// named twice is collected once): each must be one plain folder name
+/// ([`segment_problem`]), since it becomes a folder of every section path.
+pub fn schema_names(given: &[String]) -> Result<Vec<String>> {
+    let mut names: Vec<String> = Vec::with_capacity(given.len());
+    for name in given {
+        if let Some(why) = segment_problem(name) {
+            return Err(Error::Usage(format!(
+                "schema {name:?} cannot be collected: {why}, so its sections would not be \
+                 folders of their own"
+            )));
+        }
+        if !names.contains(name) {
+            names.push(name.clone());
+        }
+    }
+    Ok(names)
+}
+
 /// Every section of every schema: hash sections first, then schema sections,
-/// then partitioned sections.
-pub fn sections(spec: &StoreSpec, schemas: &[String]) -> Vec<Section> {
+/// then partitioned sections. Refuses a schema name that is not one plain
+/// folder, a schema named twice, and in the legacy root layout a schema
+/// whose folder is (or holds, or lies in) the hash root or the
+/// `filepath_prefix` folder: its sections would take in what is not its own.
+pub fn sections(spec: &StoreSpec, schemas: &[String]) -> Result<Vec<Section>> {
+    if schema_names(schemas)?.len() != schemas.len() {
+        return Err(Error::Usage(format!(
+            "a schema is named twice in {schemas:?}"
+        )));
+    }
+    if spec.schema_prefix.is_empty() {
+        let others = [
+            ("hash_prefix", Some(spec.hash_prefix.as_str())),
+            ("filepath_prefix", spec.filepath_prefix.as_deref()),
+        ];
+        for schema in schemas {
+            let folder = format!("{schema}/");
+            for (setting, other) in others {
+                let Some(other) = other.filter(|p| !p.is_empty()) else {
+                    continue;
+                };
+                let other = format!("{other}/");
+                if folder.starts_with(&other) || other.starts_with(&folder) {
+                    return Err(Error::Usage(format!(
+                        "store {:?} uses the legacy root layout (schema_prefix \"\"), where \
+                         schema {schema:?} is the top-level folder {folder}; it overlaps \
+                         {setting} {:?}, whose content djgc would judge as the schema's",
+                        spec.name,
+                        other.trim_end_matches('/')
+                    )));
+                }
+            }
+        }
+    }
     let under = |root: &str, name: &str| {
         if root.is_empty() {
             name.to_string()
@@ -162,7 +275,7 @@ pub fn sections(spec: &StoreSpec, schemas: &[String]) -> Vec<Section> {
             }
         })
     });
-    hash.chain(schema).chain(partitioned).collect()
+    Ok(hash.chain(schema).chain(partitioned).collect())
 }
 
 /// The prefixes `djgc ls` lists: the sections of `schemas` (of `kind`
@@ -171,7 +284,7 @@ pub fn listing_prefixes(
     spec: &StoreSpec,
     schemas: &[String],
     kind: Option<SectionKind>,
-) -> Vec<String> {
+) -> Result<Vec<String>> {
     let wanted = |k: SectionKind| kind.is_none_or(|kind| kind == k);
     let mut prefixes: Vec<String> = if schemas.is_empty() {
         let root = |prefix: &str| {
@@ -190,7 +303,7 @@ pub fn listing_prefixes(
         .map(|(_, prefix)| prefix)
         .collect()
     } else {
-        sections(spec, schemas)
+        sections(spec, &schema_names(schemas)?)?
             .into_iter()
             .filter(|s| wanted(s.kind))
             .map(|s| s.prefix)
@@ -198,7 +311,7 @@ pub fn listing_prefixes(
     };
     let mut seen = std::collections::HashSet::new();
     prefixes.retain(|p| seen.insert(p.clone()));
-    prefixes
+    Ok(prefixes)
 }
 
 /// Suffix of the sidecar DataJoint writes beside a folder object.
@@ -240,6 +353,7 @@ mod tests {
     fn sections_follow_prefixes_including_legacy_root_layout() {
         let prefixes = |s: &StoreSpec| -> Vec<String> {
             sections(s, &["a".into(), "b".into()])
+                .unwrap()
                 .into_iter()
                 .map(|s| s.prefix)
                 .collect()
@@ -263,7 +377,7 @@ mod tests {
             ["subject", "session"]
         );
         assert_eq!(partition_attrs("x{a}-{b_2}/{}{c"), ["a", "b_2"]);
-        let all = sections(&store, &["a".into()]);
+        let all = sections(&store, &["a".into()]).unwrap();
         let prefixes: Vec<&str> = all.iter().map(|s| s.prefix.as_str()).collect();
         assert_eq!(
             prefixes,
@@ -289,6 +403,60 @@ mod tests {
         assert!(by_subject.is_unsafe("_schema/subject=S1/../a/t/f"));
         assert!(all[1].is_unsafe("_schema/a//t/f"));
         assert!(!all[1].is_unsafe("_schema/b/../a/t/f"));
+    }
+
+    #[test]
+    fn files_belong_to_their_rows_field_object() {
+        let mut store = spec("_hash", "_schema");
+        store.partition_pattern = Some("{subject}".into());
+        let all = sections(&store, &["a".into()]).unwrap();
+        let (hash, schema, partitioned) = (&all[0], &all[1], &all[2]);
+        let h = "_hash/a/ih23fsttfdzzbrgqrgnsup5b3i";
+        assert_eq!(hash.object_of(h), h);
+        let obj = "_schema/a/t/id=0/k=x y/obj_Xy12";
+        for key in [
+            format!("{obj}/0/0.1"),
+            format!("{obj}/.zarray"),
+            format!("{obj}.manifest.json"),
+            obj.to_string(),
+        ] {
+            assert_eq!(schema.object_of(&key), obj, "{key}");
+        }
+        let npy = "_schema/a/t/id=3/arr_Kwoh1GUA.npy";
+        assert_eq!(schema.object_of(npy), npy);
+        // A table without primary-key folders.
+        assert_eq!(schema.object_of("_schema/a/t/f_tok/x"), "_schema/a/t/f_tok");
+        let deep = "_schema/subject=m1/a/t/id=1/obj_Q/c/0";
+        assert_eq!(
+            partitioned.object_of(deep),
+            "_schema/subject=m1/a/t/id=1/obj_Q"
+        );
+    }
+
+    #[test]
+    fn schema_names_are_single_plain_folders_named_once() {
+        let store = spec("_hash", "_schema");
+        for bad in ["..", ".", "", "a/b", "a\\b", "x\0", "tab\there", "../.."] {
+            let e = sections(&store, &[bad.to_string()]).unwrap_err();
+            assert!(e.to_string().contains(&format!("{bad:?}")), "{e}");
+        }
+        assert_eq!(
+            schema_names(&["a".into(), "b".into(), "a".into()]).unwrap(),
+            ["a", "b"]
+        );
+        assert!(sections(&store, &["a".into(), "a".into()]).is_err());
+        assert!(sections(&store, &["lab.v2".into(), "x..y".into()]).is_ok());
+    }
+
+    #[test]
+    fn legacy_layout_schemas_may_not_hold_other_prefixes() {
+        let mut store = spec("_hash", "");
+        store.filepath_prefix = Some("imports/raw".into());
+        assert!(sections(&store, &["lab".into()]).is_ok());
+        for clash in ["_hash", "imports"] {
+            let e = sections(&store, &[clash.into()]).unwrap_err().to_string();
+            assert!(e.contains("legacy root layout"), "{e}");
+        }
     }
 
     #[test]

@@ -111,7 +111,7 @@ impl Plan {
 
     /// Keeps only the orphans `keep` accepts, rewriting the spool; returns how
     /// many were dropped.
-    pub fn retain_orphans(&mut self, keep: impl Fn(&Orphan) -> bool) -> Result<u64> {
+    pub fn retain_orphans(&mut self, mut keep: impl FnMut(&Orphan) -> bool) -> Result<u64> {
         let mut kept = OrphanSpool::new()?;
         let mut dropped = 0;
         for orphan in self.orphans()? {
@@ -126,14 +126,20 @@ impl Plan {
         Ok(dropped)
     }
 
-    /// Writes every orphan's store-relative path, one per line, to `path`.
+    /// Writes every orphan's store-relative path, one per line, to `path`:
+    /// to a new file beside it, renamed over `path` once complete (a link
+    /// planted at `path` is replaced, never written through).
     pub fn write_orphan_list(&self, path: &Path) -> Result<()> {
-        let file = File::create(path).map_err(|e| Error::file(path, e))?;
+        let io = |e| Error::file(path, e);
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        let file = tempfile::NamedTempFile::new_in(dir.unwrap_or(Path::new("."))).map_err(io)?;
         let mut out = BufWriter::new(file);
         for orphan in self.orphans()? {
-            writeln!(out, "{}", orphan?.key).map_err(|e| Error::file(path, e))?;
+            writeln!(out, "{}", orphan?.key).map_err(io)?;
         }
-        out.flush().map_err(|e| Error::file(path, e))
+        let file = out.into_inner().map_err(|e| io(e.into_error()))?;
+        file.persist(path).map_err(|e| io(e.error))?;
+        Ok(())
     }
 }
 

@@ -6,14 +6,22 @@
 //! intact, stream in and out without holding the plan in memory, and can be
 //! read with `jq`.
 //!
-//! Applying a plan trusts nothing in it that could have changed:
+//! Applying a plan trusts nothing in it that could have changed, or that
+//! whoever can write the file could have edited:
 //! * the store and database it names must be the ones the current config
 //!   describes (same identity, compared field by field; secrets and user
 //!   names are not part of the identity and never written);
+//! * its sections must be those the config gives its schemas, with ranges
+//!   inside them ([`check_sections`]), and every orphan a key of its
+//!   section and range: a plan cannot name what djgc would not list;
 //! * every orphan is listed again (checked with `HEAD`, for a plan judged
 //!   from an S3 Inventory) and kept in the plan only if its size and
-//!   modification time are those recorded ([`confirm_unchanged`]); one that
-//!   changed or vanished is skipped and counted;
+//!   modification time are those recorded, and nothing else of its object
+//!   changed ([`confirm_unchanged`]); one that changed or vanished is
+//!   skipped and counted;
+//! * the figures the mass-deletion guard reads are counted again from that
+//!   listing (stored objects, orphans) and from the database's fresh read
+//!   (references), never taken from the file;
 //! * the database is read again, as before any deletion.
 
 use std::collections::BTreeMap;
@@ -27,10 +35,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Backend, DatabaseConfig, StoreSpec};
 use crate::error::{Error, Result};
-use crate::layout::Section;
+use crate::inventory::Inventory;
+use crate::layout::{file_name, is_content_hash_name, Section, SectionKind};
 use crate::plan::{from_mtime_ns, mtime_ns, OrphanSpool, Plan};
 use crate::refset::{path_hash, RefSet};
-use crate::report::Report;
+use crate::report::{Report, SectionStats};
 use crate::store::{KeyRange, Listing, Store};
 
 const FORMAT: &str = "djgc-plan/1";
@@ -96,10 +105,14 @@ struct Line {
     mtime_ns: u64,
 }
 
-/// Writes `plan` to `path` as made against `identity`.
+/// Writes `plan` to `path` as made against `identity`: to a new file
+/// beside it, renamed over `path` once complete, so a reader never sees
+/// half a plan and a link planted at `path` is replaced, not written through.
 pub fn write(path: &Path, plan: &Plan, identity: Identity, schema_codecs: &[String]) -> Result<()> {
     let io = |e| Error::file(path, e);
-    let mut out = BufWriter::new(File::create(path).map_err(io)?);
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    let file = tempfile::NamedTempFile::new_in(dir.unwrap_or(Path::new("."))).map_err(io)?;
+    let mut out = BufWriter::new(file);
     let header = PlanHeader {
         format: FORMAT.to_string(),
         created: std::time::SystemTime::now()
@@ -125,7 +138,9 @@ pub fn write(path: &Path, plan: &Plan, identity: Identity, schema_codecs: &[Stri
         serde_json::to_writer(&mut out, &line).map_err(|e| io(e.into()))?;
         out.write_all(b"\n").map_err(io)?;
     }
-    out.flush().map_err(io)
+    let file = out.into_inner().map_err(|e| io(e.into_error()))?;
+    file.persist(path).map_err(|e| io(e.error))?;
+    Ok(())
 }
 
 /// Reads a plan file back: its header, and a plan whose orphans are spooled
@@ -159,7 +174,10 @@ pub fn read(path: &Path) -> Result<(PlanHeader, Plan)> {
             .sections
             .get(orphan.section)
             .ok_or_else(|| bad(index + 2, format!("no section {}", orphan.section)))?;
-        if !section.owns(&orphan.key) || orphan.key.contains(['\n', '\r']) {
+        if !section.owns(&orphan.key)
+            || !section.range.contains(&orphan.key)
+            || orphan.key.contains(['\n', '\r'])
+        {
             return Err(bad(
                 index + 2,
                 format!(
@@ -182,6 +200,87 @@ pub fn read(path: &Path) -> Result<(PlanHeader, Plan)> {
     report.dry_run = true;
     let plan = Plan::new(header.sections.clone(), report, spool)?;
     Ok((header, plan))
+}
+
+/// Refuses (exit 2) a plan whose sections are not those the config gives
+/// its schemas (the same schemas, kinds, prefixes and partition attributes,
+/// in order), or whose shard ranges are not that shard's: hash sections
+/// are cut where the config says, schema sections (cut by a sample of the
+/// database) inside their section. Also sets each section's figures to
+/// name the section it belongs to; [`confirm_unchanged`] counts them.
+pub fn check_sections(header: &PlanHeader, plan: &mut Plan, spec: &StoreSpec) -> Result<()> {
+    let refuse = |why: String| {
+        Err(Error::Usage(format!(
+            "the plan's sections are not those the config gives schemas {}: {why}; \
+             nothing was done",
+            header.report.schemas.join(", ")
+        )))
+    };
+    let mut expected = crate::layout::sections(spec, &header.report.schemas)?;
+    if expected.len() != plan.sections.len() {
+        return refuse(format!(
+            "{} sections, expected {}",
+            plan.sections.len(),
+            expected.len()
+        ));
+    }
+    let shard = header.report.shard.as_ref().map(|s| s.shard);
+    if let Some(shard) = shard {
+        crate::shard::assign_ranges(spec, &mut expected, shard, &Vec::new());
+    }
+    for (planned, derived) in plan.sections.iter().zip(&expected) {
+        let same = (
+            &planned.schema,
+            planned.kind,
+            &planned.prefix,
+            &planned.partition_attrs,
+        ) == (
+            &derived.schema,
+            derived.kind,
+            &derived.prefix,
+            &derived.partition_attrs,
+        );
+        if !same {
+            return refuse(format!(
+                "section {} ({:?}, schema {}) where the config gives {} ({:?}, schema {})",
+                planned.label(),
+                planned.kind,
+                planned.schema,
+                derived.label(),
+                derived.kind,
+                derived.schema
+            ));
+        }
+        let range_ok = match (shard, derived.kind) {
+            (None, _) => planned.range.is_all(),
+            (Some(_), SectionKind::Hash) => planned.range == derived.range,
+            (Some(_), SectionKind::Schema) => [&planned.range.after, &planned.range.through]
+                .into_iter()
+                .flatten()
+                .all(|bound| bound.starts_with(&derived.prefix)),
+        };
+        if !range_ok {
+            return refuse(format!(
+                "section {} has the range {:?}, which is not {}",
+                planned.label(),
+                planned.range,
+                shard.map_or("the whole section".to_string(), |s| format!(
+                    "shard {s}'s share of it"
+                ))
+            ));
+        }
+    }
+    plan.report.sections = plan
+        .sections
+        .iter()
+        .map(|s| SectionStats {
+            schema: s.schema.clone(),
+            kind: Some(s.kind),
+            prefix: s.label(),
+            ..Default::default()
+        })
+        .collect();
+    Ok(())
 }
 
 /// Refuses a plan made for another store or database than `current`,
@@ -221,8 +320,76 @@ pub fn confirm_unchanged(plan: &mut Plan, store: &dyn Store) -> Result<u64> {
     if plan.report.inventory.is_some() {
         head_unchanged(plan, store)
     } else {
-        relist_unchanged(plan, store)
+        relist_unchanged(plan, store).map(|(dropped, _)| dropped)
     }
+}
+
+/// [`confirm_unchanged`] for a plan read from a file, which also counts
+/// again, from the store as it is now, every figure the mass-deletion guard
+/// reads from the sections: the objects stored (from the listing, or for a
+/// plan judged from an S3 Inventory from that inventory, given here) and
+/// the orphans left. The plan's sections must have passed [`check_sections`].
+pub fn confirm_for_apply(
+    plan: &mut Plan,
+    store: &dyn Store,
+    inventory: Option<&Inventory>,
+) -> Result<u64> {
+    let (dropped, stored) = match inventory {
+        Some(inventory) => {
+            let dropped = head_unchanged(plan, store)?;
+            let stored = Mutex::new(vec![(0u64, 0u64); plan.sections.len()]);
+            let errors = Mutex::new(Vec::new());
+            inventory.list_sections(&plan.sections, &|index, item| {
+                match item {
+                    Listing::Objects(objects) => {
+                        let mut stored = stored.lock().expect("count lock");
+                        for object in &objects {
+                            if judged(&plan.sections[index], &object.key) {
+                                stored[index].0 += 1;
+                                stored[index].1 += object.size;
+                            }
+                        }
+                    }
+                    Listing::Error(e) => errors
+                        .lock()
+                        .expect("count lock")
+                        .push(format!("inventory {}: {e}", inventory.manifest)),
+                }
+                true
+            });
+            let errors = errors.into_inner().expect("count lock");
+            plan.report.scan_errors.extend(errors);
+            (dropped, stored.into_inner().expect("count lock"))
+        }
+        None => relist_unchanged(plan, store)?,
+    };
+    let mut orphaned = vec![(0u64, 0u64); plan.sections.len()];
+    for orphan in plan.orphans()? {
+        let orphan = orphan?;
+        orphaned[orphan.section].0 += 1;
+        orphaned[orphan.section].1 += orphan.size;
+    }
+    for (stats, ((count, bytes), (orphans, orphan_bytes))) in plan
+        .report
+        .sections
+        .iter_mut()
+        .zip(stored.into_iter().zip(orphaned))
+    {
+        stats.stored = count;
+        stats.stored_bytes = bytes;
+        stats.orphaned = orphans;
+        stats.orphaned_bytes = orphan_bytes;
+    }
+    Ok(dropped)
+}
+
+/// Whether a listed key counts as one of `section`'s stored objects, as
+/// the scan judges: a plain key of the section in its range, and in a hash
+/// section named by a content hash.
+fn judged(section: &Section, key: &str) -> bool {
+    section.owns(key)
+        && section.range.contains(key)
+        && (section.kind != SectionKind::Hash || is_content_hash_name(file_name(key)))
 }
 
 /// Orphans whose size and modification time `HEAD` confirms, asked in
@@ -259,22 +426,33 @@ fn head_unchanged(plan: &mut Plan, store: &dyn Store) -> Result<u64> {
     plan.retain_orphans(|o| confirmed.contains(path_hash(&o.key)))
 }
 
-/// Lists the plan's sections (their ranges, in a sharded plan) again and keeps only the orphans still there
-/// with the size and modification time the plan recorded; returns how many
-/// were dropped. A listing problem blocks the plan like a scan problem.
-/// Memory: one hash and two numbers per orphan.
-fn relist_unchanged(plan: &mut Plan, store: &dyn Store) -> Result<u64> {
+/// Lists the plan's sections (their ranges, in a sharded plan) again and
+/// keeps only the orphans still there with the size and modification time
+/// the plan recorded, whose object (a row's field: a folder object's other
+/// files, its manifest) has no file that is new or changed since; returns
+/// how many were dropped, and each section's stored objects and bytes in
+/// this listing. A listing problem blocks the plan like a scan problem.
+/// Memory: one hash and two numbers per orphan, one hash per orphaned object.
+fn relist_unchanged(plan: &mut Plan, store: &dyn Store) -> Result<(u64, Vec<(u64, u64)>)> {
     let mut recorded: IntMap<u64, (u64, u64)> = IntMap::default();
+    let mut objects = RefSet::default();
     for orphan in plan.orphans()? {
         let orphan = orphan?;
         recorded.insert(
             path_hash(&orphan.key),
             (orphan.size, mtime_ns(orphan.modified)),
         );
+        objects.insert(path_hash(
+            plan.sections[orphan.section].object_of(&orphan.key),
+        ));
     }
     let confirmed = Mutex::new(RefSet::default());
+    let changed_objects = Mutex::new(RefSet::default());
+    let stored = Mutex::new(vec![(0u64, 0u64); plan.sections.len()]);
     let errors = Mutex::new(Vec::new());
-    // A sharded plan's sections are listed over its ranges only.
+    // Sections sharing a prefix and range (the partitioned sections of
+    // several schemas) are listed once; each key goes to the section that
+    // owns it.
     let mut listings: Vec<(&str, &KeyRange)> = plan
         .sections
         .iter()
@@ -283,14 +461,34 @@ fn relist_unchanged(plan: &mut Plan, store: &dyn Store) -> Result<u64> {
     listings.sort_unstable_by(|a, b| a.0.cmp(b.0));
     listings.dedup();
     for (prefix, range) in listings {
+        let sections: Vec<(usize, &Section)> = plan
+            .sections
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.prefix == prefix && &s.range == range)
+            .collect();
         store.list_range(prefix, range, &|item| {
             match item {
-                Listing::Objects(objects) => {
+                Listing::Objects(listed) => {
                     let mut confirmed = confirmed.lock().expect("confirm lock");
-                    for object in objects {
+                    let mut changed = changed_objects.lock().expect("confirm lock");
+                    let mut stored = stored.lock().expect("confirm lock");
+                    for object in listed {
+                        let Some(&(index, section)) =
+                            sections.iter().find(|(_, s)| judged(s, &object.key))
+                        else {
+                            continue;
+                        };
+                        stored[index].0 += 1;
+                        stored[index].1 += object.size;
                         let hash = path_hash(&object.key);
                         if recorded.get(&hash) == Some(&(object.size, mtime_ns(object.modified))) {
                             confirmed.insert(hash);
+                        } else {
+                            let whole = path_hash(section.object_of(&object.key));
+                            if objects.contains(whole) {
+                                changed.insert(whole);
+                            }
                         }
                     }
                 }
@@ -306,5 +504,11 @@ fn relist_unchanged(plan: &mut Plan, store: &dyn Store) -> Result<u64> {
         .scan_errors
         .extend(errors.into_inner().expect("confirm lock"));
     let confirmed = confirmed.into_inner().expect("confirm lock");
-    plan.retain_orphans(|o| confirmed.contains(path_hash(&o.key)))
+    let changed = changed_objects.into_inner().expect("confirm lock");
+    let sections = plan.sections.clone();
+    let dropped = plan.retain_orphans(|o| {
+        confirmed.contains(path_hash(&o.key))
+            && !changed.contains(path_hash(sections[o.section].object_of(&o.key)))
+    })?;
+    Ok((dropped, stored.into_inner().expect("confirm lock")))
 }

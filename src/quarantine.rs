@@ -74,6 +74,9 @@ pub struct Entry {
 pub struct Trash {
     /// Without surrounding slashes.
     prefix: String,
+    /// The store's layout, from the config: a run's objects may go back
+    /// (or be purged) only inside the sections of the run's schemas.
+    spec: StoreSpec,
 }
 
 impl Trash {
@@ -103,7 +106,7 @@ impl Trash {
         .filter(|(_, p)| !p.is_empty() && nested(p))
         .map(|(name, p)| format!("{name} {p:?}"))
         .collect();
-        let sections = crate::layout::sections(spec, schemas);
+        let sections = crate::layout::sections(spec, schemas)?;
         clashes.extend(
             sections
                 .iter()
@@ -119,7 +122,36 @@ impl Trash {
         }
         Ok(Trash {
             prefix: prefix.to_string(),
+            spec: spec.clone(),
         })
+    }
+
+    /// The entries of a run's manifest part that lie in the sections of
+    /// the run's schemas (derived from the config, not from the trash);
+    /// each other entry is refused, reported to `failed` and counted in
+    /// the second value. Anyone who can write the trash can write a
+    /// manifest: this keeps restore and purge to what a quarantine moves.
+    fn own_entries(
+        &self,
+        header: &RunHeader,
+        entries: Vec<Entry>,
+        failed: &mut dyn FnMut(String),
+    ) -> Result<(Vec<Entry>, u64)> {
+        let sections = crate::layout::sections(&self.spec, &header.schemas)
+            .map_err(|e| Error::Refused(format!("quarantine run {}: {e}", header.run)))?;
+        let (own, foreign): (Vec<Entry>, Vec<Entry>) = entries
+            .into_iter()
+            .partition(|e| sections.iter().any(|s| s.owns(&e.key)));
+        for entry in &foreign {
+            failed(format!(
+                "{}: refused: quarantine run {} lists it, but it is not a key of the \
+                 sections of {}",
+                entry.key,
+                header.run,
+                header.schemas.join(", ")
+            ));
+        }
+        Ok((own, foreign.len() as u64))
     }
 
     pub fn prefix(&self) -> &str {
@@ -259,7 +291,14 @@ impl Trash {
                 source,
             });
         }
-        Ok(runs.into_inner().expect("runs lock").into_iter().collect())
+        let runs: Vec<String> = runs.into_inner().expect("runs lock").into_iter().collect();
+        if let Some(odd) = runs.iter().find(|run| check_run_id(run).is_err()) {
+            return Err(Error::Refused(format!(
+                "the trash {prefix} holds {odd:?}, which is not a folder name djgc makes; \
+                 inspect it by hand"
+            )));
+        }
+        Ok(runs)
     }
 
     /// Removes a finished run's manifest, the header last, and with it the
@@ -421,7 +460,9 @@ pub fn restore(
     let run_prefix = trash.run_prefix(run);
     let mut outcome = RestoreOutcome::default();
     for part in 0..header.parts {
-        let entries = trash.part(store, &header, part)?;
+        let (entries, refused) =
+            trash.own_entries(&header, trash.part(store, &header, part)?, failed)?;
+        outcome.errors += refused;
         outcome.add(&put_back(store, &run_prefix, &entries, failed));
     }
     if outcome.clean() {
@@ -491,10 +532,11 @@ pub fn purge(
         let run_prefix = trash.run_prefix(&run);
         let failures_before = failures(&report);
         for part in 0..header.parts {
-            let (rescued, doomed): (Vec<Entry>, Vec<Entry>) = trash
-                .part(store, &header, part)?
-                .into_iter()
-                .partition(|e| live.covers(&e.key));
+            let (entries, refused) =
+                trash.own_entries(&header, trash.part(store, &header, part)?, failed)?;
+            report.errors += refused;
+            let (rescued, doomed): (Vec<Entry>, Vec<Entry>) =
+                entries.into_iter().partition(|e| live.covers(&e.key));
             if dry_run {
                 report.rescued.restored += rescued.len() as u64;
                 report.purged += doomed.len() as u64;

@@ -168,28 +168,59 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| Error::Config(format!("cannot start the async runtime: {e}")))
 }
 
+/// The schemas `--all-schemas` found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FoundSchemas {
+    pub schemas: Vec<String>,
+    /// Why each schema left out was left out: its name is not one plain
+    /// folder ([`crate::layout::segment_problem`]), so its sections would
+    /// not be folders of their own (a PostgreSQL schema named `..` would
+    /// have the store root as its sections).
+    pub skipped: Vec<String>,
+}
+
 /// Every schema with codec columns for `store` (see
-/// [`Database::schemas_using_store`]); none is an error, since a run over
-/// no schema would silently find nothing.
+/// [`Database::schemas_using_store`]) whose name can be collected; none is
+/// an error, since a run over no schema would silently find nothing.
 pub fn all_schemas(
     database: &DatabaseConfig,
     store: &str,
     store_is_default: bool,
     schema_codecs: &[String],
-) -> Result<Vec<String>> {
-    let schemas = runtime()?.block_on(async {
+) -> Result<FoundSchemas> {
+    let found = runtime()?.block_on(async {
         Database::connect(database, 1)
             .await?
             .schemas_using_store(store, store_is_default, schema_codecs)
             .await
     })?;
-    if schemas.is_empty() {
+    let mut all = FoundSchemas {
+        schemas: Vec::new(),
+        skipped: Vec::new(),
+    };
+    for schema in found {
+        match crate::layout::segment_problem(&schema) {
+            None => all.schemas.push(schema),
+            Some(why) => all.skipped.push(format!(
+                "--all-schemas: skipping schema {schema:?}: {why}, so its sections would not be \
+                 folders of their own"
+            )),
+        }
+    }
+    if all.schemas.is_empty() {
         return Err(Error::Usage(format!(
-            "--all-schemas: no schema in the database at {}:{} has codec columns for store {store:?}",
-            database.host, database.port
+            "--all-schemas: no schema in the database at {}:{} has codec columns for store \
+             {store:?}{}",
+            database.host,
+            database.port,
+            if all.skipped.is_empty() {
+                ""
+            } else {
+                " that can be collected"
+            }
         )));
     }
-    Ok(schemas)
+    Ok(all)
 }
 
 async fn scan_async(
@@ -238,6 +269,7 @@ async fn connect(
                 database.host, database.port
             )));
         }
+        db.check_reads_whole_schema(schema).await?;
         tables.extend(db.codec_tables(schema, &query.schema_codecs).await?);
     }
     Ok((db, tables))
@@ -272,9 +304,9 @@ pub fn sample_schema_paths(
                     if !reference.is_for(&query.store, query.store_is_default) {
                         return;
                     }
-                    let path: &str = &reference.path;
-                    if let Some(i) = query.sections.iter().position(|s| s.owns(path)) {
-                        sample_path(&mut sample[i], path_hash(path), path, reference.files);
+                    let key = reference.key();
+                    if let Some(i) = query.sections.iter().position(|s| s.owns(&key)) {
+                        sample_path(&mut sample[i], path_hash(&key), &key, reference.files);
                     }
                 };
                 let outcome = db.read_values(table, &mut visit).await;
@@ -334,7 +366,8 @@ async fn read_table(
             Ok(Some(reference)) => {
                 if reference.is_for(&query.store, query.store_is_default) {
                     read += 1;
-                    let path: &str = &reference.path;
+                    let key = reference.key();
+                    let path: &str = &key;
                     // A shard holds what can cover a key it lists, and
                     // counts what is its own to count.
                     let (held, counted) = match query.shard {
@@ -353,7 +386,7 @@ async fn read_table(
                         && !query
                             .sections
                             .iter()
-                            .any(|s| s.schema == table.schema && s.owns(&reference.path))
+                            .any(|s| s.schema == table.schema && s.owns(path))
                     {
                         odd_per_column[column] += 1;
                         if odd_per_column[column] <= ERRORS_SHOWN_PER_COLUMN {
@@ -427,6 +460,26 @@ async fn read_table(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// A key is covered exactly when a reference names it, a folder
+        /// above it, or it is the manifest of such a path: dj.gc's rule.
+        #[test]
+        fn coverage_is_the_reference_its_folders_and_manifests(
+            references in proptest::collection::vec("[ab]{1,2}(/[ab]{1,2}){0,2}", 0..6),
+            key in "[ab]{1,2}(/[ab]{1,2}){0,3}(\\.manifest\\.json)?",
+        ) {
+            let mut refs = References::default();
+            for path in &references {
+                refs.insert(RefKind::Schema, path);
+            }
+            let named = key.strip_suffix(MANIFEST_SUFFIX).unwrap_or(&key);
+            let expected = references
+                .iter()
+                .any(|r| named == r || named.starts_with(&format!("{r}/")));
+            proptest::prop_assert_eq!(refs.covers(&key), expected);
+        }
+    }
 
     #[test]
     fn coverage_matches_dj_gc() {

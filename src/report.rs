@@ -57,6 +57,14 @@ pub struct DeleteOutcome {
     /// the first of their keys.
     pub lost: u64,
     pub lost_keys: Vec<String>,
+    /// Why deletion stopped before it was done (the database stopped
+    /// answering the re-reads), if it did.
+    #[serde(default)]
+    pub stopped: Option<String>,
+    /// Set when the re-check after deleting could not be made: losses to
+    /// rows written meanwhile cannot be ruled out.
+    #[serde(default)]
+    pub unverified: bool,
 }
 
 impl DeleteOutcome {
@@ -70,6 +78,10 @@ impl DeleteOutcome {
         self.quarantined += other.quarantined;
         self.quarantined_bytes += other.quarantined_bytes;
         self.lost += other.lost;
+        self.unverified |= other.unverified;
+        if self.stopped.is_none() {
+            self.stopped.clone_from(&other.stopped);
+        }
     }
 }
 
@@ -105,6 +117,11 @@ pub struct Report {
     pub djgc_version: Option<String>,
     pub started: Option<String>,
     pub finished: Option<String>,
+    /// The run this report belongs to, as named by the caller (`--run-id`,
+    /// `DJGC_RUN_ID`, a Slurm array's job id): what ties the shards of one
+    /// run together for [`merge_shards`].
+    #[serde(default)]
+    pub run_id: Option<String>,
     /// Schemas with sections in the store that this run did not scan: their
     /// orphans stay ("storage not decreasing"). A hint, from the folders
     /// under the hash and schema roots.
@@ -256,6 +273,8 @@ impl Report {
             "quarantine_run": self.outcome.quarantine_run,
             "lost": self.outcome.lost,
             "lost_keys": self.outcome.lost_keys,
+            "stopped": self.outcome.stopped,
+            "unverified": self.outcome.unverified,
             "scan_errors": self.scan_errors,
             "warnings": self.warnings,
             "dry_run": self.dry_run,
@@ -267,6 +286,7 @@ impl Report {
             ("djgc_version", json!(self.djgc_version)),
             ("started", json!(self.started)),
             ("finished", json!(self.finished)),
+            ("run_id", json!(self.run_id)),
             ("shard", json!(self.shard)),
             ("inventory", json!(self.inventory)),
             ("unscanned_schemas", json!(self.unscanned_schemas)),
@@ -288,9 +308,22 @@ pub fn merge_shards(reports: &[(String, Report)]) -> crate::Result<Report> {
     let Some((first_name, first)) = reports.first() else {
         return refuse("no reports to merge".into());
     };
+    let Some(run) = &first.run_id else {
+        return refuse(format!(
+            "{first_name} names no run (run_id), so nothing shows that these reports are the \
+             shards of one run and not of an earlier one: give each shard the same --run-id \
+             or DJGC_RUN_ID (a Slurm array's tasks share SLURM_ARRAY_JOB_ID)"
+        ));
+    };
     let mut seen: BTreeMap<usize, &str> = BTreeMap::new();
     let mut count = None;
     for (name, report) in reports {
+        if report.run_id.as_ref() != Some(run) {
+            return refuse(format!(
+                "{name} is a report of run {:?}, but {first_name} of run {run:?}",
+                report.run_id.as_deref().unwrap_or("(none)")
+            ));
+        }
         let Some(shard) = &report.shard else {
             return refuse(format!(
                 "{name} is not a shard's report (it has no \"shard\")"
@@ -453,6 +486,7 @@ mod tests {
             seconds: index as f64,
             started: Some(format!("2026-11-26T10:0{index}:00.000Z")),
             finished: Some(format!("2026-11-26T11:0{index}:00.000Z")),
+            run_id: Some("4242".into()),
             outcome: DeleteOutcome {
                 hash_paths_deleted: orphaned,
                 lost_keys: vec![format!("k{index}")],
@@ -506,5 +540,13 @@ mod tests {
         let mut other = shard_report(1, 2, 1);
         other.1.store = "archive".into();
         assert!(error(&[shard_report(0, 2, 1), other]).contains("not shards of the same run"));
+        // Shards of one run share its id; a report without one proves nothing.
+        let mut last_week = shard_report(1, 2, 1);
+        last_week.1.run_id = Some("4100".into());
+        let e = error(&[shard_report(0, 2, 1), last_week]);
+        assert!(e.contains("run \"4100\"") && e.contains("\"4242\""), "{e}");
+        let mut unnamed = shard_report(0, 2, 1);
+        unnamed.1.run_id = None;
+        assert!(error(&[unnamed, shard_report(1, 2, 1)]).contains("names no run"));
     }
 }

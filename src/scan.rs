@@ -27,6 +27,7 @@ use crate::layout::{self, file_name, is_content_hash_name, Section, SectionKind}
 use crate::plan::{OrphanSpool, Plan};
 use crate::progress::Progress;
 use crate::references::{sample_schema_paths, scan_references, ReferenceQuery, References};
+use crate::refset::{path_hash, RefSet};
 use crate::report::{InventoryReport, Report, SectionStats, ShardReport};
 use crate::shard::{self, Shard};
 use crate::store::{Listing, ObjectMeta, Store};
@@ -110,8 +111,8 @@ pub fn scan(
         &options.schemas,
         &options.schema_codecs,
         options.jobs,
-    );
-    let mut sections = layout::sections(spec, &options.schemas);
+    )?;
+    let mut sections = query.sections.clone();
     if let Some(shard) = options.shard.filter(|s| !s.is_whole()) {
         let sample = sample_schema_paths(database, &query)?;
         shard::assign_ranges(spec, &mut sections, shard, &sample);
@@ -147,23 +148,24 @@ pub fn unscanned_schemas(spec: &StoreSpec, store: &dyn Store, scanned: &[String]
 }
 
 /// What the reference scan of `spec`'s store asks the database.
-/// `jobs` bounds the tables read at once (at most 8).
+/// `jobs` bounds the tables read at once (at most 8). Refuses schemas
+/// whose sections [`layout::sections`] refuses.
 pub fn reference_query(
     spec: &StoreSpec,
     store_is_default: bool,
     schemas: &[String],
     schema_codecs: &[String],
     jobs: usize,
-) -> ReferenceQuery {
-    ReferenceQuery {
+) -> Result<ReferenceQuery> {
+    Ok(ReferenceQuery {
         schemas: schemas.to_vec(),
         store: spec.name.clone(),
         store_is_default,
         schema_codecs: schema_codecs.to_vec(),
         concurrency: jobs.clamp(1, 8),
-        sections: layout::sections(spec, schemas),
+        sections: layout::sections(spec, schemas)?,
         shard: None,
-    }
+    })
 }
 
 /// Reads the references again, just before deletion, and drops from the plan
@@ -186,6 +188,11 @@ pub fn recheck(
     }
     let references = &fresh.references;
     plan.report.rescued += plan.retain_orphans(|o| !references.covers(&o.key))?;
+    // The guard judges by this read, not by the scan's (or a plan file's).
+    plan.report.references_by_schema = fresh.by_schema;
+    if let Some(shard) = &mut plan.report.shard {
+        shard.references_read_by_schema = fresh.read_by_schema;
+    }
     Ok(())
 }
 
@@ -219,7 +226,7 @@ pub fn scan_with(
     let started = Instant::now();
     let (tx, rx) = crossbeam_channel::bounded::<(usize, Listing)>(LISTING_QUEUE);
 
-    let (report, spool) = std::thread::scope(|scope| {
+    let (report, spool, young_objects) = std::thread::scope(|scope| {
         let lister = {
             let sections = &sections;
             scope.spawn(move || {
@@ -296,6 +303,9 @@ pub fn scan_with(
             cutoff: options.cutoff(),
         };
         let mut spool = OrphanSpool::new()?;
+        // The objects (rows' fields) with an unreferenced file too young to
+        // judge: their other files are young too ([`Section::object_of`]).
+        let mut young_objects = RefSet::default();
         for (index, item) in rx {
             let kind = sections[index].kind;
             let objects = match item {
@@ -339,7 +349,12 @@ pub fn scan_with(
                         spool.push(index, object.size, object.modified, &object.key)?;
                         progress.orphan(&object.key, object.size);
                     }
-                    Verdict::Young => stats.young_skipped += 1,
+                    Verdict::Young => {
+                        stats.young_skipped += 1;
+                        if kind == SectionKind::Schema {
+                            young_objects.insert(path_hash(section.object_of(&object.key)));
+                        }
+                    }
                     Verdict::Covered | Verdict::Ignored => {}
                 }
             }
@@ -349,9 +364,37 @@ pub fn scan_with(
         report.scan_errors = errors.finish();
         report.warnings = warnings.finish();
         report.seconds = started.elapsed().as_secs_f64();
-        Ok((report, spool))
+        Ok((report, spool, young_objects))
     })?;
-    Plan::new(sections, report, spool)
+    let mut plan = Plan::new(sections, report, spool)?;
+    if !young_objects.is_empty() {
+        keep_young_objects(&mut plan, &young_objects)?;
+    }
+    Ok(plan)
+}
+
+/// Counts as young, not orphaned, every orphan of a schema section whose
+/// object has a young file: a folder object is judged as one, young while
+/// anything in it is (it is uploaded file by file, then its row committed).
+fn keep_young_objects(plan: &mut Plan, young_objects: &RefSet) -> Result<()> {
+    let sections = plan.sections.clone();
+    let mut kept = vec![(0u64, 0u64); sections.len()];
+    plan.retain_orphans(|orphan| {
+        let section = &sections[orphan.section];
+        let young = section.kind == SectionKind::Schema
+            && young_objects.contains(path_hash(section.object_of(&orphan.key)));
+        if young {
+            kept[orphan.section].0 += 1;
+            kept[orphan.section].1 += orphan.size;
+        }
+        !young
+    })?;
+    for (stats, (count, bytes)) in plan.report.sections.iter_mut().zip(kept) {
+        stats.orphaned -= count;
+        stats.orphaned_bytes -= bytes;
+        stats.young_skipped += count;
+    }
+    Ok(())
 }
 
 /// Keeps the first messages verbatim and counts the rest.

@@ -203,6 +203,9 @@ const HASH_ALPHABET: &[u8; 32] = b"234567abcdefghijklmnopqrstuvwxyz";
 /// the store's `subfolding` puts before the name.
 fn hash_cuts(prefix: &str, subfolding: Option<&[usize]>, count: usize) -> Vec<String> {
     let folds = subfolding.unwrap_or_default();
+    // Folds past the digits (a folding longer than 12 characters, or than
+    // the hash itself) take what is left of the name, as slicing in
+    // DataJoint does.
     let digits = folds.iter().sum::<usize>().clamp(4, 12) as u32;
     let space = 32u128.pow(digits);
     (1..count)
@@ -215,11 +218,12 @@ fn hash_cuts(prefix: &str, subfolding: Option<&[usize]>, count: usize) -> Vec<St
             }
             let name = String::from_utf8(name).expect("ASCII");
             let mut key = prefix.to_string();
-            let mut start = 0;
+            let mut start = 0usize;
             for &fold in folds {
-                key.push_str(&name[start..start + fold]);
+                let end = start.saturating_add(fold).min(name.len());
+                key.push_str(&name[start.min(end)..end]);
                 key.push('/');
-                start += fold;
+                start = end;
             }
             key.push_str(&name);
             key
@@ -357,7 +361,7 @@ mod tests {
             for count in [3, 8] {
                 let mut shares = vec![0usize; count];
                 for (index, share) in shares.iter_mut().enumerate() {
-                    let mut all = sections(&store, &["a".into()]);
+                    let mut all = sections(&store, &["a".into()]).unwrap();
                     assign_ranges(&store, &mut all, Shard { index, count }, &Vec::new());
                     for name in &names {
                         let mut key = "_hash/a/".to_string();
@@ -382,6 +386,53 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Whatever the folding, the sample and the number of shards, the
+        /// shards' ranges of a section partition it: every key of the
+        /// section lies in exactly one of them.
+        #[test]
+        fn the_shards_of_a_section_hold_every_key_exactly_once(
+            folding in proptest::option::of(proptest::collection::vec(1usize..4, 1..3)),
+            count in 1usize..9,
+            sampled in proptest::collection::vec("[a-z0-9=/]{1,12}", 0..40),
+            keys in proptest::collection::vec("[a-z2-7=/]{1,30}", 1..60),
+        ) {
+            let store = spec(folding);
+            let mut sample: PathSample = vec![BTreeMap::new(), BTreeMap::new()];
+            for path in &sampled {
+                let path = format!("_schema/a/{path}");
+                sample_path(&mut sample[1], path_hash(&path), &path, 1);
+            }
+            let shards: Vec<Vec<Section>> = (0..count)
+                .map(|index| {
+                    let mut all = sections(&store, &["a".into()]).unwrap();
+                    assign_ranges(&store, &mut all, Shard { index, count }, &sample);
+                    all
+                })
+                .collect();
+            for (section, root) in [(0, "_hash/a/"), (1, "_schema/a/")] {
+                for key in &keys {
+                    let key = format!("{root}{key}");
+                    let holders = shards.iter().filter(|s| s[section].range.contains(&key)).count();
+                    proptest::prop_assert_eq!(holders, 1, "{} in {} shards", key, holders);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn foldings_longer_than_the_cut_still_cut_in_order() {
+        for folding in [vec![7, 7], vec![26, 26], vec![1, 30]] {
+            let cuts = hash_cuts("_hash/a/", Some(&folding), 5);
+            assert_eq!(cuts.len(), 4);
+            assert!(
+                cuts.windows(2).all(|w| w[0] < w[1]),
+                "{folding:?}: {cuts:?}"
+            );
         }
     }
 
@@ -421,7 +472,7 @@ mod tests {
         let mut counted = 0;
         for index in 0..count {
             let shard = Shard { index, count };
-            let mut all = sections(&store, &["a".into()]);
+            let mut all = sections(&store, &["a".into()]).unwrap();
             assign_ranges(&store, &mut all, shard, &sample);
             let mine = paths.iter().filter(|p| all[1].range.contains(p)).count();
             assert!(

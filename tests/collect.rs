@@ -163,6 +163,20 @@ fn several_schemas_are_each_judged_against_their_own_sections() {
     }
 }
 
+/// The object a fixture key belongs to: a hash file, or a row's field
+/// (`_schema/{schema}/{table}/id=N/{field}_{token}`, a file or a folder
+/// object with its manifest).
+fn fixture_object(key: &str) -> String {
+    if key.starts_with("_hash/") {
+        return key.to_string();
+    }
+    let field: Vec<&str> = key.split('/').take(5).collect();
+    field
+        .join("/")
+        .trim_end_matches(".manifest.json")
+        .to_string()
+}
+
 #[test]
 fn min_age_keeps_young_orphans_and_counts_them() {
     for backend in BACKENDS {
@@ -172,20 +186,55 @@ fn min_age_keeps_young_orphans_and_counts_them() {
         spec.young_fraction = 0.5;
         let truth = env.fixture(&spec);
         assert!(!truth.young_orphans.is_empty() && !truth.orphans.is_empty());
+        // An unreferenced folder object of which one file arrives late.
+        let folder = format!("_schema/{schema}/folder_item/id=999/obj_late");
+        let late = format!("{folder}/2");
+        for key in [format!("{folder}/0"), format!("{folder}/1"), late.clone()] {
+            env.put(&key, "part");
+        }
+        env.put(&format!("{folder}.manifest.json"), "{}");
         env.write_config(None);
 
-        // Default --min-age is 24h.
-        let r = env.djgc_ok(&["collect", &schema, "--delete", "--json"]);
-        assert_eq!(r["young_skipped"], truth.young_orphans.len(), "{backend:?}");
-        assert_eq!(r["deleted"], truth.orphans.len(), "{backend:?}");
-        assert!(truth.young_orphans.iter().all(|k| env.exists(k)));
+        // Just written, every file arrived now whatever its mtime says: the
+        // default --min-age (24h) keeps them all.
+        let r = env.djgc_ok(&["scan", &schema, "--json"]);
+        let all = truth.orphans.len() + truth.young_orphans.len() + 4;
+        assert_eq!(r["orphaned"], 0, "{backend:?}");
+        assert_eq!(r["young_skipped"], all, "{backend:?}");
+
+        // Later, some files arrive again (rewritten): they are young, and so
+        // is every file of an object one of them belongs to.
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        let mut young_files = truth.young_orphans.clone();
+        young_files.push(late);
+        for key in &young_files {
+            let path = env.store_root().join(key);
+            let content = std::fs::read(&path).unwrap();
+            std::fs::write(&path, content).unwrap();
+        }
+        let young_objects: std::collections::BTreeSet<String> =
+            young_files.iter().map(|k| fixture_object(k)).collect();
+        let (kept, judged): (Vec<String>, Vec<String>) = truth
+            .orphans
+            .iter()
+            .chain(&truth.young_orphans)
+            .cloned()
+            .chain(
+                ["0", "1", "2"]
+                    .iter()
+                    .map(|f| format!("{folder}/{f}"))
+                    .chain([format!("{folder}.manifest.json")]),
+            )
+            .partition(|k| young_objects.contains(&fixture_object(k)));
+        assert!(kept.len() > young_files.len(), "no object was partly young");
+        let r = env.djgc_ok(&["collect", &schema, "--min-age", "2s", "--delete", "--json"]);
+        assert_eq!(r["young_skipped"], kept.len(), "{backend:?}");
+        assert_eq!(r["deleted"], judged.len(), "{backend:?}");
+        assert!(kept.iter().all(|k| env.exists(k)), "{backend:?}");
+        assert!(!judged.iter().any(|k| env.exists(k)), "{backend:?}");
 
         let out = env.djgc(&["scan", &schema, "--min-age", "0s", "--json"]);
-        assert_eq!(
-            report(&out)["orphaned"],
-            truth.young_orphans.len(),
-            "{backend:?}"
-        );
+        assert_eq!(report(&out)["orphaned"], kept.len(), "{backend:?}");
     }
 }
 

@@ -211,6 +211,11 @@ fn python_users_swap_dj_gc_for_djgc_in_one_line() {
         let schema = unique_schema("pyswap");
         env.schemas.push(schema.clone());
         env.write_config(Some(&[2, 2]));
+        // An orphan whose name holds characters Python counts as line breaks.
+        env.put(
+            &format!("_schema/{schema}/odd/id=1/f\u{2028}x\u{85}y\u{1c}z"),
+            "an orphan with an odd name",
+        );
         let stats = datajoint(&env, "swap", &schema);
         let ours = &stats["djgc"];
         let mut compared = 0;

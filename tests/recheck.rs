@@ -77,7 +77,8 @@ fn orphans_referenced_again_before_deletion_are_rescued() {
                 &options.schemas,
                 &options.schema_codecs,
                 options.jobs,
-            ),
+            )
+            .unwrap(),
             &Silent,
         )
         .unwrap();

@@ -23,6 +23,11 @@ struct Faults {
     refuse_schema_batches: bool,
     /// Answer DeleteObjects 501 NotImplemented.
     no_delete_objects: bool,
+    /// Answer DeleteObjects, deleting nothing, with an error for a key that
+    /// was not asked for.
+    foreign_delete_errors: bool,
+    /// Mark every listing page truncated, without a continuation token.
+    truncated_without_token: bool,
     requests: AtomicUsize,
     throttled: AtomicUsize,
     refused_batches: AtomicUsize,
@@ -119,11 +124,43 @@ fn serve(client: TcpStream, upstream: &str, faults: &Faults) {
             );
             continue;
         }
+        if delete_objects && faults.foreign_delete_errors {
+            faults.refused_batches.fetch_add(1, Ordering::Relaxed);
+            respond(
+                &mut writer,
+                "200 OK",
+                "<DeleteResult><Error><Key>not/one/of/yours</Key><Code>InternalError</Code>\
+                 <Message>We encountered an internal error.</Message></Error></DeleteResult>",
+            );
+            continue;
+        }
         server.write_all(head.as_bytes()).unwrap();
         server.write_all(&body).unwrap();
         let Some((response_head, response_body)) = read_message(&mut from_server) else {
             return;
         };
+        let listing = head.starts_with("GET") && head.contains("list-type=2");
+        if listing && faults.truncated_without_token {
+            let page = String::from_utf8_lossy(&response_body).replace(
+                "<IsTruncated>false</IsTruncated>",
+                "<IsTruncated>true</IsTruncated>",
+            );
+            let page = match (
+                page.find("<NextContinuationToken>"),
+                page.find("</NextContinuationToken>"),
+            ) {
+                (Some(start), Some(end)) => {
+                    format!(
+                        "{}{}",
+                        &page[..start],
+                        &page[end + "</NextContinuationToken>".len()..]
+                    )
+                }
+                _ => page,
+            };
+            respond(&mut writer, "200 OK", &page);
+            continue;
+        }
         writer.write_all(response_head.as_bytes()).unwrap();
         writer.write_all(&response_body).unwrap();
     }
@@ -244,4 +281,51 @@ fn a_server_without_delete_objects_gets_single_key_deletes() {
         "DeleteObjects was not tried"
     );
     assert_eq!(env.keys(), truth.live_files);
+}
+
+/// A DeleteObjects answer that names a key djgc did not send tells nothing
+/// about the keys it did send: none of them counts as deleted.
+#[test]
+fn a_delete_answer_about_other_keys_deletes_nothing_on_paper() {
+    let mut env = Env::with_store(djgc::config::Backend::MySql, Kind::S3);
+    let schema = unique_schema("foreign");
+    let truth = env.fixture(&FixtureSpec::small(&schema, "main"));
+    let config = env.write_config(None);
+    let faults = through_proxy(
+        &config,
+        Faults {
+            foreign_delete_errors: true,
+            ..Faults::default()
+        },
+    );
+    let before = env.keys();
+    let out = env.djgc(&["collect", &schema, "--min-age", "0s", "--json", "--delete"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let r = report(&out);
+    assert!(faults.refused_batches.load(Ordering::Relaxed) > 0);
+    assert_eq!(r["deleted"], 0, "{r}");
+    assert_eq!(r["errors"], truth.orphans.len(), "{r}");
+    assert_eq!(env.keys(), before);
+}
+
+/// A listing page marked truncated without a continuation token cannot be
+/// continued: the listing is incomplete, so nothing may be judged from it.
+#[test]
+fn a_truncated_page_without_a_token_blocks_the_scan() {
+    let mut env = Env::with_store(djgc::config::Backend::MySql, Kind::S3);
+    let schema = unique_schema("notoken");
+    env.fixture(&FixtureSpec::small(&schema, "main"));
+    let config = env.write_config(None);
+    through_proxy(
+        &config,
+        Faults {
+            truncated_without_token: true,
+            ..Faults::default()
+        },
+    );
+    let before = env.keys();
+    let out = env.djgc(&["collect", &schema, "--min-age", "0s", "--json", "--delete"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("continuation"), "{}", stderr(&out));
+    assert_eq!(env.keys(), before);
 }

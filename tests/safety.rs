@@ -477,11 +477,10 @@ fn a_writer_inserting_rows_during_collect_loses_nothing_unreported() {
                 .filter(|k| k.starts_with("_hash/"))
                 .map(|k| (k.clone(), before[k].clone()))
                 .collect();
-            // The S3 fixture was just uploaded: let it age past --min-age,
-            // which protects objects uploaded for rows not yet inserted.
-            if env.kind() == common::Kind::S3 {
-                std::thread::sleep(Duration::from_secs(3));
-            }
+            // The fixture was just written (a file's age counts from its
+            // arrival, its ctime): let it age past --min-age, which protects
+            // objects uploaded for rows not yet inserted.
+            std::thread::sleep(Duration::from_secs(3));
             let mut args = vec![
                 "collect",
                 &schema,

@@ -51,7 +51,8 @@ fn shard_source(index: usize, count: usize) -> (Vec<String>, Vec<(String, String
 }
 
 /// Runs `args` as `count` shards at once, each with `--report` and
-/// `--orphans-out` files named after it; returns their paths.
+/// `--orphans-out` files named after it, as one run (its id: `label`);
+/// returns their paths.
 fn run_shards(dir: &Path, count: usize, args: &[&str], label: &str) -> Vec<(String, String)> {
     let files: Vec<(String, String)> = (0..count)
         .map(|k| {
@@ -71,7 +72,11 @@ fn run_shards(dir: &Path, count: usize, args: &[&str], label: &str) -> Vec<(Stri
             let mut all: Vec<&str> = args.to_vec();
             all.extend(flags.iter().map(String::as_str));
             all.extend(["--report", report, "--orphans-out", orphans]);
-            djgc_command(dir, &all).envs(vars).spawn().unwrap()
+            djgc_command(dir, &all)
+                .envs(vars)
+                .env("DJGC_RUN_ID", label)
+                .spawn()
+                .unwrap()
         })
         .collect();
     for (k, child) in children.into_iter().enumerate() {
@@ -89,7 +94,7 @@ fn run_shards(dir: &Path, count: usize, args: &[&str], label: &str) -> Vec<(Stri
 /// A report without what differs between runs of the same work.
 fn comparable(mut report: Value) -> Value {
     let object = report.as_object_mut().unwrap();
-    for changing in ["seconds", "started", "finished"] {
+    for changing in ["seconds", "started", "finished", "run_id"] {
         object.remove(changing);
     }
     report
@@ -334,15 +339,20 @@ fn the_array_job_examples_run_as_they_are() {
     let job: Value = serde_json::from_slice(&out.stdout).unwrap();
     let spec = &job["spec"];
     let container = &spec["template"]["spec"]["containers"][0];
+    // Values the cluster fills in (the Job's uid, as the run id) get one here.
     let mut vars: Vec<(String, String)> = container["env"]
         .as_array()
         .unwrap()
         .iter()
         .map(|v| {
-            (
-                v["name"].as_str().unwrap().into(),
-                v["value"].as_str().unwrap().into(),
-            )
+            let value = match v["value"].as_str() {
+                Some(value) => value.to_string(),
+                None => {
+                    assert!(v["valueFrom"]["fieldRef"].is_object(), "{v}");
+                    "k8s-job-uid".to_string()
+                }
+            };
+            (v["name"].as_str().unwrap().into(), value)
         })
         .collect();
     let var = |name: &str| vars.iter().find(|(n, _)| n == name).unwrap().1.clone();

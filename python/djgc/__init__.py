@@ -105,6 +105,14 @@ def _flags(options):
     return flags
 
 
+def _environment():
+    """This process's environment without DataJoint's ``DJ_*`` settings:
+    those would override the configuration ``collect`` hands djgc (the
+    schema's own connection settings), and point it at another database
+    or store than the one the caller's schema object lives in."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("DJ_")}
+
+
 def collect(*schemas, store=None, dry_run=True, config=None, **options):
     """Find (and unless ``dry_run``, delete) the orphans of ``schemas`` in
     ``store`` (default: ``stores.default``), as ``dj.gc.collect`` does.
@@ -144,11 +152,14 @@ def collect(*schemas, store=None, dry_run=True, config=None, **options):
             capture_output=True,
             text=True,
             check=False,
+            env=_environment(),
         )
         stats = json.loads(run.stdout) if run.stdout.strip() else None
         if stats is not None and os.path.exists(orphans):
-            with open(orphans) as lines:
-                _add_orphan_lists(stats, lines.read().splitlines())
+            # One key per line: keys hold no "\n", but may hold what
+            # str.splitlines() also splits at ("\r", "\x1c", "\u2028", ...).
+            with open(orphans, encoding="utf-8", newline="") as lines:
+                _add_orphan_lists(stats, lines.read().split("\n")[:-1])
     if run.returncode in (0, 1) and stats is not None:
         return stats
     raise DjgcError(

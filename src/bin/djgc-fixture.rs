@@ -61,7 +61,7 @@ fn main() -> anyhow::Result<()> {
     let config = Config::load(cli.config.clone())?;
     let spec = config.store(cli.store.as_deref())?;
     let root = PathBuf::from(&spec.location);
-    let sections = djgc::layout::sections(&spec, std::slice::from_ref(&cli.schema));
+    let sections = djgc::layout::sections(&spec, std::slice::from_ref(&cli.schema))?;
     let s3 = match spec.protocol {
         Protocol::File => {
             std::fs::create_dir_all(&root)

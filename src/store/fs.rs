@@ -21,16 +21,31 @@
 //! listed, so a link inside a section can never lead djgc out of it, and a
 //! link on the way from the store root to a section (the section folder or
 //! `_schema` itself) is reported as an error.
+//!
+//! Others can write the store while djgc works (a shared tree, its trash),
+//! so every change is made the same way as the walk reads: from the root's
+//! open folder down, one `openat(O_NOFOLLOW | O_DIRECTORY)` per folder, and
+//! then `unlinkat`, `linkat`, `renameat2(RENAME_NOREPLACE)`, `mkdirat` on
+//! the open parent ([`Folders`]). No call ever resolves a full path, so a
+//! folder swapped for a link between the listing and the delete, or a link
+//! planted inside a quarantine run, stops the operation with an error
+//! naming it; nothing behind the link is touched.
+//!
+//! An object's time is when it arrived ([`arrival_time`]): the later of its
+//! modification and status-change times, because DataJoint copies folders
+//! with `shutil.copy2`, which keeps the source's (possibly week-old) mtime.
 
 use std::io;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rayon::prelude::*;
-use rustix::fs::{open, openat, statat, AtFlags, Dir, FileType, Mode, OFlags, RawMode};
+use rustix::fs::{
+    linkat, mkdirat, open, openat, renameat, renameat_with, statat, unlinkat, AtFlags, Dir,
+    FileType, Mode, OFlags, RawMode, RenameFlags,
+};
 use rustix::io::Errno;
 
 use super::{
@@ -86,91 +101,235 @@ impl FsStore {
         }
     }
 
-    fn path_of(&self, key: &str) -> PathBuf {
-        self.root.join(key)
+    /// The store's root folder, opened. The location itself may be a link
+    /// (it is the configuration's to choose); nothing below it is followed.
+    fn open_root(&self) -> io::Result<OwnedFd> {
+        open(&self.root, ROOT_FLAGS, Mode::empty()).map_err(|e| {
+            io::Error::new(
+                io::Error::from(e).kind(),
+                format!("{}: {}", self.root.display(), io::Error::from(e)),
+            )
+        })
     }
 
-    /// Checks that every folder from the root down to `dir_key` is a real
-    /// folder, not a link, so a listing never leaves the store.
-    fn check_no_links(&self, dir_key: &str) -> io::Result<()> {
-        let mut path = self.root.clone();
-        for segment in dir_key.split('/').filter(|s| !s.is_empty()) {
-            path.push(segment);
-            let meta = std::fs::symlink_metadata(&path)?;
-            if meta.file_type().is_symlink() {
-                return Err(io::Error::other(format!(
-                    "{} is a symbolic link; djgc never follows links",
-                    path.display()
-                )));
-            }
-            if !meta.is_dir() {
-                return Err(io::Error::other(format!(
-                    "{} is not a folder",
-                    path.display()
-                )));
-            }
+    /// The folder `key` (a store-relative folder path, `""` for the root),
+    /// opened component by component from the root without following links.
+    fn open_folder(&self, key: &str) -> io::Result<OwnedFd> {
+        let mut dir = self.open_root()?;
+        let mut opened = String::new();
+        for name in key.split('/').filter(|s| !s.is_empty()) {
+            dir = open_child(dir.as_fd(), &opened, name, false)?;
+            opened.push_str(name);
+            opened.push('/');
         }
-        Ok(())
+        Ok(dir)
     }
+}
 
-    /// The folder whose emptied subfolders a delete in `section_prefix`
-    /// prunes: the prefix itself, or for a partitioned prefix such as
-    /// `_schema/subject=` the folder holding the partition folders.
-    fn prune_stop(&self, section_prefix: &str) -> PathBuf {
-        self.path_of(&section_prefix[..section_prefix.rfind('/').unwrap_or(0)])
+/// How the store root is opened: it must be a folder, and it may be reached
+/// through links (the configured location).
+const ROOT_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::CLOEXEC);
+
+/// Opens the folder `name` inside the open folder `parent` (whose key is
+/// `parent_key`, ending in `/` or empty), never through a link; with
+/// `create`, makes it first when it is missing. A link or a file where a
+/// folder should be is an error naming it: nothing behind it is touched.
+fn open_child(
+    parent: BorrowedFd<'_>,
+    parent_key: &str,
+    name: &str,
+    create: bool,
+) -> io::Result<OwnedFd> {
+    if create {
+        match mkdirat(parent, name, Mode::from_raw_mode(0o777)) {
+            Ok(()) | Err(Errno::EXIST) => {}
+            Err(e) => return Err(named(e, parent_key, name)),
+        }
     }
-
-    /// Moves one file without replacing anything: a hard link at `to`, then
-    /// the name `from` removed. A crash in between leaves both names on the
-    /// one file, never neither. On a file system without hard links, a
-    /// rename after checking that `to` is free.
-    fn move_file(&self, from: &str, to: &str) -> Result<Moved, StoreError> {
-        let (source, target) = (self.path_of(from), self.path_of(to));
-        let error = |e: io::Error| StoreError::new("move", from, e);
-        match std::fs::symlink_metadata(&source) {
-            Ok(meta) if meta.is_file() => {}
-            Ok(_) => return Err(error(io::Error::other("not a regular file"))),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Moved::SourceMissing),
-            Err(e) => return Err(error(e)),
-        }
-        if let Some(dir) = target.parent() {
-            std::fs::create_dir_all(dir).map_err(error)?;
-        }
-        match std::fs::hard_link(&source, &target) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(Moved::TargetExists),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Moved::SourceMissing),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::Unsupported | io::ErrorKind::PermissionDenied
-                ) =>
-            {
-                if std::fs::symlink_metadata(&target).is_ok() {
-                    return Ok(Moved::TargetExists);
+    openat(parent, name, FOLDER_FLAGS, Mode::empty()).map_err(|e| match e {
+        Errno::LOOP | Errno::NOTDIR => {
+            let what = match statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(stat)
+                    if FileType::from_raw_mode(stat.st_mode as RawMode) == FileType::Symlink =>
+                {
+                    "is a symbolic link; djgc never follows links"
                 }
-                std::fs::rename(&source, &target).map_err(error)?;
-                return Ok(Moved::Done);
-            }
-            Err(e) => return Err(error(e)),
+                _ => "is not a folder",
+            };
+            io::Error::other(format!("{parent_key}{name} {what}"))
         }
-        match std::fs::remove_file(&source) {
-            Ok(()) => Ok(Moved::Done),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Moved::Done),
-            Err(e) => Err(error(e)),
+        e => named(e, parent_key, name),
+    })
+}
+
+/// An OS error on `parent_key` + `name`, keeping its kind (callers tell
+/// "not found" apart) and naming the path.
+fn named(e: Errno, parent_key: &str, name: &str) -> io::Error {
+    let e = io::Error::from(e);
+    io::Error::new(e.kind(), format!("{parent_key}{name}: {e}"))
+}
+
+/// The folders of a key and its name: `a/b/c` gives `["a", "b"]` and `c`.
+fn split_key(key: &str) -> (Vec<&str>, &str) {
+    let mut segments: Vec<&str> = key.split('/').collect();
+    let name = segments.pop().unwrap_or_default();
+    (segments, name)
+}
+
+/// How many folders of a section prefix deletes in it never prune: those
+/// of the prefix itself (`_hash/s/`: 2), or for a partitioned prefix such
+/// as `_schema/subject=` the folders above the partition folders (1).
+fn kept_depth(section_prefix: &str) -> usize {
+    section_prefix
+        .rfind('/')
+        .map_or(0, |end| section_prefix[..end].split('/').count())
+}
+
+/// Folders opened from the store root down, each relative to its parent
+/// and never through a link: every change to the store is made through
+/// one of these, so no operation resolves a full path, and a folder
+/// swapped for a link after it was listed is refused, not followed. The
+/// chain of open folders is kept between calls, so the keys of one batch
+/// (which share most folders) open each folder once.
+struct Folders<'a> {
+    store: &'a FsStore,
+    root: Option<OwnedFd>,
+    /// `open[i]` is the folder of the first `i + 1` segments of the last
+    /// folder path opened, with its name.
+    open: Vec<(String, OwnedFd)>,
+}
+
+impl<'a> Folders<'a> {
+    fn new(store: &'a FsStore) -> Self {
+        Folders {
+            store,
+            root: None,
+            open: Vec::new(),
         }
     }
 
-    /// Removes `dir` and its parents while they are empty, stopping below `stop`.
-    fn prune_empty_folders(dir: Option<&Path>, stop: &Path) {
-        let mut dir = dir;
-        while let Some(d) = dir {
-            if d == stop || !d.starts_with(stop) || std::fs::remove_dir(d).is_err() {
-                break;
+    /// The folder at `segments` (from the root), opened (with `create`,
+    /// made where missing).
+    fn folder(&mut self, segments: &[&str], create: bool) -> io::Result<BorrowedFd<'_>> {
+        if self.root.is_none() {
+            self.root = Some(self.store.open_root()?);
+        }
+        let shared = self
+            .open
+            .iter()
+            .zip(segments)
+            .take_while(|((open, _), wanted)| open == *wanted)
+            .count();
+        self.open.truncate(shared);
+        for (depth, name) in segments.iter().enumerate().skip(shared) {
+            let parent_key: String = segments[..depth].iter().map(|s| format!("{s}/")).collect();
+            let parent = match self.open.last() {
+                Some((_, fd)) => fd.as_fd(),
+                None => self.root.as_ref().expect("opened above").as_fd(),
+            };
+            let child = open_child(parent, &parent_key, name, create)?;
+            self.open.push((name.to_string(), child));
+        }
+        Ok(match self.open.last() {
+            Some((_, fd)) => fd.as_fd(),
+            None => self.root.as_ref().expect("opened above").as_fd(),
+        })
+    }
+
+    /// Removes the folders of `segments` deepest first while they are
+    /// empty, keeping the first `keep`. Each is removed by name from its
+    /// open parent; `rmdir` removes nothing but an empty folder. The chain
+    /// stays open down to the deepest folder left, for the next key.
+    fn prune(&mut self, segments: &[&str], keep: usize) {
+        for depth in (keep..segments.len()).rev() {
+            if self.folder(&segments[..=depth], false).is_err() {
+                return;
             }
-            dir = d.parent();
+            let parent = match depth.checked_sub(1) {
+                Some(above) => self.open[above].1.as_fd(),
+                None => self.root.as_ref().expect("opened by folder()").as_fd(),
+            };
+            if unlinkat(parent, segments[depth], AtFlags::REMOVEDIR).is_err() {
+                return;
+            }
+            self.open.truncate(depth);
         }
     }
+
+    /// Deletes the file `key`; then prunes its emptied folders, keeping `keep`.
+    fn delete(&mut self, key: &str, keep: usize) -> Result<Deleted, StoreError> {
+        let (folders, name) = split_key(key);
+        let error = |e: io::Error| StoreError::new("delete", key, e);
+        let dir = match self.folder(&folders, false) {
+            Ok(dir) => dir,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Deleted::Missing),
+            Err(e) => return Err(error(e)),
+        };
+        match unlinkat(dir, name, AtFlags::empty()) {
+            Ok(()) => {
+                self.prune(&folders, keep);
+                Ok(Deleted::Removed)
+            }
+            Err(Errno::NOENT) => Ok(Deleted::Missing),
+            Err(e) => Err(error(io::Error::from(e))),
+        }
+    }
+}
+
+/// Moves the file `from` to `to` without replacing anything: a hard link
+/// at `to`, then the name `from` removed, so a crash in between leaves both
+/// names on the one file, never neither. Where hard links are not
+/// supported, a rename that refuses to replace. `source` and `target` are
+/// the open folder chains of the two sides.
+fn move_file(
+    source: &mut Folders<'_>,
+    target: &mut Folders<'_>,
+    from: &str,
+    to: &str,
+) -> Result<Moved, StoreError> {
+    let error = |e: io::Error| StoreError::new("move", from, e);
+    let (from_folders, from_name) = split_key(from);
+    let (to_folders, to_name) = split_key(to);
+    let from_dir = match source.folder(&from_folders, false) {
+        Ok(dir) => dir,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Moved::SourceMissing),
+        Err(e) => return Err(error(e)),
+    };
+    match statat(from_dir, from_name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(stat) if FileType::from_raw_mode(stat.st_mode as RawMode) == FileType::RegularFile => {}
+        Ok(_) => return Err(error(io::Error::other("not a regular file"))),
+        Err(Errno::NOENT) => return Ok(Moved::SourceMissing),
+        Err(e) => return Err(error(io::Error::from(e))),
+    }
+    let to_dir = target.folder(&to_folders, true).map_err(error)?;
+    match linkat(from_dir, from_name, to_dir, to_name, AtFlags::empty()) {
+        Ok(()) => {}
+        Err(Errno::EXIST) => return Ok(Moved::TargetExists),
+        Err(Errno::NOENT) => return Ok(Moved::SourceMissing),
+        Err(Errno::PERM | Errno::OPNOTSUPP | Errno::MLINK) => {
+            return match renameat_with(from_dir, from_name, to_dir, to_name, RenameFlags::NOREPLACE)
+            {
+                Ok(()) => Ok(Moved::Done),
+                Err(Errno::EXIST) => Ok(Moved::TargetExists),
+                Err(Errno::NOENT) => Ok(Moved::SourceMissing),
+                Err(e) => Err(error(io::Error::from(e))),
+            };
+        }
+        Err(e) => return Err(error(io::Error::from(e))),
+    }
+    match unlinkat(from_dir, from_name, AtFlags::empty()) {
+        Ok(()) | Err(Errno::NOENT) => Ok(Moved::Done),
+        Err(e) => Err(error(io::Error::from(e))),
+    }
+}
+
+/// A name for a file being written beside `name`, unique in this process.
+fn temporary_name(name: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!(".{name}.djgc-{}-{n}.tmp", std::process::id())
 }
 
 /// One listing in progress: where to send batches, and whether to stop.
@@ -284,7 +443,7 @@ impl Walk<'_> {
                     batch.push(ObjectMeta {
                         key,
                         size: stat.st_size as u64,
-                        modified: modified_time(stat.st_mtime as i64, stat.st_mtime_nsec as u32),
+                        modified: arrival_time(&stat),
                     });
                     if batch.len() >= LIST_BATCH {
                         self.send(Listing::Objects(std::mem::take(&mut batch)));
@@ -332,13 +491,26 @@ const FOLDER_FLAGS: OFlags = OFlags::RDONLY
     .union(OFlags::NOFOLLOW)
     .union(OFlags::CLOEXEC);
 
-/// A file's modification time from `stat`'s seconds and nanoseconds.
-fn modified_time(seconds: i64, nanos: u32) -> SystemTime {
+/// A time from `stat`'s seconds and nanoseconds.
+fn stat_time(seconds: i64, nanos: u32) -> SystemTime {
     let nanos = Duration::from_nanos(u64::from(nanos));
     match u64::try_from(seconds) {
         Ok(after) => UNIX_EPOCH + Duration::from_secs(after) + nanos,
         Err(_) => UNIX_EPOCH - Duration::from_secs(seconds.unsigned_abs()) + nanos,
     }
+}
+
+/// When a file arrived in the store, as far as the file system tells: the
+/// later of its modification time and its status-change time. A copy that
+/// keeps its source's modification time (DataJoint uploads folders with
+/// `shutil.copy2`, which does) still gets a fresh ctime, which no user
+/// call can set back; a rename or a new link also renews it, so an object
+/// moved back from quarantine counts as new, the safe way round.
+#[allow(clippy::unnecessary_cast)] // the fields are `c_long` where not 64-bit Linux
+fn arrival_time(stat: &rustix::fs::Stat) -> SystemTime {
+    let modified = stat_time(stat.st_mtime as i64, stat.st_mtime_nsec as u32);
+    let changed = stat_time(stat.st_ctime as i64, stat.st_ctime_nsec as u32);
+    modified.max(changed)
 }
 
 impl Store for FsStore {
@@ -350,22 +522,11 @@ impl Store for FsStore {
         // A prefix such as `_schema/subject=` names the folder `_schema/` and
         // the start of the entry names to walk in it.
         let (dir_key, name_start) = prefix.split_at(prefix.rfind('/').map_or(0, |i| i + 1));
-        if let Err(e) = self.check_no_links(dir_key) {
-            if e.kind() != io::ErrorKind::NotFound {
-                sink(Listing::Error(StoreError::new("list", prefix, e)));
-            }
-            return;
-        }
-        let dir = match open(self.path_of(dir_key), FOLDER_FLAGS, Mode::empty()) {
+        let dir = match self.open_folder(dir_key) {
             Ok(dir) => dir,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
             Err(e) => {
-                if e != Errno::NOENT {
-                    sink(Listing::Error(StoreError::new(
-                        "list",
-                        prefix,
-                        io::Error::from(e),
-                    )));
-                }
+                sink(Listing::Error(StoreError::new("list", prefix, e)));
                 return;
             }
         };
@@ -383,21 +544,14 @@ impl Store for FsStore {
     }
 
     fn delete(&self, section_prefix: &str, keys: &[String]) -> Vec<Result<Deleted, StoreError>> {
-        let section_dir = self.prune_stop(section_prefix);
+        let keep = kept_depth(section_prefix);
+        let mut folders = Folders::new(self);
         keys.iter()
             .map(|key| {
                 if !key_is_contained(section_prefix, key) {
                     return Err(outside_section(section_prefix, key));
                 }
-                let path = self.path_of(key);
-                match std::fs::remove_file(&path) {
-                    Ok(()) => {
-                        FsStore::prune_empty_folders(path.parent(), &section_dir);
-                        Ok(Deleted::Removed)
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Deleted::Missing),
-                    Err(e) => Err(StoreError::new("delete", key.as_str(), e)),
-                }
+                folders.delete(key, keep)
             })
             .collect()
     }
@@ -407,16 +561,17 @@ impl Store for FsStore {
         from_prefix: &str,
         moves: &[(String, String)],
     ) -> Vec<Result<Moved, StoreError>> {
-        let stop = self.prune_stop(from_prefix);
+        let keep = kept_depth(from_prefix);
+        let (mut source, mut target) = (Folders::new(self), Folders::new(self));
         moves
             .iter()
             .map(|(from, to)| {
                 if let Some(refused) = refuse_move(from_prefix, from, to) {
                     return Err(refused);
                 }
-                let moved = self.move_file(from, to)?;
+                let moved = move_file(&mut source, &mut target, from, to)?;
                 if moved == Moved::Done {
-                    FsStore::prune_empty_folders(self.path_of(from).parent(), &stop);
+                    source.prune(&split_key(from).0, keep);
                 }
                 Ok(moved)
             })
@@ -424,16 +579,21 @@ impl Store for FsStore {
     }
 
     fn list_folders(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        let entries = match std::fs::read_dir(self.path_of(prefix)) {
-            Ok(entries) => entries,
+        let error = |e: io::Error| StoreError::new("list", prefix, e);
+        let dir = match self.open_folder(prefix) {
+            Ok(dir) => dir,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(StoreError::new("list", prefix, e)),
+            Err(e) => return Err(error(e)),
         };
+        let mut entries = Dir::new(dir).map_err(|e| error(e.into()))?;
         let mut folders = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| StoreError::new("list", prefix, e))?;
-            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-            if let (true, Some(name)) = (is_dir, entry.file_name().to_str()) {
+        while let Some(entry) = entries.read() {
+            let entry = entry.map_err(|e| error(e.into()))?;
+            let name = entry.file_name().to_bytes();
+            if entry.file_type() != FileType::Directory || name == b"." || name == b".." {
+                continue;
+            }
+            if let Ok(name) = std::str::from_utf8(name) {
                 folders.push(name.to_string());
             }
         }
@@ -442,39 +602,91 @@ impl Store for FsStore {
     }
 
     fn head(&self, keys: &[String]) -> Vec<Result<Option<ObjectMeta>, StoreError>> {
+        let mut folders = Folders::new(self);
         keys.iter()
-            .map(|key| match std::fs::symlink_metadata(self.path_of(key)) {
-                Ok(meta) if meta.is_file() => Ok(Some(ObjectMeta {
-                    key: key.clone(),
-                    size: meta.len(),
-                    modified: meta
-                        .modified()
-                        .map_err(|e| StoreError::new("head", key, e))?,
-                })),
-                Ok(_) => Ok(None),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(StoreError::new("head", key, e)),
+            .map(|key| {
+                let error = |e: io::Error| StoreError::new("head", key, e);
+                if !key_is_contained("", key) {
+                    return Err(error(io::Error::other("not a plain store path")));
+                }
+                let (parents, name) = split_key(key);
+                let dir = match folders.folder(&parents, false) {
+                    Ok(dir) => dir,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(error(e)),
+                };
+                match statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+                    Ok(stat)
+                        if FileType::from_raw_mode(stat.st_mode as RawMode)
+                            == FileType::RegularFile =>
+                    {
+                        Ok(Some(ObjectMeta {
+                            key: key.clone(),
+                            size: stat.st_size as u64,
+                            modified: arrival_time(&stat),
+                        }))
+                    }
+                    Ok(_) | Err(Errno::NOENT) => Ok(None),
+                    Err(e) => Err(error(e.into())),
+                }
             })
             .collect()
     }
 
     fn put(&self, key: &str, body: Vec<u8>) -> Result<(), StoreError> {
-        let path = self.path_of(key);
         let error = |e: io::Error| StoreError::new("put", key, e);
-        let dir = path.parent().expect("a key has a parent");
-        std::fs::create_dir_all(dir).map_err(error)?;
-        let mut file = tempfile::NamedTempFile::new_in(dir).map_err(error)?;
-        io::Write::write_all(&mut file, &body).map_err(error)?;
-        file.as_file().sync_all().map_err(error)?;
-        file.persist(&path).map_err(|e| error(e.error))?;
+        if !key_is_contained("", key) {
+            return Err(error(io::Error::other("not a plain store path")));
+        }
+        let (parents, name) = split_key(key);
+        let mut folders = Folders::new(self);
+        let dir = folders.folder(&parents, true).map_err(error)?;
+        let temporary = temporary_name(name);
+        let flags = OFlags::WRONLY
+            .union(OFlags::CREATE)
+            .union(OFlags::EXCL)
+            .union(OFlags::NOFOLLOW)
+            .union(OFlags::CLOEXEC);
+        let file = openat(dir, &temporary, flags, Mode::from_raw_mode(0o600))
+            .map_err(|e| error(e.into()))?;
+        let mut file = std::fs::File::from(file);
+        let written = io::Write::write_all(&mut file, &body)
+            .and_then(|()| file.sync_all())
+            .and_then(|()| renameat(dir, &temporary, dir, name).map_err(io::Error::from));
+        if let Err(e) = written {
+            let _ = unlinkat(dir, &temporary, AtFlags::empty());
+            return Err(error(e));
+        }
         Ok(())
     }
 
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        match std::fs::read(self.path_of(key)) {
-            Ok(body) => Ok(Some(body)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(StoreError::new("get", key, e)),
+        let error = |e: io::Error| StoreError::new("get", key, e);
+        if !key_is_contained("", key) {
+            return Err(error(io::Error::other("not a plain store path")));
         }
+        let (parents, name) = split_key(key);
+        let mut folders = Folders::new(self);
+        let dir = match folders.folder(&parents, false) {
+            Ok(dir) => dir,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(error(e)),
+        };
+        let flags = OFlags::RDONLY
+            .union(OFlags::NOFOLLOW)
+            .union(OFlags::CLOEXEC);
+        let file = match openat(dir, name, flags, Mode::empty()) {
+            Ok(file) => file,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(Errno::LOOP) => {
+                return Err(error(io::Error::other(
+                    "is a symbolic link; djgc never follows links",
+                )))
+            }
+            Err(e) => return Err(error(e.into())),
+        };
+        let mut body = Vec::new();
+        io::Read::read_to_end(&mut std::fs::File::from(file), &mut body).map_err(error)?;
+        Ok(Some(body))
     }
 }

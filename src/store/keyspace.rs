@@ -7,8 +7,9 @@
 //! continuation tokens), and learns where to split from the pages
 //! themselves, so almost every request returns a full page:
 //!
-//! * A part is a prefix `P`, optionally with `StartAfter` `A` and a `skip`
-//!   prefix whose keys belong to another part. It is listed flat (no
+//! * A part is a prefix `P`, optionally with `StartAfter` `A` and `skip`
+//!   prefixes whose keys belong to other parts (a split part passes on the
+//!   skips that still reach into each of its pieces). It is listed flat (no
 //!   delimiter: a schema section with one folder per row costs one request
 //!   per 1,000 keys, not one per row).
 //! * A part may also end at a key `E`: it holds the keys up to `E`, and stops
@@ -70,8 +71,8 @@ struct Part {
     start_after: Option<String>,
     /// The part's last possible key; greater keys belong to another part.
     end: Option<String>,
-    /// Keys with this prefix belong to another part.
-    skip: Option<String>,
+    /// Keys with one of these prefixes belong to another part.
+    skip: Vec<String>,
 }
 
 /// Sorts after every key that continues a prefix with a valid UTF-8
@@ -90,7 +91,7 @@ impl Part {
                 prefix,
                 start_after: None,
                 end: range.through.clone(),
-                skip: None,
+                skip: Vec::new(),
             }];
         };
         let folder = format!("{after}/");
@@ -98,14 +99,14 @@ impl Part {
             prefix: prefix.clone(),
             start_after: Some(after.clone()),
             end: range.through.clone(),
-            skip: Some(folder.clone()),
+            skip: vec![folder.clone()],
         }];
         if folder.starts_with(&prefix) {
             parts.push(Part {
                 prefix: folder,
                 start_after: None,
                 end: range.through.clone(),
-                skip: None,
+                skip: Vec::new(),
             });
         }
         parts
@@ -117,20 +118,18 @@ impl Part {
     fn split_after(&self, last: &str) -> Option<Vec<Part>> {
         let c = last.strip_prefix(self.prefix.as_str())?.chars().next()?;
         let branch = format!("{}{c}", self.prefix);
-        if self
-            .skip
-            .as_ref()
-            .is_some_and(|skip| last.starts_with(skip.as_str()))
-        {
+        if self.skips(last) {
             return None;
         }
         let mut parts = vec![Part {
             prefix: branch.clone(),
             start_after: Some(last.to_string()),
             end: self.end.clone(),
-            skip: None,
+            skip: self.skips_after(&branch, last),
         }];
         let rest_start = format!("{branch}{AFTER_ALL}");
+        let mut rest_skip = self.skips_after(&self.prefix, &rest_start);
+        rest_skip.push(branch);
         match self.middle_after(c) {
             Some(middle) => {
                 let cut = format!("{}{middle}{AFTER_ALL}", self.prefix);
@@ -138,23 +137,40 @@ impl Part {
                     prefix: self.prefix.clone(),
                     start_after: Some(rest_start),
                     end: Some(cut.clone()),
-                    skip: Some(branch),
+                    skip: rest_skip,
                 });
                 parts.push(Part {
                     prefix: self.prefix.clone(),
+                    skip: self.skips_after(&self.prefix, &cut),
                     start_after: Some(cut),
                     end: self.end.clone(),
-                    skip: None,
                 });
             }
             None => parts.push(Part {
                 prefix: self.prefix.clone(),
                 start_after: Some(rest_start),
                 end: self.end.clone(),
-                skip: Some(branch),
+                skip: rest_skip,
             }),
         }
         Some(parts)
+    }
+
+    /// Whether `key` belongs to another part by one of this part's skips.
+    fn skips(&self, key: &str) -> bool {
+        self.skip.iter().any(|skip| key.starts_with(skip.as_str()))
+    }
+
+    /// This part's skips that still matter to a part of the keys under
+    /// `prefix` after `start`: those naming keys of it (a skip's keys all
+    /// before `start` can be dropped, so the list stays short).
+    fn skips_after(&self, prefix: &str, start: &str) -> Vec<String> {
+        self.skip
+            .iter()
+            .filter(|skip| skip.starts_with(prefix) || prefix.starts_with(skip.as_str()))
+            .filter(|skip| skip.as_str() >= start || start.starts_with(skip.as_str()))
+            .cloned()
+            .collect()
     }
 
     /// The character halfway between `c` and the last next character this
@@ -225,13 +241,7 @@ async fn list_part<L: PageLister>(lister: &L, part: Part, out: mpsc::Sender<List
         let objects: Vec<ObjectMeta> = page
             .objects
             .into_iter()
-            .filter(|o| {
-                !part.is_past_end(&o.key)
-                    && part
-                        .skip
-                        .as_ref()
-                        .is_none_or(|skip| !o.key.starts_with(skip.as_str()))
-            })
+            .filter(|o| !part.is_past_end(&o.key) && !part.skips(&o.key))
             .collect();
         if !objects.is_empty() && out.send(Listing::Objects(objects)).await.is_err() {
             return Vec::new();
@@ -367,6 +377,33 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Whatever the names, page size, concurrency and range, the split
+        /// listing returns every key of the range exactly once.
+        #[test]
+        fn the_split_listing_lists_every_key_of_the_range_once(
+            names in proptest::collection::btree_set("[a/~\u{e9}\u{1}z.]{0,6}", 0..120),
+            page_size in 1usize..9,
+            concurrency in 1usize..9,
+            after in proptest::option::of("[a/~z]{0,4}"),
+            through in proptest::option::of("[a/~z]{0,4}"),
+        ) {
+            let keys: Vec<String> = names.iter().map(|n| format!("p/{n}")).collect();
+            let range = KeyRange {
+                after: after.map(|a| format!("p/{a}")),
+                through: through.map(|t| format!("p/{t}")),
+            };
+            let mut listed = list_on(&keys, page_size, concurrency, "p/", &range, false).keys;
+            let count = listed.len();
+            listed.sort();
+            listed.dedup();
+            proptest::prop_assert_eq!(count, listed.len(), "a key listed twice");
+            let expected: Vec<String> = keys.iter().filter(|k| range.contains(k)).cloned().collect();
+            proptest::prop_assert_eq!(listed, expected);
+        }
+    }
+
     #[test]
     fn every_key_exactly_once_whatever_the_names() {
         let p = "dj/_schema/s/";
@@ -405,6 +442,26 @@ mod tests {
                 "page {page_size}, concurrency {concurrency}"
             );
         }
+    }
+
+    #[test]
+    fn a_split_part_still_skips_what_belongs_to_another() {
+        // A shard's cut at a folder object: its files are a part of their
+        // own, and the part after the cut skips them, also when a page ends
+        // at its manifest (which sorts before them) and the part splits.
+        let object = "s/t/id=1/obj_X";
+        let keys: Vec<String> = ["", ".manifest.json", "/0", "/1"]
+            .iter()
+            .map(|end| format!("{object}{end}"))
+            .chain(["s/t/id=2/f".to_string()])
+            .collect();
+        let range = KeyRange {
+            after: Some(object.to_string()),
+            through: None,
+        };
+        let mut listed = list_on(&keys, 1, 1, "s/", &range, false).keys;
+        listed.sort();
+        assert_eq!(listed, keys[1..], "every key after the cut, once");
     }
 
     #[test]

@@ -388,6 +388,27 @@ mod tests {
         assert!(KeyRange::ALL.meets_prefix("x") && KeyRange::ALL.contains("x"));
     }
 
+    proptest::proptest! {
+        /// A key is deletable in a section exactly when every segment below
+        /// the prefix is plain; then it names a path inside the section,
+        /// however the file system or DataJoint resolves it.
+        #[test]
+        fn only_plain_keys_are_contained_and_they_stay_inside(
+            segments in proptest::collection::vec("(|\\.|\\.\\.|[a-z.\\\\]{1,3})", 0..6),
+        ) {
+            let prefix = "_hash/s/";
+            let key = format!("{prefix}{}", segments.join("/"));
+            let plain = !segments.is_empty()
+                && segments.iter().all(|s| !s.is_empty() && s != "." && s != ".." && !s.contains('\\'));
+            proptest::prop_assert_eq!(key_is_contained(prefix, &key), plain);
+            if plain {
+                let resolved = crate::codec::store_key(&key);
+                proptest::prop_assert!(resolved.starts_with(prefix), "{} resolves to {}", key, resolved);
+                proptest::prop_assert!(resolved.len() > prefix.len());
+            }
+        }
+    }
+
     #[test]
     fn containment() {
         assert!(key_is_contained("_schema/a/", "_schema/a/t/id=1/f"));

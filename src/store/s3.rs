@@ -257,10 +257,7 @@ impl S3Store {
             Ok(head) => Ok(Some(ObjectMeta {
                 key: key.to_string(),
                 size: head.content_length().unwrap_or(0).max(0) as u64,
-                modified: head
-                    .last_modified()
-                    .and_then(|t| SystemTime::try_from(*t).ok())
-                    .unwrap_or(SystemTime::UNIX_EPOCH),
+                modified: uploaded(head.last_modified()),
             })),
             Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(404) => Ok(None),
             Err(e) => Err(StoreError::new("head", key, self.explain(&e))),
@@ -301,9 +298,10 @@ impl S3Store {
                     .expect("key is set")
             })
             .collect();
+        // Not quiet: each key counts as deleted only when the answer says so.
         let delete = Delete::builder()
             .set_objects(Some(objects))
-            .quiet(true)
+            .quiet(false)
             .build()
             .expect("objects are set");
         let response = self
@@ -315,11 +313,14 @@ impl S3Store {
             .await;
         match response {
             Ok(output) => {
+                fn store_key<'k>(root: &str, key: Option<&'k str>) -> Option<&'k str> {
+                    key?.strip_prefix(root)
+                }
                 let failed: std::collections::HashMap<&str, String> = output
                     .errors()
                     .iter()
                     .filter_map(|e| {
-                        let key = e.key()?.strip_prefix(self.root.as_str())?;
+                        let key = store_key(&self.root, e.key())?;
                         let code = e.code().unwrap_or("error");
                         let error = format!("{code}: {}", e.message().unwrap_or(""));
                         let error = match code {
@@ -329,11 +330,21 @@ impl S3Store {
                         Some((key, error))
                     })
                     .collect();
+                let deleted: std::collections::HashSet<&str> = output
+                    .deleted()
+                    .iter()
+                    .filter_map(|d| store_key(&self.root, d.key()))
+                    .collect();
                 Some(
                     keys.iter()
                         .map(|key| match failed.get(key) {
                             Some(message) => Err(StoreError::new("delete", *key, message.clone())),
-                            None => Ok(Deleted::Removed),
+                            None if deleted.contains(key) => Ok(Deleted::Removed),
+                            None => Err(StoreError::new(
+                                "delete",
+                                *key,
+                                "the DeleteObjects answer does not say this key was deleted",
+                            )),
                         })
                         .collect(),
                 )
@@ -352,6 +363,14 @@ impl S3Store {
             }
         }
     }
+}
+
+/// When an object arrived, from its `LastModified`: an object without one
+/// counts as just uploaded (too young to judge), never as from 1970.
+fn uploaded(last_modified: Option<&aws_sdk_s3::primitives::DateTime>) -> SystemTime {
+    last_modified
+        .and_then(|t| SystemTime::try_from(*t).ok())
+        .unwrap_or_else(SystemTime::now)
 }
 
 impl PageLister for S3Store {
@@ -378,15 +397,20 @@ impl PageLister for S3Store {
                 Some(ObjectMeta {
                     key: o.key()?.to_string(),
                     size: o.size().unwrap_or(0).max(0) as u64,
-                    modified: o
-                        .last_modified()
-                        .and_then(|t| SystemTime::try_from(*t).ok())
-                        .unwrap_or(SystemTime::UNIX_EPOCH),
+                    modified: uploaded(o.last_modified()),
                 })
             })
             .collect();
-        let next = match output.is_truncated() {
-            Some(true) => output.next_continuation_token().map(str::to_string),
+        let next = match (output.is_truncated(), output.next_continuation_token()) {
+            (Some(true), Some(token)) => Some(token.to_string()),
+            (Some(true), None) => {
+                return Err(StoreError::new(
+                    "list",
+                    prefix,
+                    "the server marked a page truncated but gave no continuation token, so \
+                     the rest of the listing cannot be read",
+                ))
+            }
             _ => None,
         };
         Ok(Page { objects, next })
@@ -508,9 +532,14 @@ impl Store for S3Store {
                     let name = p.prefix()?.strip_prefix(full.as_str())?;
                     Some(name.trim_end_matches('/').to_string())
                 }));
-                match page.next_continuation_token() {
-                    Some(next) if page.is_truncated() == Some(true) => {
-                        token = Some(next.to_string())
+                match (page.is_truncated(), page.next_continuation_token()) {
+                    (Some(true), Some(next)) => token = Some(next.to_string()),
+                    (Some(true), None) => {
+                        return Err(StoreError::new(
+                            "list",
+                            prefix,
+                            "the server marked a page truncated but gave no continuation token",
+                        ))
                     }
                     _ => break,
                 }

@@ -128,6 +128,7 @@ pub fn database_config(backend: Backend) -> DatabaseConfig {
         user: Some("djgc".to_string()),
         password: Some(Secret::new("djgc")),
         name: "djgc".to_string(),
+        timeout: djgc::config::DEFAULT_DB_TIMEOUT,
     }
 }
 
@@ -407,6 +408,9 @@ pub fn clean_command(program: impl AsRef<std::ffi::OsStr>, dir: &Path) -> Comman
         "DJ_PASS",
         "DJGC_SHARD",
         "DJGC_SHARD_COUNT",
+        "DJGC_RUN_ID",
+        "DJGC_DB_TIMEOUT",
+        "SLURM_ARRAY_JOB_ID",
         "SLURM_ARRAY_TASK_ID",
         "SLURM_ARRAY_TASK_MIN",
         "SLURM_ARRAY_TASK_COUNT",

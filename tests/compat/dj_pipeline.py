@@ -140,8 +140,15 @@ def verify():
 extra = verify() if mode == "verify" else populate()
 stats = dj.gc.GarbageCollector(schema, store="main").collect(dry_run=True)
 if mode == "swap":
+    import os
+
     import djgc
 
+    # The caller's environment may point DataJoint elsewhere (the schema
+    # object's connection was made earlier): djgc must use the configuration
+    # the wrapper hands it, not these.
+    os.environ["DJ_HOST"] = "wrong-host.invalid"
+    os.environ["DJ_STORES"] = '{"main": {"protocol": "file", "location": "/nonexistent"}}'
     # The one-line swap: the same schema object, store and dry run.
     extra["djgc"] = djgc.collect(
         schema, store="main", dry_run=True, min_age="0s", schema_codec=["labcontainer"]

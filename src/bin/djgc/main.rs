@@ -52,6 +52,11 @@ struct Cli {
     /// Draw progress bars even when stderr is not a terminal.
     #[arg(long, global = true)]
     progress: bool,
+    /// The longest djgc waits for the database: to connect, for a
+    /// statement's next row or answer, for a lock (default 10m, or
+    /// DJGC_DB_TIMEOUT). A database silent for longer ends the run.
+    #[arg(long, global = true, value_name = "DURATION")]
+    db_timeout: Option<String>,
 }
 
 impl Command {
@@ -163,6 +168,11 @@ struct ShardArgs {
     /// JOB_COMPLETION_INDEX with DJGC_SHARD_COUNT.
     #[arg(long, value_name = "K/N")]
     shard: Option<String>,
+    /// The run this is one shard of, written into --report so that
+    /// `djgc merge-reports` adds up only shards of one run. Default:
+    /// DJGC_RUN_ID, or SLURM_ARRAY_JOB_ID in a Slurm array.
+    #[arg(long, value_name = "ID")]
+    run_id: Option<String>,
 }
 
 impl ShardArgs {
@@ -171,6 +181,16 @@ impl ShardArgs {
             Some(text) => Shard::parse(text, "--shard").map(Some),
             None => Shard::from_env(|name| std::env::var(name).ok()),
         }
+    }
+
+    /// The run's id: `--run-id`, else `DJGC_RUN_ID`, else Slurm's
+    /// `SLURM_ARRAY_JOB_ID` (the same in every task of an array).
+    fn run_id(&self) -> Option<String> {
+        self.run_id.clone().or_else(|| {
+            ["DJGC_RUN_ID", "SLURM_ARRAY_JOB_ID"]
+                .iter()
+                .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        })
     }
 }
 
@@ -365,21 +385,27 @@ fn main() -> ExitCode {
     if let Some((verbose, quiet)) = cli.command.bars() {
         console = console.with_bars(verbose, quiet, cli.progress);
     }
-    let outcome = match &cli.command {
-        Command::Scan(args) => collect(args, None, &console),
-        Command::Collect(args) => collect(&args.scan, Some(&args.delete), &console),
-        Command::Apply(args) => apply(args, &console),
-        Command::Restore(args) => restore(args, &console),
-        Command::Purge(args) => purge(args, &console),
-        Command::MergeReports(args) => merge_reports(args),
-        Command::Ls(args) => ls(args, &console),
-        Command::Config(args) => show_config(args),
-        Command::Completions { shell } => {
-            let mut command = Cli::command();
-            clap_complete::generate(*shell, &mut command, "djgc", &mut std::io::stdout());
-            Ok(Exit::Clean)
+    let outcome = db_timeout(cli.db_timeout.as_deref()).and_then(|db_timeout| {
+        let work = Work {
+            console: &console,
+            db_timeout,
+        };
+        match &cli.command {
+            Command::Scan(args) => collect(args, None, &work),
+            Command::Collect(args) => collect(&args.scan, Some(&args.delete), &work),
+            Command::Apply(args) => apply(args, &work),
+            Command::Restore(args) => restore(args, &work),
+            Command::Purge(args) => purge(args, &work),
+            Command::MergeReports(args) => merge_reports(args),
+            Command::Ls(args) => ls(args, &work),
+            Command::Config(args) => show_config(args),
+            Command::Completions { shell } => {
+                let mut command = Cli::command();
+                clap_complete::generate(*shell, &mut command, "djgc", &mut std::io::stdout());
+                Ok(Exit::Clean)
+            }
         }
-    };
+    });
     console.finish();
     let exit = match outcome {
         Ok(exit) => exit,
@@ -393,6 +419,30 @@ fn main() -> ExitCode {
         }
     };
     ExitCode::from(exit as u8)
+}
+
+/// What every subcommand that works on a store shares.
+struct Work<'a> {
+    console: &'a Console,
+    /// The longest any wait on the database may take.
+    db_timeout: Duration,
+}
+
+/// `--db-timeout`, else `DJGC_DB_TIMEOUT`, else the library's default.
+fn db_timeout(flag: Option<&str>) -> Result<Duration, Error> {
+    let (text, source) = match flag {
+        Some(text) => (text.to_string(), "--db-timeout"),
+        None => match std::env::var("DJGC_DB_TIMEOUT") {
+            Ok(text) if !text.is_empty() => (text, "DJGC_DB_TIMEOUT"),
+            _ => return Ok(djgc::config::DEFAULT_DB_TIMEOUT),
+        },
+    };
+    match humantime::parse_duration(&text) {
+        Ok(timeout) if !timeout.is_zero() => Ok(timeout),
+        _ => Err(Error::Usage(format!(
+            "{source} {text:?} is not a duration above zero like 30s, 5m or 1h"
+        ))),
+    }
 }
 
 fn positive(n: usize, flag: &str) -> Result<usize, Error> {
@@ -422,8 +472,10 @@ fn open_store(
     name: Option<&str>,
     jobs: usize,
     list_concurrency: usize,
+    work: &Work<'_>,
 ) -> Result<OpenStore, Error> {
-    let config = Config::load(config_file)?;
+    let mut config = Config::load(config_file)?;
+    config.database.timeout = work.db_timeout;
     let spec = config.store(name)?;
     let store_is_default = config.default_store_name() == Some(spec.name.as_str());
     let store = store::open(
@@ -452,7 +504,8 @@ fn check_fraction(guard: &GuardArgs) -> Result<(), Error> {
 }
 
 /// `scan`, and `collect` with `delete` flags.
-fn collect(args: &ScanArgs, delete: Option<&DeleteArgs>, console: &Console) -> Result<Exit, Error> {
+fn collect(args: &ScanArgs, delete: Option<&DeleteArgs>, work: &Work<'_>) -> Result<Exit, Error> {
+    let console = work.console;
     let started = SystemTime::now();
     if args.schemas.is_empty() && !args.all_schemas {
         return Err(Error::Usage(
@@ -467,19 +520,29 @@ fn collect(args: &ScanArgs, delete: Option<&DeleteArgs>, console: &Console) -> R
         args.store.store.as_deref(),
         jobs,
         args.work.list_concurrency,
+        work,
     )?;
     let schemas = match args.all_schemas {
-        true => all_schemas(
-            &open.config.database,
-            &open.spec.name,
-            open.store_is_default,
-            &args.schema_codecs,
-        )?,
-        false => args.schemas.clone(),
+        true => {
+            let found = all_schemas(
+                &open.config.database,
+                &open.spec.name,
+                open.store_is_default,
+                &args.schema_codecs,
+            )?;
+            for skipped in &found.skipped {
+                console.warn(skipped);
+            }
+            found.schemas
+        }
+        false => layout::schema_names(&args.schemas)?,
     };
     let options = ScanOptions {
         schemas,
-        cutoff: SystemTime::now() - min_age,
+        // An age past the calendar's start keeps everything.
+        cutoff: SystemTime::now()
+            .checked_sub(min_age)
+            .unwrap_or(SystemTime::UNIX_EPOCH),
         jobs,
         schema_codecs: args.schema_codecs.clone(),
         shard: args.shard.resolve()?,
@@ -497,7 +560,8 @@ fn collect(args: &ScanArgs, delete: Option<&DeleteArgs>, console: &Console) -> R
         &options,
         console,
     )?;
-    let query = plan_query(&plan, &open, &args.schema_codecs, jobs);
+    let query = plan_query(&plan, &open, &args.schema_codecs, jobs)?;
+    plan.report.run_id = args.shard.run_id();
 
     if let Some(path) = &args.orphans_out {
         plan.write_orphan_list(path)?;
@@ -517,8 +581,19 @@ fn collect(args: &ScanArgs, delete: Option<&DeleteArgs>, console: &Console) -> R
     Ok(exit)
 }
 
+/// The S3 Inventory a plan was judged from, opened again to count what the
+/// bucket held; `None` for a plan judged from a listing.
+fn plan_inventory(plan: &Plan, spec: &StoreSpec) -> Result<Option<Inventory>, Error> {
+    plan.report
+        .inventory
+        .as_ref()
+        .map(|inventory| Inventory::open(&inventory.manifest, spec))
+        .transpose()
+}
+
 /// `apply PLAN`: the plan's orphans that are still unchanged and unreferenced.
-fn apply(args: &ApplyArgs, console: &Console) -> Result<Exit, Error> {
+fn apply(args: &ApplyArgs, work: &Work<'_>) -> Result<Exit, Error> {
+    let console = work.console;
     let started = SystemTime::now();
     check_fraction(&args.guard)?;
     let jobs = jobs(&args.work)?;
@@ -529,11 +604,13 @@ fn apply(args: &ApplyArgs, console: &Console) -> Result<Exit, Error> {
         Some(&store_name),
         jobs,
         args.work.list_concurrency,
+        work,
     )?;
     planfile::check_identity(
         &header,
         &planfile::identity(&open.spec, &open.config.database),
     )?;
+    planfile::check_sections(&header, &mut plan, &open.spec)?;
     let planned = plan.report.shard.as_ref().map(|s| s.shard);
     if let Some(shard) = args.shard.resolve()?.filter(|s| Some(*s) != planned) {
         return Err(Error::Usage(format!(
@@ -542,9 +619,12 @@ fn apply(args: &ApplyArgs, console: &Console) -> Result<Exit, Error> {
             planned.map_or("the whole store".to_string(), |s| format!("shard {s}"))
         )));
     }
-    let query = plan_query(&plan, &open, &header.schema_codecs, jobs);
+    let query = plan_query(&plan, &open, &header.schema_codecs, jobs)?;
+    plan.report.run_id = args.shard.run_id();
     if !plan.is_blocked() {
-        plan.report.changed_skipped = planfile::confirm_unchanged(&mut plan, open.store.as_ref())?;
+        let inventory = plan_inventory(&plan, &open.spec)?;
+        plan.report.changed_skipped =
+            planfile::confirm_for_apply(&mut plan, open.store.as_ref(), inventory.as_ref())?;
     }
     print_problems(&plan, console);
     let exit = dispose(
@@ -568,28 +648,30 @@ fn plan_query(
     open: &OpenStore,
     schema_codecs: &[String],
     jobs: usize,
-) -> ReferenceQuery {
-    reference_query(
+) -> Result<ReferenceQuery, Error> {
+    Ok(reference_query(
         &open.spec,
         open.store_is_default,
         &plan.report.schemas,
         schema_codecs,
         jobs,
-    )
+    )?
     .limited_to(
         plan.sections.clone(),
         plan.report.shard.as_ref().map(|s| s.shard),
-    )
+    ))
 }
 
 /// `ls [STORE]`.
-fn ls(args: &LsArgs, console: &Console) -> Result<Exit, Error> {
+fn ls(args: &LsArgs, work: &Work<'_>) -> Result<Exit, Error> {
+    let console = work.console;
     let jobs = jobs(&args.work)?;
     let open = open_store(
         args.config.clone(),
         args.store.as_deref(),
         jobs,
         args.work.list_concurrency,
+        work,
     )?;
     let kind = args.section.map(|s| match s {
         SectionChoice::Hash => SectionKind::Hash,
@@ -597,7 +679,7 @@ fn ls(args: &LsArgs, console: &Console) -> Result<Exit, Error> {
     });
     let mut failed = false;
     let mut counts = Vec::new();
-    for prefix in layout::listing_prefixes(&open.spec, &args.schemas, kind) {
+    for prefix in layout::listing_prefixes(&open.spec, &args.schemas, kind)? {
         let listed = |n| console.listed(&prefix, n);
         let count = store::count_listing(open.store.as_ref(), &prefix, &listed);
         for error in &count.errors {
@@ -796,6 +878,7 @@ fn dispose(
         force: guard.force,
     };
     let store = open.store.as_ref();
+    let warned = plan.report.warnings.len();
     let read_live = || references_for_deletion(&open.config.database, query, &Silent);
     let live: Option<&ReadReferences<'_>> = Some(&read_live);
     let done = match &trash {
@@ -812,7 +895,16 @@ fn dispose(
         }),
         None => execute(plan, store, &options, live, console),
     };
+    for warning in &plan.report.warnings[warned..] {
+        console.warn(warning);
+    }
     let outcome = &plan.report.outcome;
+    if outcome.unverified {
+        console.error(
+            "the database could not be read again after deleting: losses to rows written \
+             meanwhile cannot be ruled out (see the warning above)",
+        );
+    }
     for key in &outcome.lost_keys {
         console.error(&format!(
             "LOST: {key} was deleted, but a row written meanwhile references it"
@@ -824,6 +916,7 @@ fn dispose(
             outcome.lost - outcome.lost_keys.len() as u64
         ));
     }
+    let disposed = plan.report.deleted() + outcome.quarantined;
     Ok(match done {
         Err(e @ Error::Refused(_)) => {
             console.error(&e.to_string());
@@ -833,18 +926,31 @@ fn dispose(
             console.error(&format!("deletion stopped early: {e}"));
             Exit::ItemsFailed
         }
-        Ok(()) if outcome.errors + outcome.lost > 0 => Exit::ItemsFailed,
-        Ok(()) => Exit::Clean,
+        Ok(()) => match &outcome.stopped {
+            // The database stopped answering: nothing lost if nothing went.
+            Some(why) if disposed == 0 => {
+                console.error(&format!("refused to delete: {why}; nothing was deleted"));
+                Exit::Refused
+            }
+            Some(why) => {
+                console.error(&format!("{why}; {disposed} objects were deleted before"));
+                Exit::ItemsFailed
+            }
+            None if outcome.errors + outcome.lost > 0 || outcome.unverified => Exit::ItemsFailed,
+            None => Exit::Clean,
+        },
     })
 }
 
 /// `restore RUN-ID`.
-fn restore(args: &RestoreArgs, console: &Console) -> Result<Exit, Error> {
+fn restore(args: &RestoreArgs, work: &Work<'_>) -> Result<Exit, Error> {
+    let console = work.console;
     let open = open_store(
         args.store.config.clone(),
         args.store.store.as_deref(),
         4,
         32,
+        work,
     )?;
     let trash = Trash::new(&args.trash_prefix, &open.spec, &[])?;
     let mut report_failure = |message: String| console.error(&message);
@@ -871,7 +977,8 @@ fn restore(args: &RestoreArgs, console: &Console) -> Result<Exit, Error> {
 }
 
 /// `purge --older-than D`.
-fn purge(args: &PurgeArgs, console: &Console) -> Result<Exit, Error> {
+fn purge(args: &PurgeArgs, work: &Work<'_>) -> Result<Exit, Error> {
+    let console = work.console;
     let older_than = humantime::parse_duration(&args.older_than).map_err(|e| {
         Error::Usage(format!(
             "--older-than {:?} is not a duration like 12h or 7d: {e}",
@@ -883,6 +990,7 @@ fn purge(args: &PurgeArgs, console: &Console) -> Result<Exit, Error> {
         args.store.store.as_deref(),
         4,
         32,
+        work,
     )?;
     let trash = Trash::new(&args.trash_prefix, &open.spec, &[])?;
     let mut references = |schemas: &[String]| {
@@ -892,7 +1000,7 @@ fn purge(args: &PurgeArgs, console: &Console) -> Result<Exit, Error> {
             schemas,
             &args.schema_codecs,
             4,
-        );
+        )?;
         references_for_deletion(&open.config.database, &query, &Silent)
     };
     let mut report_failure = |message: String| console.error(&message);
