@@ -211,6 +211,7 @@ fn dispose(
             scope.spawn(|| watch.run());
         }
         let watch = watch.as_ref();
+        let _stop_watch = watch.map(Watch::stopper);
         let workers: Vec<_> = (0..jobs)
             .map(|_| {
                 let rx = rx.clone();
@@ -300,7 +301,6 @@ fn dispose(
             total.rescued += part.rescued;
         }
         if let Some(watch) = watch {
-            watch.stop();
             total.outcome.stopped = watch.failure().map(|failure| {
                 format!("re-reading the references failed, so deletion stopped: {failure}")
             });
@@ -382,10 +382,13 @@ fn audit(
                         outcome.lost_keys.push(orphan.key);
                     }
                 }
-                Err(e) => failures.push(format!(
-                    "the re-check after deleting could not look for {}: {e}",
-                    orphan.key
-                )),
+                Err(e) => {
+                    outcome.unverified = true;
+                    failures.push(format!(
+                        "the re-check after deleting could not look for {}: {e}",
+                        orphan.key
+                    ))
+                }
             },
         }
     }

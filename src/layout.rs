@@ -192,6 +192,64 @@ pub fn segment_problem(name: &str) -> Option<&'static str> {
     }
 }
 
+/// Refuses schemas whose sections would reach into what is not theirs:
+/// - with `hash_prefix` or `schema_prefix` empty (the legacy root layout),
+///   a schema's section is a top-level folder, which must not be, hold or
+///   lie in another configured prefix (`hash_prefix`, `schema_prefix`,
+///   `filepath_prefix`) nor the default trash, and the two prefixes may not
+///   both be empty (a schema's two sections would be one folder);
+/// - with a `partition_pattern`, a schema named like a partition folder
+///   (`subject=…`) would have other schemas' partitioned objects in its
+///   schema section.
+fn check_sections_apart(spec: &StoreSpec, schemas: &[String]) -> Result<()> {
+    let refuse = |why: String| Err(Error::Usage(format!("store {:?}: {why}", spec.name)));
+    if spec.hash_prefix.is_empty() && spec.schema_prefix.is_empty() {
+        return refuse(
+            "hash_prefix and schema_prefix are both empty, so a schema's hash and schema \
+             sections would be one folder"
+                .to_string(),
+        );
+    }
+    let configured = [
+        ("hash_prefix", Some(spec.hash_prefix.as_str())),
+        ("schema_prefix", Some(spec.schema_prefix.as_str())),
+        ("filepath_prefix", spec.filepath_prefix.as_deref()),
+        ("the trash", Some(crate::quarantine::DEFAULT_TRASH_PREFIX)),
+    ];
+    let attrs = spec
+        .partition_pattern
+        .as_deref()
+        .map(partition_attrs)
+        .unwrap_or_default();
+    for schema in schemas {
+        if let Some(attr) = attrs.iter().find(|a| schema.starts_with(&format!("{a}="))) {
+            return refuse(format!(
+                "schema {schema:?} is named like a folder of partition attribute {attr:?} \
+                 (partition_pattern), so its schema section would hold other schemas' objects"
+            ));
+        }
+        if !spec.hash_prefix.is_empty() && !spec.schema_prefix.is_empty() {
+            continue;
+        }
+        let folder = format!("{schema}/");
+        for (setting, other) in configured {
+            let Some(other) = other.filter(|p| !p.is_empty()) else {
+                continue;
+            };
+            let other = format!("{other}/");
+            if folder.starts_with(&other) || other.starts_with(&folder) {
+                return refuse(format!(
+                    "in the legacy root layout (an empty hash_prefix or schema_prefix), schema \
+                     {schema:?} is the top-level folder {folder}; it overlaps {setting} {:?}, \
+                     whose content djgc would judge as the schema's",
+                    other.trim_end_matches('/')
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The schemas named for a run, checked and with repeats dropped (a schema
 /// named twice is collected once): each must be one plain folder name
 /// ([`segment_problem`]), since it becomes a folder of every section path.
@@ -212,40 +270,15 @@ pub fn schema_names(given: &[String]) -> Result<Vec<String>> {
 }
 
 /// Every section of every schema: hash sections first, then schema sections,
-/// then partitioned sections. Refuses a schema name that is not one plain
-/// folder, a schema named twice, and in the legacy root layout a schema
-/// whose folder is (or holds, or lies in) the hash root or the
-/// `filepath_prefix` folder: its sections would take in what is not its own.
+/// then partitioned sections. Refuses what would give a schema sections that
+/// take in what is not its own ([`check_sections_apart`]).
 pub fn sections(spec: &StoreSpec, schemas: &[String]) -> Result<Vec<Section>> {
     if schema_names(schemas)?.len() != schemas.len() {
         return Err(Error::Usage(format!(
             "a schema is named twice in {schemas:?}"
         )));
     }
-    if spec.schema_prefix.is_empty() {
-        let others = [
-            ("hash_prefix", Some(spec.hash_prefix.as_str())),
-            ("filepath_prefix", spec.filepath_prefix.as_deref()),
-        ];
-        for schema in schemas {
-            let folder = format!("{schema}/");
-            for (setting, other) in others {
-                let Some(other) = other.filter(|p| !p.is_empty()) else {
-                    continue;
-                };
-                let other = format!("{other}/");
-                if folder.starts_with(&other) || other.starts_with(&folder) {
-                    return Err(Error::Usage(format!(
-                        "store {:?} uses the legacy root layout (schema_prefix \"\"), where \
-                         schema {schema:?} is the top-level folder {folder}; it overlaps \
-                         {setting} {:?}, whose content djgc would judge as the schema's",
-                        spec.name,
-                        other.trim_end_matches('/')
-                    )));
-                }
-            }
-        }
-    }
+    check_sections_apart(spec, schemas)?;
     let under = |root: &str, name: &str| {
         if root.is_empty() {
             name.to_string()
@@ -453,10 +486,20 @@ mod tests {
         let mut store = spec("_hash", "");
         store.filepath_prefix = Some("imports/raw".into());
         assert!(sections(&store, &["lab".into()]).is_ok());
-        for clash in ["_hash", "imports"] {
+        for clash in ["_hash", "imports", "_trash"] {
             let e = sections(&store, &[clash.into()]).unwrap_err().to_string();
             assert!(e.contains("legacy root layout"), "{e}");
         }
+        // An empty hash prefix puts hash sections at the top level too.
+        let hash_at_root = spec("", "_schema");
+        assert!(sections(&hash_at_root, &["_schema".into()]).is_err());
+        assert!(sections(&hash_at_root, &["lab".into()]).is_ok());
+        assert!(sections(&spec("", ""), &["lab".into()]).is_err());
+        // Beside a partition pattern, no schema may look like a partition.
+        let mut partitioned = spec("_hash", "_schema");
+        partitioned.partition_pattern = Some("{subject}".into());
+        assert!(sections(&partitioned, &["subject=m1".into()]).is_err());
+        assert!(sections(&partitioned, &["subjects".into()]).is_ok());
     }
 
     #[test]

@@ -29,6 +29,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
 use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
 
 use nohash_hasher::IntMap;
 use serde::{Deserialize, Serialize};
@@ -226,6 +227,7 @@ pub fn check_sections(header: &PlanHeader, plan: &mut Plan, spec: &StoreSpec) ->
     }
     let shard = header.report.shard.as_ref().map(|s| s.shard);
     if let Some(shard) = shard {
+        shard.check()?;
         crate::shard::assign_ranges(spec, &mut expected, shard, &Vec::new());
     }
     for (planned, derived) in plan.sections.iter().zip(&expected) {
@@ -270,16 +272,7 @@ pub fn check_sections(header: &PlanHeader, plan: &mut Plan, spec: &StoreSpec) ->
             ));
         }
     }
-    plan.report.sections = plan
-        .sections
-        .iter()
-        .map(|s| SectionStats {
-            schema: s.schema.clone(),
-            kind: Some(s.kind),
-            prefix: s.label(),
-            ..Default::default()
-        })
-        .collect();
+    plan.report.sections = plan.sections.iter().map(SectionStats::of).collect();
     Ok(())
 }
 
@@ -317,14 +310,18 @@ pub fn check_identity(header: &PlanHeader, current: &Identity) -> Result<()> {
 /// with `HEAD`, in batches, rather than by listing the bucket the
 /// inventory spared.
 pub fn confirm_unchanged(plan: &mut Plan, store: &dyn Store) -> Result<u64> {
+    // The scan judged age; nothing here is younger than it saw.
+    let any_age = SystemTime::now() + Duration::from_secs(86_400);
     if plan.report.inventory.is_some() {
-        head_unchanged(plan, store)
+        head_unchanged(plan, store, any_age)
     } else {
-        relist_unchanged(plan, store).map(|(dropped, _)| dropped)
+        relist_unchanged(plan, store, any_age).map(|(dropped, _)| dropped)
     }
 }
 
-/// [`confirm_unchanged`] for a plan read from a file, which also counts
+/// [`confirm_unchanged`] for a plan read from a file, which also judges
+/// age again (an orphan, or any file of its object, that arrived after
+/// `cutoff` is kept: a plan cannot make a fresh upload old) and counts
 /// again, from the store as it is now, every figure the mass-deletion guard
 /// reads from the sections: the objects stored (from the listing, or for a
 /// plan judged from an S3 Inventory from that inventory, given here) and
@@ -333,10 +330,11 @@ pub fn confirm_for_apply(
     plan: &mut Plan,
     store: &dyn Store,
     inventory: Option<&Inventory>,
+    cutoff: SystemTime,
 ) -> Result<u64> {
     let (dropped, stored) = match inventory {
         Some(inventory) => {
-            let dropped = head_unchanged(plan, store)?;
+            let dropped = head_unchanged(plan, store, cutoff)?;
             let stored = Mutex::new(vec![(0u64, 0u64); plan.sections.len()]);
             let errors = Mutex::new(Vec::new());
             inventory.list_sections(&plan.sections, &|index, item| {
@@ -361,7 +359,7 @@ pub fn confirm_for_apply(
             plan.report.scan_errors.extend(errors);
             (dropped, stored.into_inner().expect("count lock"))
         }
-        None => relist_unchanged(plan, store)?,
+        None => relist_unchanged(plan, store, cutoff)?,
     };
     let mut orphaned = vec![(0u64, 0u64); plan.sections.len()];
     for orphan in plan.orphans()? {
@@ -393,10 +391,12 @@ fn judged(section: &Section, key: &str) -> bool {
 }
 
 /// Orphans whose size and modification time `HEAD` confirms, asked in
-/// batches; an object that is gone or changed is dropped, a failed `HEAD`
-/// blocks the plan. Times are compared to the second (inventories and
-/// `HEAD` answers carry no more).
-fn head_unchanged(plan: &mut Plan, store: &dyn Store) -> Result<u64> {
+/// batches, and that arrived before `cutoff`; an object that is gone,
+/// changed or young is dropped, a failed `HEAD` blocks the plan. Times are
+/// compared to the second (inventories and `HEAD` answers carry no more).
+/// Files are confirmed one by one: a file added to an orphaned folder
+/// object since is not seen (as the inventory did not see it).
+fn head_unchanged(plan: &mut Plan, store: &dyn Store, cutoff: SystemTime) -> Result<u64> {
     const BATCH: usize = 1000;
     let seconds = |t: std::time::SystemTime| mtime_ns(t) / 1_000_000_000;
     let mut confirmed = RefSet::default();
@@ -406,7 +406,11 @@ fn head_unchanged(plan: &mut Plan, store: &dyn Store) -> Result<u64> {
         let keys: Vec<String> = batch.iter().map(|(k, _, _)| k.clone()).collect();
         for ((key, size, modified), found) in batch.drain(..).zip(store.head(&keys)) {
             match found {
-                Ok(Some(now)) if now.size == size && seconds(now.modified) == modified => {
+                Ok(Some(now))
+                    if now.size == size
+                        && seconds(now.modified) == modified
+                        && now.modified <= cutoff =>
+                {
                     confirmed.insert(path_hash(&key));
                 }
                 Ok(_) => {}
@@ -429,11 +433,16 @@ fn head_unchanged(plan: &mut Plan, store: &dyn Store) -> Result<u64> {
 /// Lists the plan's sections (their ranges, in a sharded plan) again and
 /// keeps only the orphans still there with the size and modification time
 /// the plan recorded, whose object (a row's field: a folder object's other
-/// files, its manifest) has no file that is new or changed since; returns
-/// how many were dropped, and each section's stored objects and bytes in
-/// this listing. A listing problem blocks the plan like a scan problem.
-/// Memory: one hash and two numbers per orphan, one hash per orphaned object.
-fn relist_unchanged(plan: &mut Plan, store: &dyn Store) -> Result<(u64, Vec<(u64, u64)>)> {
+/// files, its manifest) has no file that is new, changed or arrived after
+/// `cutoff`; returns how many were dropped, and each section's stored
+/// objects and bytes in this listing. A listing problem blocks the plan
+/// like a scan problem. Memory: one hash and two numbers per orphan, one
+/// hash per orphaned object.
+fn relist_unchanged(
+    plan: &mut Plan,
+    store: &dyn Store,
+    cutoff: SystemTime,
+) -> Result<(u64, Vec<(u64, u64)>)> {
     let mut recorded: IntMap<u64, (u64, u64)> = IntMap::default();
     let mut objects = RefSet::default();
     for orphan in plan.orphans()? {
@@ -482,7 +491,10 @@ fn relist_unchanged(plan: &mut Plan, store: &dyn Store) -> Result<(u64, Vec<(u64
                         stored[index].0 += 1;
                         stored[index].1 += object.size;
                         let hash = path_hash(&object.key);
-                        if recorded.get(&hash) == Some(&(object.size, mtime_ns(object.modified))) {
+                        let planned = recorded.get(&hash);
+                        if object.modified <= cutoff
+                            && planned == Some(&(object.size, mtime_ns(object.modified)))
+                        {
                             confirmed.insert(hash);
                         } else {
                             let whole = path_hash(section.object_of(&object.key));

@@ -262,8 +262,9 @@ impl Trash {
             .collect()
     }
 
-    /// The runs under the trash prefix, sorted (oldest first: run ids
-    /// start with their time). Lists the whole trash once.
+    /// The folders under the trash prefix, sorted (oldest first: run ids
+    /// start with their time), each still to be checked as a run id
+    /// ([`check_run_id`]). Lists the whole trash once.
     pub fn runs(&self, store: &dyn Store) -> Result<Vec<String>> {
         let prefix = format!("{}/", self.prefix);
         let runs = Mutex::new(BTreeSet::new());
@@ -291,14 +292,7 @@ impl Trash {
                 source,
             });
         }
-        let runs: Vec<String> = runs.into_inner().expect("runs lock").into_iter().collect();
-        if let Some(odd) = runs.iter().find(|run| check_run_id(run).is_err()) {
-            return Err(Error::Refused(format!(
-                "the trash {prefix} holds {odd:?}, which is not a folder name djgc makes; \
-                 inspect it by hand"
-            )));
-        }
-        Ok(runs)
+        Ok(runs.into_inner().expect("runs lock").into_iter().collect())
     }
 
     /// Removes a finished run's manifest, the header last, and with it the
@@ -460,8 +454,16 @@ pub fn restore(
     let run_prefix = trash.run_prefix(run);
     let mut outcome = RestoreOutcome::default();
     for part in 0..header.parts {
-        let (entries, refused) =
-            trash.own_entries(&header, trash.part(store, &header, part)?, failed)?;
+        // A part that cannot be read is reported; the others are put back.
+        let entries = match trash.part(store, &header, part) {
+            Ok(entries) => entries,
+            Err(e) => {
+                outcome.errors += 1;
+                failed(e.to_string());
+                continue;
+            }
+        };
+        let (entries, refused) = trash.own_entries(&header, entries, failed)?;
         outcome.errors += refused;
         outcome.add(&put_back(store, &run_prefix, &entries, failed));
     }
@@ -512,70 +514,102 @@ pub fn purge(
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs();
+    // Each run on its own: a run that cannot be purged (anyone who can write
+    // the trash can break one) is reported and left, and the others go on.
     for run in trash.runs(store)? {
-        let Some(header) = trash.header(store, &run)? else {
-            purge_headerless(store, trash, &run, cutoff, dry_run, &mut report)?;
-            continue;
-        };
-        if header.created > cutoff {
-            report.runs_kept += 1;
+        let purged = check_run_id(&run).and_then(|()| {
+            purge_run(
+                store,
+                trash,
+                &run,
+                cutoff,
+                references,
+                dry_run,
+                failed,
+                &mut report,
+            )
+        });
+        if let Err(e) = purged {
+            report.errors += 1;
+            failed(format!("quarantine run {run:?} left in the trash: {e}"));
+        }
+    }
+    Ok(report)
+}
+
+/// Purges one run of the trash (see [`purge`]), adding to `report`.
+#[allow(clippy::too_many_arguments)] // the steps of `purge`, one run at a time
+fn purge_run(
+    store: &dyn Store,
+    trash: &Trash,
+    run: &str,
+    cutoff: u64,
+    references: &mut dyn FnMut(&[String]) -> Result<References>,
+    dry_run: bool,
+    failed: &mut dyn FnMut(String),
+    report: &mut PurgeReport,
+) -> Result<()> {
+    let Some(header) = trash.header(store, run)? else {
+        return purge_headerless(store, trash, run, cutoff, dry_run, report);
+    };
+    if header.created > cutoff {
+        report.runs_kept += 1;
+        return Ok(());
+    }
+    if header.store != store.name() {
+        return Err(Error::Refused(format!(
+            "it was made for store {:?}, not {:?}",
+            header.store,
+            store.name()
+        )));
+    }
+    let live = references(&header.schemas)?;
+    let run_prefix = trash.run_prefix(run);
+    let failures_before = failures(report);
+    for part in 0..header.parts {
+        let (entries, refused) =
+            trash.own_entries(&header, trash.part(store, &header, part)?, failed)?;
+        report.errors += refused;
+        let (rescued, doomed): (Vec<Entry>, Vec<Entry>) =
+            entries.into_iter().partition(|e| live.covers(&e.key));
+        if dry_run {
+            report.rescued.restored += rescued.len() as u64;
+            report.purged += doomed.len() as u64;
+            report.bytes_freed += doomed.iter().map(|e| e.size).sum::<u64>();
             continue;
         }
-        if header.store != store.name() {
-            return Err(Error::Refused(format!(
-                "quarantine run {run} was made for store {:?}, not {:?}",
-                header.store,
-                store.name()
-            )));
-        }
-        let live = references(&header.schemas)?;
-        let run_prefix = trash.run_prefix(&run);
-        let failures_before = failures(&report);
-        for part in 0..header.parts {
-            let (entries, refused) =
-                trash.own_entries(&header, trash.part(store, &header, part)?, failed)?;
-            report.errors += refused;
-            let (rescued, doomed): (Vec<Entry>, Vec<Entry>) =
-                entries.into_iter().partition(|e| live.covers(&e.key));
-            if dry_run {
-                report.rescued.restored += rescued.len() as u64;
-                report.purged += doomed.len() as u64;
-                report.bytes_freed += doomed.iter().map(|e| e.size).sum::<u64>();
-                continue;
-            }
-            report
-                .rescued
-                .add(&put_back(store, &run_prefix, &rescued, failed));
-            for chunk in doomed.chunks(BATCH) {
-                let keys: Vec<String> = chunk
-                    .iter()
-                    .map(|e| format!("{run_prefix}{}", e.key))
-                    .collect();
-                for ((entry, key), result) in chunk
-                    .iter()
-                    .zip(&keys)
-                    .zip(store.delete(&run_prefix, &keys))
-                {
-                    match result {
-                        Ok(Deleted::Removed) => {
-                            report.purged += 1;
-                            report.bytes_freed += entry.size;
-                        }
-                        Ok(Deleted::Missing) => {}
-                        Err(e) => {
-                            report.errors += 1;
-                            failed(format!("{key}: {e}"));
-                        }
+        report
+            .rescued
+            .add(&put_back(store, &run_prefix, &rescued, failed));
+        for chunk in doomed.chunks(BATCH) {
+            let keys: Vec<String> = chunk
+                .iter()
+                .map(|e| format!("{run_prefix}{}", e.key))
+                .collect();
+            for ((entry, key), result) in chunk
+                .iter()
+                .zip(&keys)
+                .zip(store.delete(&run_prefix, &keys))
+            {
+                match result {
+                    Ok(Deleted::Removed) => {
+                        report.purged += 1;
+                        report.bytes_freed += entry.size;
+                    }
+                    Ok(Deleted::Missing) => {}
+                    Err(e) => {
+                        report.errors += 1;
+                        failed(format!("{key}: {e}"));
                     }
                 }
             }
         }
-        report.runs.push(run);
-        if !dry_run && failures(&report) == failures_before {
-            trash.finish(store, &header)?;
-        }
     }
-    Ok(report)
+    report.runs.push(run.to_string());
+    if !dry_run && failures(report) == failures_before {
+        trash.finish(store, &header)?;
+    }
+    Ok(())
 }
 
 /// Everything that keeps a run's manifest in place for a later purge.

@@ -37,6 +37,18 @@ pub struct SectionStats {
     pub unsafe_keys: u64,
 }
 
+impl SectionStats {
+    /// Empty figures for `section`, to be counted.
+    pub fn of(section: &crate::layout::Section) -> Self {
+        SectionStats {
+            schema: section.schema.clone(),
+            kind: Some(section.kind),
+            prefix: section.label(),
+            ..Default::default()
+        }
+    }
+}
+
 /// What a deletion did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeleteOutcome {

@@ -273,15 +273,7 @@ pub fn scan_with(
                     .sum(),
                 references_read_by_schema: references.read_by_schema.clone(),
             }),
-            sections: sections
-                .iter()
-                .map(|s| SectionStats {
-                    schema: s.schema.clone(),
-                    kind: Some(s.kind),
-                    prefix: s.label(),
-                    ..Default::default()
-                })
-                .collect(),
+            sections: sections.iter().map(SectionStats::of).collect(),
             dry_run: true,
             inventory: options.inventory.as_ref().map(|i| InventoryReport {
                 manifest: i.manifest.clone(),

@@ -71,6 +71,9 @@ impl Shard {
         if count == 0 {
             return Err("N must be at least 1".into());
         }
+        if count > MAX_SHARDS {
+            return Err(format!("N may be at most {MAX_SHARDS}"));
+        }
         if index >= count {
             return Err(format!(
                 "K is {index}, but shards are numbered 0 to {}",
@@ -132,6 +135,14 @@ impl Shard {
         Ok(None)
     }
 
+    /// Refuses a shard read from a file (a plan) that [`Shard::parse`]
+    /// would refuse.
+    pub fn check(&self) -> Result<()> {
+        Shard::new(self.index, self.count)
+            .map(drop)
+            .map_err(|why| Error::Usage(format!("shard {self} is not a shard K/N: {why}")))
+    }
+
     /// Whether this shard is the whole collection.
     pub fn is_whole(&self) -> bool {
         self.count == 1
@@ -145,6 +156,10 @@ impl Shard {
         }
     }
 }
+
+/// The most shards a collection is split into: far more tasks than any
+/// array job runs, few enough that every cut fits in memory.
+pub const MAX_SHARDS: usize = 100_000;
 
 /// Referenced paths sampled per section: the [`SAMPLE_PER_SECTION`] paths
 /// with the smallest hashes, by hash, each with the files it is stored as.

@@ -168,9 +168,9 @@ fn keys_that_are_not_plain_paths_are_reported_and_never_planned() {
     assert!(!plan.is_blocked());
 }
 
-/// A memory store whose delete and move calls take a while, so that the
-/// references are read again while a deletion runs.
-struct Slow(MemoryStore);
+/// A memory store whose delete and move calls take a while (the second
+/// field), so that the references are read again while a deletion runs.
+struct Slow(MemoryStore, std::time::Duration);
 
 impl Store for Slow {
     fn name(&self) -> &str {
@@ -180,11 +180,11 @@ impl Store for Slow {
         self.0.list_range(prefix, range, sink)
     }
     fn delete(&self, prefix: &str, keys: &[String]) -> Vec<Result<Deleted, StoreError>> {
-        std::thread::sleep(std::time::Duration::from_millis(40));
+        std::thread::sleep(self.1);
         self.0.delete(prefix, keys)
     }
     fn rename(&self, prefix: &str, moves: &[(String, String)]) -> Vec<Result<Moved, StoreError>> {
-        std::thread::sleep(std::time::Duration::from_millis(40));
+        std::thread::sleep(self.1);
         self.0.rename(prefix, moves)
     }
     fn put(&self, key: &str, body: Vec<u8>) -> Result<(), StoreError> {
@@ -201,9 +201,10 @@ impl Store for Slow {
     }
 }
 
-/// 5,000 orphans (five batches) beside the live object.
-fn slow_store_and_plan() -> (Slow, djgc::plan::Plan) {
-    let store = Slow(MemoryStore::new("main"));
+/// 5,000 orphans (five batches) beside the live object, in a store that
+/// takes `delay` per delete call.
+fn store_and_plan(delay: std::time::Duration) -> (Slow, djgc::plan::Plan) {
+    let store = Slow(MemoryStore::new("main"), delay);
     let old = SystemTime::now() - std::time::Duration::from_secs(86400);
     store.0.insert(LIVE, 1, old);
     for i in 0..5000 {
@@ -218,6 +219,10 @@ fn slow_store_and_plan() -> (Slow, djgc::plan::Plan) {
     )
     .unwrap();
     (store, plan)
+}
+
+fn slow_store_and_plan() -> (Slow, djgc::plan::Plan) {
+    store_and_plan(std::time::Duration::from_millis(40))
 }
 
 const EARLY: &str = "_schema/s/t/id=00000/f";
@@ -318,4 +323,50 @@ fn a_failed_re_read_stops_the_deletion() {
         .warnings
         .iter()
         .any(|w| w.contains("connection lost")));
+}
+
+/// The database answers the first re-read, then stops answering (the read
+/// hangs, then fails at its timeout). Deletion goes on only while that read
+/// is recent enough, then waits, then stops: the rest is never attempted.
+#[test]
+fn a_database_that_stops_answering_pauses_then_stops_the_deletion() {
+    // A batch a second: the deletion outlasts the staleness bound.
+    let (store, mut plan) = store_and_plan(std::time::Duration::from_secs(1));
+    let calls = AtomicUsize::new(0);
+    let read = || -> djgc::Result<References> {
+        if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Ok(references(Vec::new()).references);
+        }
+        std::thread::sleep(djgc::watch::MIN_STALENESS * 2);
+        Err(Error::Refused("no answer from the database".into()))
+    };
+    let options = DeleteOptions {
+        workers: 1,
+        ..OPTIONS
+    };
+    let started = std::time::Instant::now();
+    execute(
+        &mut plan,
+        &store,
+        &options,
+        Some(&read),
+        &Recorder::default(),
+    )
+    .unwrap();
+    let outcome = &plan.report.outcome;
+    assert!(
+        outcome
+            .stopped
+            .as_deref()
+            .is_some_and(|s| s.contains("no answer")),
+        "{outcome:?}"
+    );
+    // The first read is at most MIN_STALENESS (2 s) old for the batches
+    // deleted by it: about two or three of the five, never all.
+    assert!(
+        (1000..=3000).contains(&outcome.schema_paths_deleted),
+        "{outcome:?}"
+    );
+    assert_eq!(outcome.schema_paths_deleted + outcome.errors, 5000);
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
 }

@@ -372,11 +372,11 @@ fn apply_deletes_exactly_the_plan_skipping_what_changed_and_refuses_another_stor
         env.put(&newcomer, "not in the plan");
 
         let before = env.keys();
-        let dry = env.djgc_ok(&["apply", plan_arg, "--json"]);
+        let dry = env.djgc_ok(&["apply", plan_arg, "--min-age", "0s", "--json"]);
         assert_eq!(dry["changed_skipped"], 2, "{what}: {dry}");
         assert_eq!(env.keys(), before, "{what}: a dry run changed the store");
 
-        let r = env.djgc_ok(&["apply", plan_arg, "--json", "--delete"]);
+        let r = env.djgc_ok(&["apply", plan_arg, "--min-age", "0s", "--json", "--delete"]);
         assert_eq!(r["changed_skipped"], 2, "{what}: {r}");
         assert_eq!(r["rescued"], 1, "{what}: {r}");
         assert_eq!(r["deleted"], truth.orphans.len() - 3, "{what}: {r}");
@@ -396,7 +396,7 @@ fn apply_deletes_exactly_the_plan_skipping_what_changed_and_refuses_another_stor
         assert_ne!(moved, text);
         std::fs::create_dir_all(env.dir.path().join("elsewhere")).unwrap();
         std::fs::write(&config, moved).unwrap();
-        let out = env.djgc(&["apply", plan_arg, "--delete"]);
+        let out = env.djgc(&["apply", plan_arg, "--min-age", "0s", "--delete"]);
         assert_eq!(out.status.code(), Some(2), "{what}: {}", stderr(&out));
         assert!(
             stderr(&out).contains("location: plan"),

@@ -223,7 +223,15 @@ fn a_sharded_plan_is_applied_as_its_shard_only() {
     let mine = scanned["orphaned"].as_u64().unwrap();
     assert!(mine > 0 && mine < truth.orphans.len() as u64 / 2);
 
-    let out = env.djgc(&["apply", plan, "--shard", "2/3", "--delete"]);
+    let out = env.djgc(&[
+        "apply",
+        plan,
+        "--min-age",
+        "0s",
+        "--shard",
+        "2/3",
+        "--delete",
+    ]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("not for shard 2/3"),
@@ -231,7 +239,7 @@ fn a_sharded_plan_is_applied_as_its_shard_only() {
         stderr(&out)
     );
 
-    let applied = env.djgc_ok(&["apply", plan, "--delete", "--json"]);
+    let applied = env.djgc_ok(&["apply", plan, "--min-age", "0s", "--delete", "--json"]);
     assert_eq!(applied["deleted"], mine);
     assert_eq!(applied["shard"]["index"], 1);
     let left: BTreeSet<String> = env.keys().into_iter().collect();

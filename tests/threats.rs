@@ -61,6 +61,23 @@ fn drain(mut from: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8
     })
 }
 
+/// Every folder below `dir`.
+fn folders(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(next) = stack.pop() {
+        for entry in std::fs::read_dir(&next).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                found.push(entry.path());
+                stack.push(entry.path());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
 /// Every file below `dir` with its content.
 fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     all_files(dir)
@@ -156,7 +173,11 @@ fn folders_swapped_for_links_after_listing_are_never_followed() {
     symlink(&outside, root.join("_schema/s/t/id=1")).unwrap();
     std::fs::remove_dir_all(root.join("_schema/s/u")).unwrap();
     symlink(&outside, root.join("_schema/s/u")).unwrap();
+    // Pruning the folders emptied by a delete through the link would
+    // remove these (and the one left empty beside them) outside the store.
+    std::fs::create_dir_all(outside.join("id=2/empty")).unwrap();
     let precious = tree(&outside);
+    let outside_folders = folders(&outside);
 
     for outcome in store.delete("_schema/s/", &listed) {
         let error = outcome.expect_err("a delete through a link").to_string();
@@ -172,6 +193,11 @@ fn folders_swapped_for_links_after_listing_are_never_followed() {
         assert!(outcome.is_err(), "a move through a link");
     }
     assert_eq!(tree(&outside), precious, "a move reached outside the store");
+    assert_eq!(
+        folders(&outside),
+        outside_folders,
+        "folders outside were pruned"
+    );
     assert!(!root.join("_trash/r/_schema/s/t").exists());
 
     // The move's target side: the trash itself is a link out of the store.
@@ -250,11 +276,20 @@ fn a_schema_named_dot_dot_is_refused_and_skipped() {
     let r = common::report(&out);
     assert_eq!(r["schemas"], serde_json::json!([schema]), "{r}");
     assert!(stderr(&out).contains("\"..\""), "{}", stderr(&out));
-    for key in ["datajoint_store.json", "user/notes.txt"] {
-        assert!(env.exists(key), "{key} was deleted");
-    }
-    let hash_live = before.iter().filter(|k| k.starts_with("_hash/")).count();
-    assert!(hash_live > 0);
+    // Only the live schema's own sections were collected.
+    let elsewhere = |keys: Vec<String>| -> Vec<String> {
+        keys.into_iter()
+            .filter(|k| !k.starts_with(&format!("_hash/{schema}/")))
+            .filter(|k| !k.starts_with(&format!("_schema/{schema}/")))
+            .collect()
+    };
+    let untouched = elsewhere(before.clone());
+    assert!(untouched.contains(&"user/notes.txt".to_string()));
+    assert_eq!(
+        elsewhere(env.keys()),
+        untouched,
+        "keys outside its sections"
+    );
 }
 
 // --- 3. DataJoint's folder uploads keep old modification times --------------
@@ -352,25 +387,22 @@ fn an_edited_plan_cannot_widen_what_apply_deletes() {
         let text = std::fs::read_to_string(&plan).unwrap();
         let header = text.lines().next().unwrap().to_string();
         let mut forged = vec![header];
-        for object in &live {
-            let mtime = object
-                .modified
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64;
-            forged.push(
-                serde_json::json!({"section": 0, "key": object.key, "size": object.size,
-                                   "mtime_ns": mtime})
-                .to_string(),
-            );
-        }
+        forged.extend(live.iter().map(|object| plan_line(0, object)));
         std::fs::write(&plan, forged.join("\n") + "\n").unwrap();
         edit_plan(&plan, |h| {
             h["sections"][0]["prefix"] = format!("_hash/{victim}/").into();
             h["report"]["sections"][0]["stored"] = 1_000_000.into();
         });
         let before = env.keys();
-        let out = env.djgc(&["apply", plan_arg, "--delete", "--force", "--json"]);
+        let out = env.djgc(&[
+            "apply",
+            plan_arg,
+            "--min-age",
+            "0s",
+            "--delete",
+            "--force",
+            "--json",
+        ]);
         assert_eq!(out.status.code(), Some(2), "{what}: {}", stderr(&out));
         assert!(stderr(&out).contains("section"), "{what}: {}", stderr(&out));
         assert_eq!(env.keys(), before, "{what}: an edited plan deleted objects");
@@ -401,14 +433,69 @@ fn an_edited_plan_cannot_widen_what_apply_deletes() {
             h["report"]["references_by_schema"][&own] = 1000.into();
         });
         let before = env.keys();
-        let out = env.djgc(&["apply", plan_arg, "--delete", "--json"]);
+        let out = env.djgc(&["apply", plan_arg, "--min-age", "0s", "--delete", "--json"]);
         assert_eq!(out.status.code(), Some(3), "{what}: {}", stderr(&out));
         assert_eq!(
             env.keys(),
             before,
             "{what}: the guard read the edited figures"
         );
+
+        // A folder object being uploaded for a row not yet committed, listed
+        // in a plan with its true sizes and times: apply judges age again
+        // (its own --min-age, 24h by default), so a plan cannot make a
+        // fresh upload old.
+        let upload = format!("_schema/{own}/folder_item/id=777/obj_uploading");
+        for name in ["0.0", "0.1"] {
+            env.put(&format!("{upload}/{name}"), "being uploaded");
+        }
+        env.djgc_ok(&[
+            "scan",
+            &own,
+            "--min-age",
+            "0s",
+            "--json",
+            "--plan",
+            plan_arg,
+        ]);
+        let text = std::fs::read_to_string(&plan).unwrap();
+        let mut forged = vec![text.lines().next().unwrap().to_string()];
+        let section = serde_json::from_str::<Value>(&forged[0]).unwrap()["sections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|s| s["prefix"] == format!("_schema/{own}/"))
+            .unwrap();
+        let listed = match &env.s3 {
+            Some((_, store)) => objects(store, &format!("{upload}/")),
+            None => objects(&listing, &format!("{upload}/")),
+        };
+        assert_eq!(listed.len(), 2, "{what}");
+        forged.extend(listed.iter().map(|object| plan_line(section, object)));
+        std::fs::write(&plan, forged.join("\n") + "\n").unwrap();
+        let out = env.djgc(&["apply", plan_arg, "--delete", "--force", "--json"]);
+        assert!(
+            out.status.code().is_some_and(|c| c <= 1),
+            "{what}: {}",
+            stderr(&out)
+        );
+        assert_eq!(common::report(&out)["deleted"], 0, "{what}");
+        for object in &listed {
+            assert!(
+                env.exists(&object.key),
+                "{what}: {} was deleted",
+                object.key
+            );
+        }
     }
+}
+
+/// A plan file's line naming `object` (as listed) as an orphan of `section`.
+fn plan_line(section: usize, object: &djgc::store::ObjectMeta) -> String {
+    let mtime_ns = djgc::plan::mtime_ns(object.modified);
+    serde_json::json!({"section": section, "key": object.key, "size": object.size,
+                       "mtime_ns": mtime_ns})
+    .to_string()
 }
 
 fn objects(store: &dyn Store, prefix: &str) -> Vec<djgc::store::ObjectMeta> {
@@ -557,15 +644,17 @@ fn a_database_that_stops_answering_mid_deletion_ends_the_run() {
                 "0s",
                 "--delete",
                 "--verbose",
+                "--json",
                 "--delete-concurrency",
                 "1",
             ],
         )
         .env("DJGC_DB_TIMEOUT", "3s")
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+        let report = drain(child.stdout.take().unwrap());
         let lines = BufReader::new(child.stderr.take().unwrap());
         let watcher = {
             let frozen = frozen.clone();
@@ -598,6 +687,13 @@ fn a_database_that_stops_answering_mid_deletion_ends_the_run() {
         frozen.store(false, Ordering::Relaxed);
         assert_eq!(status.code(), Some(1), "{backend:?}: {told}");
         assert!(told.contains("database"), "{backend:?}: {told}");
+        // Stopped mid-deletion, or unable to make the final re-check: either
+        // way the report says the run could not vouch for what it did.
+        let r: Value = serde_json::from_slice(&report.join().unwrap()).unwrap();
+        assert!(
+            r["stopped"].is_string() || r["unverified"] == true,
+            "{backend:?}: {r}"
+        );
     }
 }
 
@@ -792,7 +888,7 @@ fn odd_but_valid_arguments_are_answered_not_doubled_or_panicked_on() {
     ]);
     assert_eq!(common::report(&out)["deleted"], truth.orphans.len());
 
-    let out = env.djgc(&["scan", &schema, "--min-age", "999999999y", "--json"]);
+    let out = env.djgc(&["scan", &schema, "--min-age", "500000000000y", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(common::report(&out)["orphaned"], 0);
 

@@ -238,6 +238,11 @@ impl<'a> Folders<'a> {
         })
     }
 
+    /// Closes the open chain: the next call opens every folder afresh.
+    fn forget(&mut self) {
+        self.open.clear();
+    }
+
     /// Removes the folders of `segments` deepest first while they are
     /// empty, keeping the first `keep`. Each is removed by name from its
     /// open parent; `rmdir` removes nothing but an empty folder. The chain
@@ -303,21 +308,39 @@ fn move_file(
         Err(Errno::NOENT) => return Ok(Moved::SourceMissing),
         Err(e) => return Err(error(io::Error::from(e))),
     }
-    let to_dir = target.folder(&to_folders, true).map_err(error)?;
-    match linkat(from_dir, from_name, to_dir, to_name, AtFlags::empty()) {
-        Ok(()) => {}
-        Err(Errno::EXIST) => return Ok(Moved::TargetExists),
-        Err(Errno::NOENT) => return Ok(Moved::SourceMissing),
-        Err(Errno::PERM | Errno::OPNOTSUPP | Errno::MLINK) => {
-            return match renameat_with(from_dir, from_name, to_dir, to_name, RenameFlags::NOREPLACE)
-            {
-                Ok(()) => Ok(Moved::Done),
-                Err(Errno::EXIST) => Ok(Moved::TargetExists),
-                Err(Errno::NOENT) => Ok(Moved::SourceMissing),
-                Err(e) => Err(error(io::Error::from(e))),
-            };
+    let mut retried = false;
+    loop {
+        let to_dir = target.folder(&to_folders, true).map_err(error)?;
+        let linked = match linkat(from_dir, from_name, to_dir, to_name, AtFlags::empty()) {
+            Err(Errno::PERM | Errno::OPNOTSUPP | Errno::MLINK) => {
+                // No hard links here: a rename that never replaces.
+                match renameat_with(from_dir, from_name, to_dir, to_name, RenameFlags::NOREPLACE) {
+                    Ok(()) => return Ok(Moved::Done),
+                    Err(e) => Err(e),
+                }
+            }
+            linked => linked,
+        };
+        match linked {
+            Ok(()) => break,
+            Err(Errno::EXIST) => return Ok(Moved::TargetExists),
+            // Gone is the source, or the target's folder was removed since
+            // it was opened (pruned by another run): only the first is
+            // "missing", the second is tried once more through a new chain.
+            Err(Errno::NOENT) => match statat(from_dir, from_name, AtFlags::SYMLINK_NOFOLLOW) {
+                Err(Errno::NOENT) => return Ok(Moved::SourceMissing),
+                _ if !retried => {
+                    retried = true;
+                    target.forget();
+                }
+                _ => {
+                    return Err(error(io::Error::other(format!(
+                        "the folder of {to} vanished while moving"
+                    ))))
+                }
+            },
+            Err(e) => return Err(error(io::Error::from(e))),
         }
-        Err(e) => return Err(error(io::Error::from(e))),
     }
     match unlinkat(from_dir, from_name, AtFlags::empty()) {
         Ok(()) | Err(Errno::NOENT) => Ok(Moved::Done),
@@ -672,8 +695,10 @@ impl Store for FsStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(error(e)),
         };
+        // Non-blocking, so a FIFO planted here cannot hold the open.
         let flags = OFlags::RDONLY
             .union(OFlags::NOFOLLOW)
+            .union(OFlags::NONBLOCK)
             .union(OFlags::CLOEXEC);
         let file = match openat(dir, name, flags, Mode::empty()) {
             Ok(file) => file,
@@ -685,8 +710,10 @@ impl Store for FsStore {
             }
             Err(e) => return Err(error(e.into())),
         };
-        let mut body = Vec::new();
-        io::Read::read_to_end(&mut std::fs::File::from(file), &mut body).map_err(error)?;
-        Ok(Some(body))
+        let stat = rustix::fs::fstat(&file).map_err(|e| error(e.into()))?;
+        if FileType::from_raw_mode(stat.st_mode as RawMode) != FileType::RegularFile {
+            return Err(error(io::Error::other("not a regular file")));
+        }
+        super::read_small(key, std::fs::File::from(file)).map(Some)
     }
 }

@@ -38,6 +38,12 @@ use crate::error::{Error, Result};
 /// small enough that a few hundred batches in flight stay in the megabytes.
 pub const LIST_BATCH: usize = 1024;
 
+/// The largest object [`Store::get`] reads: djgc's own files are a few
+/// megabytes (a quarantine manifest part of 100,000 entries is about
+/// 15 MB), and anyone who can write the store could put something far
+/// larger (or a FIFO) where djgc expects one.
+pub const SMALL_OBJECT_LIMIT: u64 = 64 << 20;
+
 /// One stored object as the listing sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectMeta {
@@ -193,7 +199,9 @@ pub trait Store: Send + Sync {
     /// object at `key`; readers never see it half written.
     fn put(&self, key: &str, body: Vec<u8>) -> Result<(), StoreError>;
 
-    /// Reads a small object whole; `None` when there is none.
+    /// Reads a small object whole; `None` when there is none. An object
+    /// larger than [`SMALL_OBJECT_LIMIT`], or that is not a regular file,
+    /// is an error.
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
 }
 
@@ -215,6 +223,27 @@ pub(crate) fn refuse_move(from_prefix: &str, from: &str, to: &str) -> Option<Sto
         ));
     }
     None
+}
+
+/// Reads `from` whole, failing (with an error for `key`) past
+/// [`SMALL_OBJECT_LIMIT`] bytes.
+pub(crate) fn read_small(key: &str, from: impl std::io::Read) -> Result<Vec<u8>, StoreError> {
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut from.take(SMALL_OBJECT_LIMIT + 1), &mut body)
+        .map_err(|e| StoreError::new("get", key, e))?;
+    if body.len() as u64 > SMALL_OBJECT_LIMIT {
+        return Err(too_large(key));
+    }
+    Ok(body)
+}
+
+/// The error for an object too large for [`Store::get`].
+pub(crate) fn too_large(key: &str) -> StoreError {
+    StoreError::new(
+        "get",
+        key,
+        format!("larger than {SMALL_OBJECT_LIMIT} bytes, which no file djgc writes is"),
+    )
 }
 
 /// Every key under `prefix`, sorted; the first listing error fails it. For

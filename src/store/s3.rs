@@ -38,8 +38,8 @@ use tokio::sync::mpsc;
 
 use super::keyspace::{list_parallel, Page, PageLister};
 use super::{
-    key_is_contained, outside_section, refuse_move, Deleted, KeyRange, ListSink, Listing, Moved,
-    ObjectMeta, Store, StoreError,
+    key_is_contained, outside_section, refuse_move, too_large, Deleted, KeyRange, ListSink,
+    Listing, Moved, ObjectMeta, Store, StoreError, SMALL_OBJECT_LIMIT,
 };
 use crate::config::StoreSpec;
 use crate::error::{Error, Result};
@@ -559,8 +559,29 @@ impl Store for S3Store {
     }
 
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let mut body = Vec::new();
-        Ok(self.download(key, &mut body)?.then_some(body))
+        let mut body = Capped(Vec::new());
+        match self.download(key, &mut body) {
+            Ok(found) => Ok(found.then_some(body.0)),
+            Err(_) if body.0.len() as u64 > SMALL_OBJECT_LIMIT => Err(too_large(key)),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A buffer that refuses to grow past [`SMALL_OBJECT_LIMIT`].
+struct Capped(Vec<u8>);
+
+impl std::io::Write for Capped {
+    fn write(&mut self, chunk: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(chunk);
+        if self.0.len() as u64 > SMALL_OBJECT_LIMIT {
+            return Err(std::io::Error::other("object too large"));
+        }
+        Ok(chunk.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

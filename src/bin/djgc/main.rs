@@ -285,6 +285,15 @@ struct ApplyArgs {
     /// with an array job's environment, that shard).
     #[command(flatten)]
     shard: ShardArgs,
+    /// Objects that arrived more recently are kept, judged again now
+    /// whatever the plan was made with (0s, 90m, 24h, 7d).
+    #[arg(long, value_name = "DURATION", default_value = "24h")]
+    min_age: String,
+    /// The S3 Inventory manifest the plan was judged from, given again: a
+    /// plan judged from an inventory needs it (djgc never takes the path
+    /// from the plan file) to count what the bucket held.
+    #[arg(long, value_name = "MANIFEST")]
+    inventory: Option<String>,
 }
 
 #[derive(Args)]
@@ -503,6 +512,14 @@ fn check_fraction(guard: &GuardArgs) -> Result<(), Error> {
     Ok(())
 }
 
+/// Objects that arrived after this are too young to judge; an age past the
+/// calendar's start keeps everything.
+fn cutoff(min_age: Duration) -> SystemTime {
+    SystemTime::now()
+        .checked_sub(min_age)
+        .unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
 /// `scan`, and `collect` with `delete` flags.
 fn collect(args: &ScanArgs, delete: Option<&DeleteArgs>, work: &Work<'_>) -> Result<Exit, Error> {
     let console = work.console;
@@ -539,10 +556,7 @@ fn collect(args: &ScanArgs, delete: Option<&DeleteArgs>, work: &Work<'_>) -> Res
     };
     let options = ScanOptions {
         schemas,
-        // An age past the calendar's start keeps everything.
-        cutoff: SystemTime::now()
-            .checked_sub(min_age)
-            .unwrap_or(SystemTime::UNIX_EPOCH),
+        cutoff: cutoff(min_age),
         jobs,
         schema_codecs: args.schema_codecs.clone(),
         shard: args.shard.resolve()?,
@@ -577,24 +591,59 @@ fn collect(args: &ScanArgs, delete: Option<&DeleteArgs>, work: &Work<'_>) -> Res
     print_problems(&plan, console);
     let exit = dispose(&mut plan, &open, &query, delete, &args.guard, jobs, console)?;
     plan.report.finish_run(started);
-    print_report(&plan, &open.spec, min_age, &args.output, console)?;
-    Ok(exit)
+    Ok(reported(
+        exit,
+        print_report(&plan, &open.spec, min_age, &args.output, console),
+        console,
+    ))
+}
+
+/// The exit code once the report is printed: a report that could not be
+/// written (`--report FILE`) is a failure of this run, not a refusal (the
+/// run may have deleted objects already).
+fn reported(exit: Exit, printed: Result<(), Error>, console: &Console) -> Exit {
+    match printed {
+        Ok(()) => exit,
+        Err(e) => {
+            console.error(&format!("the report could not be written: {e}"));
+            match exit {
+                Exit::Clean => Exit::ItemsFailed,
+                other => other,
+            }
+        }
+    }
 }
 
 /// The S3 Inventory a plan was judged from, opened again to count what the
-/// bucket held; `None` for a plan judged from a listing.
-fn plan_inventory(plan: &Plan, spec: &StoreSpec) -> Result<Option<Inventory>, Error> {
-    plan.report
-        .inventory
-        .as_ref()
-        .map(|inventory| Inventory::open(&inventory.manifest, spec))
-        .transpose()
+/// bucket held; `None` for a plan judged from a listing. The manifest is
+/// the one given on the command line, which must be the plan's: a path
+/// read from the plan file would let whoever edits it choose what counts.
+fn plan_inventory(
+    plan: &Plan,
+    given: Option<&str>,
+    spec: &StoreSpec,
+) -> Result<Option<Inventory>, Error> {
+    let planned = plan.report.inventory.as_ref().map(|i| i.manifest.as_str());
+    match (planned, given) {
+        (None, None) => Ok(None),
+        (Some(planned), Some(given)) if planned == given => Inventory::open(given, spec).map(Some),
+        (Some(planned), _) => Err(Error::Usage(format!(
+            "the plan was judged from the S3 Inventory {planned}: give it again with \
+             --inventory {planned} to apply the plan"
+        ))),
+        (None, Some(_)) => Err(Error::Usage(
+            "the plan was judged from a listing, not from an S3 Inventory; apply it without \
+             --inventory"
+                .to_string(),
+        )),
+    }
 }
 
 /// `apply PLAN`: the plan's orphans that are still unchanged and unreferenced.
 fn apply(args: &ApplyArgs, work: &Work<'_>) -> Result<Exit, Error> {
     let console = work.console;
     let started = SystemTime::now();
+    let min_age = parse_min_age(&args.min_age)?;
     check_fraction(&args.guard)?;
     let jobs = jobs(&args.work)?;
     let (header, mut plan) = planfile::read(&args.plan)?;
@@ -621,10 +670,15 @@ fn apply(args: &ApplyArgs, work: &Work<'_>) -> Result<Exit, Error> {
     }
     let query = plan_query(&plan, &open, &header.schema_codecs, jobs)?;
     plan.report.run_id = args.shard.run_id();
+    let inventory = plan_inventory(&plan, args.inventory.as_deref(), &open.spec)?;
     if !plan.is_blocked() {
-        let inventory = plan_inventory(&plan, &open.spec)?;
-        plan.report.changed_skipped =
-            planfile::confirm_for_apply(&mut plan, open.store.as_ref(), inventory.as_ref())?;
+        let cutoff = cutoff(min_age);
+        plan.report.changed_skipped = planfile::confirm_for_apply(
+            &mut plan,
+            open.store.as_ref(),
+            inventory.as_ref(),
+            cutoff,
+        )?;
     }
     print_problems(&plan, console);
     let exit = dispose(
@@ -637,8 +691,11 @@ fn apply(args: &ApplyArgs, work: &Work<'_>) -> Result<Exit, Error> {
         console,
     )?;
     plan.report.finish_run(started);
-    print_report(&plan, &open.spec, Duration::ZERO, &args.output, console)?;
-    Ok(exit)
+    Ok(reported(
+        exit,
+        print_report(&plan, &open.spec, min_age, &args.output, console),
+        console,
+    ))
 }
 
 /// The reference query that re-checks `plan` before and while it is
