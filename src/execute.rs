@@ -207,9 +207,7 @@ fn dispose(
     let watch = live.map(Watch::new);
 
     let (tally, fed) = std::thread::scope(|scope| {
-        if let Some(watch) = &watch {
-            scope.spawn(|| watch.run());
-        }
+        let watcher = watch.as_ref().map(|watch| scope.spawn(|| watch.run()));
         let watch = watch.as_ref();
         let _stop_watch = watch.map(Watch::stopper);
         let workers: Vec<_> = (0..jobs)
@@ -300,7 +298,11 @@ fn dispose(
             total.outcome.add_counts(&part.outcome);
             total.rescued += part.rescued;
         }
-        if let Some(watch) = watch {
+        if let (Some(watch), Some(watcher)) = (watch, watcher) {
+            watch.stop();
+            // A watch that panicked has recorded a failure; joining here
+            // keeps its panic from ending the run without a report.
+            let _ = watcher.join();
             total.outcome.stopped = watch.failure().map(|failure| {
                 format!("re-reading the references failed, so deletion stopped: {failure}")
             });

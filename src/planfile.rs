@@ -175,10 +175,7 @@ pub fn read(path: &Path) -> Result<(PlanHeader, Plan)> {
             .sections
             .get(orphan.section)
             .ok_or_else(|| bad(index + 2, format!("no section {}", orphan.section)))?;
-        if !section.owns(&orphan.key)
-            || !section.range.contains(&orphan.key)
-            || orphan.key.contains(['\n', '\r'])
-        {
+        if !judged(section, &orphan.key) || orphan.key.contains(['\n', '\r']) {
             return Err(bad(
                 index + 2,
                 format!(
@@ -313,54 +310,46 @@ pub fn confirm_unchanged(plan: &mut Plan, store: &dyn Store) -> Result<u64> {
     // The scan judged age; nothing here is younger than it saw.
     let any_age = SystemTime::now() + Duration::from_secs(86_400);
     if plan.report.inventory.is_some() {
-        head_unchanged(plan, store, any_age)
-    } else {
-        relist_unchanged(plan, store, any_age).map(|(dropped, _)| dropped)
+        let confirmed = head_confirmed(plan, store, any_age)?;
+        return plan.retain_orphans(|o| confirmed.contains(path_hash(&o.key)));
     }
+    let check = ListingCheck::new(plan, any_age)?;
+    list_plan_sections(plan, store, &check);
+    check.keep_confirmed(plan, None).map(|(dropped, _)| dropped)
 }
 
 /// [`confirm_unchanged`] for a plan read from a file, which also judges
 /// age again (an orphan, or any file of its object, that arrived after
-/// `cutoff` is kept: a plan cannot make a fresh upload old) and counts
-/// again, from the store as it is now, every figure the mass-deletion guard
-/// reads from the sections: the objects stored (from the listing, or for a
-/// plan judged from an S3 Inventory from that inventory, given here) and
-/// the orphans left. The plan's sections must have passed [`check_sections`].
+/// `cutoff`, or after the inventory was taken, is kept: a plan cannot make
+/// a fresh upload old) and counts again, from the store as it is now,
+/// every figure the mass-deletion guard reads from the sections: the
+/// objects stored and the orphans left. A plan judged from an S3 Inventory
+/// (given here, named again by the caller) is read against that inventory
+/// for its figures and its objects' other files, and each orphan is
+/// confirmed with `HEAD`. The plan's sections must have passed
+/// [`check_sections`].
 pub fn confirm_for_apply(
     plan: &mut Plan,
     store: &dyn Store,
     inventory: Option<&Inventory>,
     cutoff: SystemTime,
 ) -> Result<u64> {
-    let (dropped, stored) = match inventory {
+    let cutoff = inventory.map_or(cutoff, |i| cutoff.min(i.created));
+    let check = ListingCheck::new(plan, cutoff)?;
+    let by_head = match inventory {
         Some(inventory) => {
-            let dropped = head_unchanged(plan, store, cutoff)?;
-            let stored = Mutex::new(vec![(0u64, 0u64); plan.sections.len()]);
-            let errors = Mutex::new(Vec::new());
             inventory.list_sections(&plan.sections, &|index, item| {
-                match item {
-                    Listing::Objects(objects) => {
-                        let mut stored = stored.lock().expect("count lock");
-                        for object in &objects {
-                            if judged(&plan.sections[index], &object.key) {
-                                stored[index].0 += 1;
-                                stored[index].1 += object.size;
-                            }
-                        }
-                    }
-                    Listing::Error(e) => errors
-                        .lock()
-                        .expect("count lock")
-                        .push(format!("inventory {}: {e}", inventory.manifest)),
-                }
+                check.take(&plan.sections, &[index], item, &inventory.manifest);
                 true
             });
-            let errors = errors.into_inner().expect("count lock");
-            plan.report.scan_errors.extend(errors);
-            (dropped, stored.into_inner().expect("count lock"))
+            Some(head_confirmed(plan, store, cutoff)?)
         }
-        None => relist_unchanged(plan, store, cutoff)?,
+        None => {
+            list_plan_sections(plan, store, &check);
+            None
+        }
     };
+    let (dropped, stored) = check.keep_confirmed(plan, by_head)?;
     let mut orphaned = vec![(0u64, 0u64); plan.sections.len()];
     for orphan in plan.orphans()? {
         let orphan = orphan?;
@@ -390,13 +379,12 @@ fn judged(section: &Section, key: &str) -> bool {
         && (section.kind != SectionKind::Hash || is_content_hash_name(file_name(key)))
 }
 
-/// Orphans whose size and modification time `HEAD` confirms, asked in
-/// batches, and that arrived before `cutoff`; an object that is gone,
-/// changed or young is dropped, a failed `HEAD` blocks the plan. Times are
-/// compared to the second (inventories and `HEAD` answers carry no more).
-/// Files are confirmed one by one: a file added to an orphaned folder
-/// object since is not seen (as the inventory did not see it).
-fn head_unchanged(plan: &mut Plan, store: &dyn Store, cutoff: SystemTime) -> Result<u64> {
+/// The orphans whose size and modification time `HEAD` confirms, asked in
+/// batches, and that arrived before `cutoff`: an object that is gone,
+/// changed or young is not among them, a failed `HEAD` blocks the plan.
+/// Times are compared to the second (inventories and `HEAD` answers carry
+/// no more).
+fn head_confirmed(plan: &mut Plan, store: &dyn Store, cutoff: SystemTime) -> Result<RefSet> {
     const BATCH: usize = 1000;
     let seconds = |t: std::time::SystemTime| mtime_ns(t) / 1_000_000_000;
     let mut confirmed = RefSet::default();
@@ -427,41 +415,14 @@ fn head_unchanged(plan: &mut Plan, store: &dyn Store, cutoff: SystemTime) -> Res
     }
     check(&mut batch, &mut errors);
     plan.report.scan_errors.extend(errors);
-    plan.retain_orphans(|o| confirmed.contains(path_hash(&o.key)))
+    Ok(confirmed)
 }
 
-/// Lists the plan's sections (their ranges, in a sharded plan) again and
-/// keeps only the orphans still there with the size and modification time
-/// the plan recorded, whose object (a row's field: a folder object's other
-/// files, its manifest) has no file that is new, changed or arrived after
-/// `cutoff`; returns how many were dropped, and each section's stored
-/// objects and bytes in this listing. A listing problem blocks the plan
-/// like a scan problem. Memory: one hash and two numbers per orphan, one
-/// hash per orphaned object.
-fn relist_unchanged(
-    plan: &mut Plan,
-    store: &dyn Store,
-    cutoff: SystemTime,
-) -> Result<(u64, Vec<(u64, u64)>)> {
-    let mut recorded: IntMap<u64, (u64, u64)> = IntMap::default();
-    let mut objects = RefSet::default();
-    for orphan in plan.orphans()? {
-        let orphan = orphan?;
-        recorded.insert(
-            path_hash(&orphan.key),
-            (orphan.size, mtime_ns(orphan.modified)),
-        );
-        objects.insert(path_hash(
-            plan.sections[orphan.section].object_of(&orphan.key),
-        ));
-    }
-    let confirmed = Mutex::new(RefSet::default());
-    let changed_objects = Mutex::new(RefSet::default());
-    let stored = Mutex::new(vec![(0u64, 0u64); plan.sections.len()]);
-    let errors = Mutex::new(Vec::new());
-    // Sections sharing a prefix and range (the partitioned sections of
-    // several schemas) are listed once; each key goes to the section that
-    // owns it.
+/// Lists the plan's sections (their ranges, in a sharded plan) again into
+/// `check`. Sections sharing a prefix and range (the partitioned sections
+/// of several schemas) are listed once; each key goes to the section that
+/// owns it.
+fn list_plan_sections(plan: &Plan, store: &dyn Store, check: &ListingCheck) {
     let mut listings: Vec<(&str, &KeyRange)> = plan
         .sections
         .iter()
@@ -470,57 +431,118 @@ fn relist_unchanged(
     listings.sort_unstable_by(|a, b| a.0.cmp(b.0));
     listings.dedup();
     for (prefix, range) in listings {
-        let sections: Vec<(usize, &Section)> = plan
-            .sections
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.prefix == prefix && &s.range == range)
+        let indexes: Vec<usize> = (0..plan.sections.len())
+            .filter(|&i| plan.sections[i].prefix == prefix && &plan.sections[i].range == range)
             .collect();
+        let source = format!("store {}: re-listing", store.name());
         store.list_range(prefix, range, &|item| {
-            match item {
-                Listing::Objects(listed) => {
-                    let mut confirmed = confirmed.lock().expect("confirm lock");
-                    let mut changed = changed_objects.lock().expect("confirm lock");
-                    let mut stored = stored.lock().expect("confirm lock");
-                    for object in listed {
-                        let Some(&(index, section)) =
-                            sections.iter().find(|(_, s)| judged(s, &object.key))
-                        else {
-                            continue;
-                        };
-                        stored[index].0 += 1;
-                        stored[index].1 += object.size;
-                        let hash = path_hash(&object.key);
-                        let planned = recorded.get(&hash);
-                        if object.modified <= cutoff
-                            && planned == Some(&(object.size, mtime_ns(object.modified)))
-                        {
-                            confirmed.insert(hash);
-                        } else {
-                            let whole = path_hash(section.object_of(&object.key));
-                            if objects.contains(whole) {
-                                changed.insert(whole);
-                            }
-                        }
-                    }
-                }
-                Listing::Error(e) => errors
-                    .lock()
-                    .expect("confirm lock")
-                    .push(format!("store {}: re-listing: {e}", store.name())),
-            }
+            check.take(&plan.sections, &indexes, item, &source);
             true
         });
     }
-    plan.report
-        .scan_errors
-        .extend(errors.into_inner().expect("confirm lock"));
-    let confirmed = confirmed.into_inner().expect("confirm lock");
-    let changed = changed_objects.into_inner().expect("confirm lock");
-    let sections = plan.sections.clone();
-    let dropped = plan.retain_orphans(|o| {
-        confirmed.contains(path_hash(&o.key))
-            && !changed.contains(path_hash(sections[o.section].object_of(&o.key)))
-    })?;
-    Ok((dropped, stored.into_inner().expect("confirm lock")))
+}
+
+/// What a listing of a plan's sections (the store's, or the inventory the
+/// plan was judged from) says of its orphans: which are still there as
+/// recorded and old enough, which objects (rows' fields) have a file that
+/// is not (new, changed, or arrived after the cutoff), and what each
+/// section holds. Memory: one hash and two numbers per orphan, one hash
+/// per orphaned object.
+struct ListingCheck {
+    /// Each orphan's size and time, by key hash.
+    recorded: IntMap<u64, (u64, u64)>,
+    /// The objects the orphans belong to.
+    objects: RefSet,
+    cutoff: SystemTime,
+    confirmed: Mutex<RefSet>,
+    changed_objects: Mutex<RefSet>,
+    /// Objects and bytes judged per section.
+    stored: Mutex<Vec<(u64, u64)>>,
+    errors: Mutex<Vec<String>>,
+}
+
+impl ListingCheck {
+    fn new(plan: &Plan, cutoff: SystemTime) -> Result<Self> {
+        let mut recorded: IntMap<u64, (u64, u64)> = IntMap::default();
+        let mut objects = RefSet::default();
+        for orphan in plan.orphans()? {
+            let orphan = orphan?;
+            recorded.insert(
+                path_hash(&orphan.key),
+                (orphan.size, mtime_ns(orphan.modified)),
+            );
+            objects.insert(path_hash(
+                plan.sections[orphan.section].object_of(&orphan.key),
+            ));
+        }
+        Ok(ListingCheck {
+            recorded,
+            objects,
+            cutoff,
+            confirmed: Mutex::default(),
+            changed_objects: Mutex::default(),
+            stored: Mutex::new(vec![(0, 0); plan.sections.len()]),
+            errors: Mutex::default(),
+        })
+    }
+
+    /// Takes one listing batch of the sections at `indexes` (`source`
+    /// names the listing in errors).
+    fn take(&self, sections: &[Section], indexes: &[usize], item: Listing, source: &str) {
+        let listed = match item {
+            Listing::Objects(listed) => listed,
+            Listing::Error(e) => {
+                let mut errors = self.errors.lock().expect("check lock");
+                errors.push(format!("{source}: {e}"));
+                return;
+            }
+        };
+        let mut confirmed = self.confirmed.lock().expect("check lock");
+        let mut changed = self.changed_objects.lock().expect("check lock");
+        let mut stored = self.stored.lock().expect("check lock");
+        for object in listed {
+            let Some(&index) = indexes.iter().find(|&&i| judged(&sections[i], &object.key)) else {
+                continue;
+            };
+            stored[index].0 += 1;
+            stored[index].1 += object.size;
+            let hash = path_hash(&object.key);
+            let planned = self.recorded.get(&hash);
+            if object.modified <= self.cutoff
+                && planned == Some(&(object.size, mtime_ns(object.modified)))
+            {
+                confirmed.insert(hash);
+            } else {
+                let whole = path_hash(sections[index].object_of(&object.key));
+                if self.objects.contains(whole) {
+                    changed.insert(whole);
+                }
+            }
+        }
+    }
+
+    /// Keeps the orphans this listing confirmed (or, for a plan judged from
+    /// an inventory, `by_head` confirmed) whose object did not change;
+    /// listing problems block the plan. Returns how many were dropped, and
+    /// each section's stored objects and bytes.
+    fn keep_confirmed(
+        self,
+        plan: &mut Plan,
+        by_head: Option<RefSet>,
+    ) -> Result<(u64, Vec<(u64, u64)>)> {
+        plan.report
+            .scan_errors
+            .extend(self.errors.into_inner().expect("check lock"));
+        let confirmed = match by_head {
+            Some(by_head) => by_head,
+            None => self.confirmed.into_inner().expect("check lock"),
+        };
+        let changed = self.changed_objects.into_inner().expect("check lock");
+        let sections = plan.sections.clone();
+        let dropped = plan.retain_orphans(|o| {
+            confirmed.contains(path_hash(&o.key))
+                && !changed.contains(path_hash(sections[o.section].object_of(&o.key)))
+        })?;
+        Ok((dropped, self.stored.into_inner().expect("check lock")))
+    }
 }

@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use futures_util::stream::{self, StreamExt};
 
 use crate::codec::{referenced_path, RefKind};
-use crate::config::DatabaseConfig;
+use crate::config::{DatabaseConfig, StoreSpec};
 use crate::db::{CodecTable, Database};
 use crate::error::{Error, Result};
 use crate::layout::{Section, MANIFEST_SUFFIX};
@@ -172,22 +172,24 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FoundSchemas {
     pub schemas: Vec<String>,
-    /// Why each schema left out was left out: its name is not one plain
-    /// folder ([`crate::layout::segment_problem`]), so its sections would
-    /// not be folders of their own (a PostgreSQL schema named `..` would
-    /// have the store root as its sections).
+    /// Why each schema left out was left out: its sections would not be
+    /// its own ([`crate::layout::sections`] refuses it: a PostgreSQL schema
+    /// named `..` would have the store root as its sections). Anyone who
+    /// can create a schema can create such a name, so it is skipped, not
+    /// allowed to stop the collection of the others.
     pub skipped: Vec<String>,
 }
 
-/// Every schema with codec columns for `store` (see
-/// [`Database::schemas_using_store`]) whose name can be collected; none is
-/// an error, since a run over no schema would silently find nothing.
+/// Every schema with codec columns for `spec`'s store (see
+/// [`Database::schemas_using_store`]) that can be collected; none is an
+/// error, since a run over no schema would silently find nothing.
 pub fn all_schemas(
     database: &DatabaseConfig,
-    store: &str,
+    spec: &StoreSpec,
     store_is_default: bool,
     schema_codecs: &[String],
 ) -> Result<FoundSchemas> {
+    let store = &spec.name;
     let found = runtime()?.block_on(async {
         Database::connect(database, 1)
             .await?
@@ -199,12 +201,11 @@ pub fn all_schemas(
         skipped: Vec::new(),
     };
     for schema in found {
-        match crate::layout::segment_problem(&schema) {
-            None => all.schemas.push(schema),
-            Some(why) => all.skipped.push(format!(
-                "--all-schemas: skipping schema {schema:?}: {why}, so its sections would not be \
-                 folders of their own"
-            )),
+        match crate::layout::sections(spec, std::slice::from_ref(&schema)) {
+            Ok(_) => all.schemas.push(schema),
+            Err(why) => all
+                .skipped
+                .push(format!("--all-schemas: skipping schema {schema:?}: {why}")),
         }
     }
     if all.schemas.is_empty() {

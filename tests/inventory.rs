@@ -250,6 +250,45 @@ fn an_inventory_gives_the_listing_orphans_and_lags_safely() {
     assert_eq!(remaining, [rewritten]);
 }
 
+/// A plan judged from an S3 Inventory is applied only with that inventory
+/// named again: djgc never takes an inventory's path from a plan file,
+/// whose writer could point it at an inventory of their own.
+#[test]
+fn a_plan_judged_from_an_inventory_needs_it_named_again() {
+    let mut env = Env::with_store(Backend::MySql, Kind::S3);
+    let schema = unique_schema("invplan");
+    let truth = env.fixture(&FixtureSpec::small(&schema, "main"));
+    env.write_config(None);
+    let (in_bucket, local) =
+        write_inventory(&env, SystemTime::now() + Duration::from_secs(2), "invplan");
+    let plan = env.dir.path().join("plan.jsonl");
+    let plan = plan.to_str().unwrap();
+    let args = ["--inventory", &in_bucket, "--plan", plan];
+    let (planned, _) = scan(&env, &schema, &args, "planned");
+    let before = env.keys();
+    for wrong in [&[][..], &["--inventory", local.to_str().unwrap()][..]] {
+        let mut args = vec!["apply", plan, "--min-age", "0s", "--delete"];
+        args.extend(wrong);
+        let out = env.djgc(&args);
+        assert_eq!(out.status.code(), Some(2), "{wrong:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("--inventory"), "{}", stderr(&out));
+    }
+    assert_eq!(env.keys(), before);
+    let r = env.djgc_ok(&[
+        "apply",
+        plan,
+        "--min-age",
+        "0s",
+        "--inventory",
+        &in_bucket,
+        "--delete",
+        "--json",
+    ]);
+    assert_eq!(r["deleted"], truth.orphans.len(), "{r}");
+    // The guard's figures, counted again from the inventory.
+    assert_eq!(r["stored"], planned["stored"], "{r}");
+}
+
 #[test]
 fn objects_newer_than_the_inventory_are_never_judged() {
     let mut env = Env::with_store(Backend::PostgreSql, Kind::S3);

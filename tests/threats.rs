@@ -149,6 +149,62 @@ fn links_planted_in_the_trash_lead_restore_and_purge_nowhere() {
     );
 }
 
+/// Someone who can write the trash plants runs that sort before a real one:
+/// one whose header is a FIFO (opening it would wait for a writer forever),
+/// one whose header is a sparse terabyte. `purge` reports both, leaves them,
+/// and purges the real run.
+#[test]
+fn a_fifo_or_a_huge_file_in_the_trash_holds_up_no_purge() {
+    let mut env = Env::new(Backend::MySql);
+    let schema = unique_schema("trashfifo");
+    env.fixture(&FixtureSpec::small(&schema, "main"));
+    env.write_config(None);
+    let r = env.djgc_ok(&[
+        "collect",
+        &schema,
+        "--min-age",
+        "0s",
+        "--json",
+        "--delete",
+        "--quarantine",
+    ]);
+    let run = r["quarantine_run"].as_str().unwrap().to_string();
+    let trash = env.store_root().join("_trash");
+    for (planted, header) in [
+        ("20000101T000000Z-000000", "fifo"),
+        ("20000101T000001Z-000000", "huge"),
+    ] {
+        let folder = trash.join(planted);
+        put_old_file(&folder, "djgc-manifest/part-000000.jsonl", "");
+        let header_path = folder.join("djgc-run.json");
+        match header {
+            "fifo" => assert!(Command::new("mkfifo")
+                .arg(&header_path)
+                .status()
+                .unwrap()
+                .success()),
+            _ => std::fs::File::create(&header_path)
+                .unwrap()
+                .set_len(1 << 40)
+                .unwrap(),
+        }
+    }
+    let command = djgc_command(
+        env.dir.path(),
+        &["purge", "--older-than", "0s", "--delete", "--json"],
+    );
+    let out = output_within(command, Duration::from_secs(60), "purge");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let told = stderr(&out);
+    assert!(
+        told.contains("not a regular file") && told.contains("larger than"),
+        "{told}"
+    );
+    let purged = common::report(&out);
+    assert_eq!(purged["runs"], serde_json::json!([run]), "{purged}");
+    assert!(!trash.join(&run).exists(), "the real run was not purged");
+}
+
 /// Between listing and deleting, a folder of a section is replaced with a
 /// link to a folder outside the store holding files of the same names: the
 /// delete, the quarantine move, and the pruning of emptied folders must not

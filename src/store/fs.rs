@@ -342,6 +342,23 @@ fn move_file(
             Err(e) => return Err(error(io::Error::from(e))),
         }
     }
+    // The name `from` is removed only while it still names the file just
+    // linked: a writer that replaced it meanwhile (a deduplicated object
+    // uploaded again) keeps its new file, and the trash its old one.
+    let same_file =
+        |a: &rustix::fs::Stat, b: &rustix::fs::Stat| (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino);
+    let to_dir = target.folder(&to_folders, false).map_err(error)?;
+    let linked = statat(to_dir, to_name, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| error(e.into()))?;
+    match statat(from_dir, from_name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(source) if same_file(&source, &linked) => {}
+        Ok(_) => {
+            return Err(error(io::Error::other(
+                "replaced while being moved: the new object stays, the trash keeps the old one",
+            )))
+        }
+        Err(Errno::NOENT) => return Ok(Moved::Done),
+        Err(e) => return Err(error(e.into())),
+    }
     match unlinkat(from_dir, from_name, AtFlags::empty()) {
         Ok(()) | Err(Errno::NOENT) => Ok(Moved::Done),
         Err(e) => Err(error(io::Error::from(e))),

@@ -543,7 +543,7 @@ fn collect(args: &ScanArgs, delete: Option<&DeleteArgs>, work: &Work<'_>) -> Res
         true => {
             let found = all_schemas(
                 &open.config.database,
-                &open.spec.name,
+                &open.spec,
                 open.store_is_default,
                 &args.schema_codecs,
             )?;
@@ -628,8 +628,8 @@ fn plan_inventory(
         (None, None) => Ok(None),
         (Some(planned), Some(given)) if planned == given => Inventory::open(given, spec).map(Some),
         (Some(planned), _) => Err(Error::Usage(format!(
-            "the plan was judged from the S3 Inventory {planned}: give it again with \
-             --inventory {planned} to apply the plan"
+            "the plan says it was judged from the S3 Inventory {planned:?}; check that this is \
+             the inventory you made it from, and name it with --inventory to apply the plan"
         ))),
         (None, Some(_)) => Err(Error::Usage(
             "the plan was judged from a listing, not from an S3 Inventory; apply it without \
