@@ -91,6 +91,23 @@ fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 
 // --- 1. links in the trash and folders swapped for links --------------------
 
+/// A small fixture of `schema` whose orphans were moved into quarantine;
+/// the fixture's truth and the quarantine run's id.
+fn quarantined_fixture(env: &mut Env, schema: &str) -> (djgc::fixture::FixtureOutcome, String) {
+    let truth = env.fixture(&FixtureSpec::small(schema, "main"));
+    env.write_config(None);
+    let r = env.djgc_ok(&[
+        "collect",
+        schema,
+        "--min-age",
+        "0s",
+        "--json",
+        "--delete",
+        "--quarantine",
+    ]);
+    (truth, r["quarantine_run"].as_str().unwrap().to_string())
+}
+
 /// Someone who can write the trash replaces two folders of a quarantine run
 /// with links to folders outside the store that hold files of the same names.
 /// `restore` must not pull those files into the store, `purge` must not
@@ -99,18 +116,7 @@ fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 fn links_planted_in_the_trash_lead_restore_and_purge_nowhere() {
     let mut env = Env::new(Backend::MySql);
     let schema = unique_schema("trashlink");
-    let truth = env.fixture(&FixtureSpec::small(&schema, "main"));
-    env.write_config(None);
-    let r = env.djgc_ok(&[
-        "collect",
-        &schema,
-        "--min-age",
-        "0s",
-        "--json",
-        "--delete",
-        "--quarantine",
-    ]);
-    let run = r["quarantine_run"].as_str().unwrap().to_string();
+    let (truth, run) = quarantined_fixture(&mut env, &schema);
     let root = env.store_root();
     let outside = env.dir.path().join("outside");
     for (section, folder) in [("_hash", "hash"), ("_schema", "schema")] {
@@ -157,18 +163,7 @@ fn links_planted_in_the_trash_lead_restore_and_purge_nowhere() {
 fn a_fifo_or_a_huge_file_in_the_trash_holds_up_no_purge() {
     let mut env = Env::new(Backend::MySql);
     let schema = unique_schema("trashfifo");
-    env.fixture(&FixtureSpec::small(&schema, "main"));
-    env.write_config(None);
-    let r = env.djgc_ok(&[
-        "collect",
-        &schema,
-        "--min-age",
-        "0s",
-        "--json",
-        "--delete",
-        "--quarantine",
-    ]);
-    let run = r["quarantine_run"].as_str().unwrap().to_string();
+    let (_, run) = quarantined_fixture(&mut env, &schema);
     let trash = env.store_root().join("_trash");
     for (planted, header) in [
         ("20000101T000000Z-000000", "fifo"),
