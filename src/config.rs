@@ -14,6 +14,12 @@
 //!   as unset, as in DataJoint.
 //! * `DJ_STORES` replaces the whole `stores` block; secrets then fill only the
 //!   store attributes still missing.
+//! * Connecting as DataJoint connects: a `host:port` host gives the port; an
+//!   empty password is none; `use_tls` (`DJ_USE_TLS`) left out tries TLS,
+//!   `true` requires it, `false` turns it off, and its dict form (from
+//!   `dj.conn(use_tls={...})`, handed over by the Python wrapper) names a CA
+//!   and a client certificate. djgc's `DJGC_TLS_CA` (or `--tls-ca`) verifies
+//!   the server against a CA ([`Tls`]).
 //!
 //! Store specs are validated as DataJoint validates them (required and allowed
 //! keys per protocol, non-overlapping section prefixes), so a config DataJoint
@@ -114,6 +120,69 @@ pub struct DatabaseConfig {
     /// statement's answer or next row, a lock (djgc's setting, not
     /// DataJoint's; [`DEFAULT_DB_TIMEOUT`] unless the caller sets it).
     pub timeout: std::time::Duration,
+    /// How the connection is encrypted (`database.use_tls`).
+    pub tls: Tls,
+}
+
+/// DataJoint's `database.use_tls` (`DJ_USE_TLS`), as its clients apply it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Left out or `null`: TLS if the server offers it, else plaintext
+    /// (pymysql's `ssl={}` with a plaintext retry; PostgreSQL `prefer`).
+    Prefer,
+    /// `true`: TLS or no connection; the certificate is not checked
+    /// (PostgreSQL `require`).
+    Require,
+    /// `false`: plaintext (PostgreSQL `disable`).
+    Disable,
+}
+
+/// How the database connection is encrypted, and against which
+/// certificates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tls {
+    pub mode: TlsMode,
+    /// A CA to verify the server's certificate and host name against
+    /// (`DJGC_TLS_CA`, `--tls-ca`, or `ca` of the `use_tls` dict form that
+    /// `dj.conn(use_tls={...})` takes): TLS is then required and verified.
+    pub ca: Option<PathBuf>,
+    /// A client certificate and its key (`cert`, `key` of the dict form).
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+}
+
+impl Tls {
+    /// TLS as DataJoint does it when `use_tls` is left out.
+    pub const PREFER: Tls = Tls {
+        mode: TlsMode::Prefer,
+        ca: None,
+        client_cert: None,
+        client_key: None,
+    };
+
+    /// Verifies the server against `ca` from now on (TLS required).
+    pub fn verify_with(&mut self, ca: PathBuf, origin: &str) -> Result<()> {
+        if self.mode == TlsMode::Disable {
+            return Err(Error::Config(format!(
+                "{origin} names a CA to verify the database server with, but \
+                 database.use_tls is false (no TLS)"
+            )));
+        }
+        self.mode = TlsMode::Require;
+        self.ca = Some(ca);
+        Ok(())
+    }
+
+    /// What the connection does, for messages: `TLS tried`, `TLS required`,
+    /// `TLS required and verified against CA FILE`, `TLS off`.
+    pub fn describe(&self) -> String {
+        match (self.mode, &self.ca) {
+            (TlsMode::Disable, _) => "TLS off".to_string(),
+            (_, Some(ca)) => format!("TLS required and verified against CA {}", ca.display()),
+            (TlsMode::Require, None) => "TLS required, certificate not verified".to_string(),
+            (TlsMode::Prefer, None) => "TLS tried, plaintext if the server offers none".to_string(),
+        }
+    }
 }
 
 /// How long djgc waits for the database before it gives up: long enough
@@ -285,9 +354,12 @@ pub struct LoadOptions {
     pub search_from: PathBuf,
     /// The secrets folder used when none sits beside the config file.
     pub system_secrets_dir: PathBuf,
-    /// The environment (only `DJ_*` variables are read).
+    /// The environment (only `DJ_*` variables and `DJGC_TLS_CA` are read).
     pub env: BTreeMap<String, String>,
 }
+
+/// djgc's own variable naming a CA to verify the database server with.
+pub const TLS_CA_VARIABLE: &str = "DJGC_TLS_CA";
 
 impl LoadOptions {
     /// The process's working directory and environment.
@@ -299,7 +371,7 @@ impl LoadOptions {
             search_from,
             system_secrets_dir: PathBuf::from(SYSTEM_SECRETS_DIR),
             env: std::env::vars()
-                .filter(|(k, _)| k.starts_with("DJ_"))
+                .filter(|(k, _)| k.starts_with("DJ_") || k == TLS_CA_VARIABLE)
                 .collect(),
         })
     }
@@ -536,6 +608,21 @@ impl Config {
         if db.backend == Backend::PostgreSql {
             settings.push(("database.name".into(), db.name.clone()));
         }
+        let use_tls = match db.tls.mode {
+            TlsMode::Prefer => "null (TLS tried, plaintext if the server offers none)",
+            TlsMode::Require => "true (TLS required)",
+            TlsMode::Disable => "false (TLS off)",
+        };
+        settings.push(("database.use_tls".into(), use_tls.to_string()));
+        for (key, path) in [
+            ("database.tls_ca", &db.tls.ca),
+            ("database.tls_cert", &db.tls.client_cert),
+            ("database.tls_key", &db.tls.client_key),
+        ] {
+            if let Some(path) = path {
+                settings.push((key.into(), path.display().to_string()));
+            }
+        }
         for (name, spec) in &self.stores {
             match spec {
                 Value::Object(spec) => {
@@ -614,6 +701,15 @@ impl Config {
         parse_store(&name, raw)
     }
 
+    /// Verifies the database server against the CA file `ca` (the
+    /// `--tls-ca` flag, named by `origin`), over what the configuration says.
+    pub fn verify_database_with(&mut self, ca: PathBuf, origin: &str) -> Result<()> {
+        self.database.tls.verify_with(ca, origin)?;
+        self.sources
+            .insert("database.tls_ca".into(), origin.to_string());
+        Ok(())
+    }
+
     /// The name `stores.default` gives, if any.
     pub fn default_store_name(&self) -> Option<&str> {
         self.stores.get("default").and_then(Value::as_str)
@@ -668,17 +764,124 @@ fn resolve_database(
         })?,
         None => backend.default_port(),
     };
+    let host = setting("host", "DJ_HOST")?.unwrap_or_else(|| "localhost".to_string());
+    // As DataJoint: a port in the host wins over `port`.
+    let (host, port) = match split_host_port(&host) {
+        Some((host, in_host)) => {
+            let in_host = in_host.parse::<u16>().map_err(|_| {
+                Error::Config(format!(
+                    "database.host (or DJ_HOST) {host:?} has {in_host:?} after its ':', which is \
+                     not a port number"
+                ))
+            })?;
+            (host.to_string(), in_host)
+        }
+        None => (host, port),
+    };
+    let mut tls = use_tls(file, file_label, options, &mut found.borrow_mut())?;
+    if let Some(ca) = options.env(TLS_CA_VARIABLE) {
+        tls.verify_with(PathBuf::from(ca), TLS_CA_VARIABLE)?;
+        found
+            .borrow_mut()
+            .insert("database.tls_ca".into(), format!("env {TLS_CA_VARIABLE}"));
+    }
     let database = DatabaseConfig {
         backend,
-        host: setting("host", "DJ_HOST")?.unwrap_or_else(|| "localhost".to_string()),
+        host,
         port,
         user: setting("user", "DJ_USER")?,
-        password: setting("password", "DJ_PASS")?.map(Secret::new),
+        // An empty password is no password, as for pymysql and psycopg2.
+        password: setting("password", "DJ_PASS")?
+            .filter(|p| !p.is_empty())
+            .map(Secret::new),
         name: setting("name", "DJ_DATABASE_NAME")?.unwrap_or_else(|| "postgres".to_string()),
         timeout: DEFAULT_DB_TIMEOUT,
+        tls,
     };
     sources.extend(found.into_inner());
     Ok(database)
+}
+
+/// `host:port` split as DataJoint splits it (one `:`), or `[v6]:port`;
+/// `None` for a host without a port.
+fn split_host_port(host: &str) -> Option<(&str, &str)> {
+    if let Some(bracketed) = host.strip_prefix('[') {
+        let (address, rest) = bracketed.split_once(']')?;
+        return rest.strip_prefix(':').map(|port| (address, port));
+    }
+    match host.matches(':').count() {
+        1 => host.split_once(':'),
+        _ => None,
+    }
+}
+
+/// `database.use_tls` from `DJ_USE_TLS` or the file: a boolean, `null`, or
+/// (as `djgc.collect()` hands over `dj.conn(use_tls={...})`) an object
+/// with `ca`, `cert` and `key` paths, which asks for TLS with those.
+fn use_tls(
+    file: &Map<String, Value>,
+    file_label: &str,
+    options: &LoadOptions,
+    sources: &mut BTreeMap<String, String>,
+) -> Result<Tls> {
+    let mode = |value: bool| Tls {
+        mode: if value {
+            TlsMode::Require
+        } else {
+            TlsMode::Disable
+        },
+        ..Tls::PREFER
+    };
+    if let Some(text) = options.env("DJ_USE_TLS") {
+        sources.insert("database.use_tls".into(), "env DJ_USE_TLS".into());
+        return parse_bool(text)
+            .map(mode)
+            .ok_or_else(|| Error::Config(format!("DJ_USE_TLS {text:?} is not true or false")));
+    }
+    let origin = format!("{file_label}: database.use_tls");
+    let tls = match file.get("use_tls") {
+        None | Some(Value::Null) => return Ok(Tls::PREFER),
+        Some(Value::Bool(value)) => mode(*value),
+        Some(Value::String(text)) => parse_bool(text)
+            .map(mode)
+            .ok_or_else(|| Error::Config(format!("{origin} {text:?} is not true or false")))?,
+        Some(Value::Object(dict)) => {
+            let path = |name: &str| -> Result<Option<PathBuf>> {
+                match dict.get(name) {
+                    None | Some(Value::Null) => Ok(None),
+                    Some(value) => as_str(value, &|| format!("{origin}.{name}"))
+                        .map(|p| Some(PathBuf::from(p))),
+                }
+            };
+            let mut tls = Tls {
+                mode: TlsMode::Require,
+                client_cert: path("cert")?,
+                client_key: path("key")?,
+                ..Tls::PREFER
+            };
+            if let Some(ca) = path("ca")? {
+                tls.verify_with(ca, &origin)?;
+            }
+            tls
+        }
+        Some(other) => {
+            return Err(Error::Config(format!(
+                "{origin}: expected true, false, null or an object with ca, cert and key, got \
+                 {other}"
+            )))
+        }
+    };
+    sources.insert("database.use_tls".into(), format!("file {file_label}"));
+    Ok(tls)
+}
+
+/// A boolean as pydantic reads one from the environment.
+fn parse_bool(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" | "t" | "y" => Some(true),
+        "0" | "false" | "no" | "off" | "f" | "n" => Some(false),
+        _ => None,
+    }
 }
 
 /// Secrets files named `stores.<name>.<attr>` fill attributes still missing.
@@ -952,6 +1155,69 @@ mod tests {
         // An empty environment variable counts as unset.
         let config = Config::load_with(&options(root.path(), &[("DJ_HOST", "")])).unwrap();
         assert_eq!(config.database.host, "filehost");
+    }
+
+    #[test]
+    fn connection_settings_follow_datajoint() {
+        let root = tempfile::tempdir().unwrap();
+        let load = |json: &str, env: &[(&str, &str)]| {
+            write(&root.path().join("datajoint.json"), json);
+            Config::load_with(&options(root.path(), env)).map(|c| c.database)
+        };
+        // host:port, and its port wins; an empty password is none.
+        let db = load(
+            r#"{"database": {"host": "db.lab.org:3307", "port": 3306, "user": "root",
+                             "password": ""}}"#,
+            &[],
+        )
+        .unwrap();
+        assert_eq!((db.host.as_str(), db.port), ("db.lab.org", 3307));
+        assert!(db.password.is_none());
+        assert_eq!(db.tls, Tls::PREFER);
+        let db = load(r#"{"database": {"host": "[::1]:3308"}}"#, &[]).unwrap();
+        assert_eq!((db.host.as_str(), db.port), ("::1", 3308));
+        assert!(load(r#"{"database": {"host": "db:x"}}"#, &[]).is_err());
+        // use_tls from the file and from DJ_USE_TLS (which wins).
+        let mode = |json: &str, env: &[(&str, &str)]| load(json, env).unwrap().tls.mode;
+        assert_eq!(
+            mode(r#"{"database": {"use_tls": true}}"#, &[]),
+            TlsMode::Require
+        );
+        assert_eq!(
+            mode(r#"{"database": {"use_tls": false}}"#, &[]),
+            TlsMode::Disable
+        );
+        assert_eq!(
+            mode(r#"{"database": {"use_tls": null}}"#, &[]),
+            TlsMode::Prefer
+        );
+        assert_eq!(
+            mode(
+                r#"{"database": {"use_tls": true}}"#,
+                &[("DJ_USE_TLS", "false")]
+            ),
+            TlsMode::Disable
+        );
+        assert!(load(r#"{"database": {"use_tls": 3}}"#, &[]).is_err());
+        // The dict form, and DJGC_TLS_CA: TLS required and verified.
+        let db = load(
+            r#"{"database": {"use_tls": {"ca": "/ca.pem", "cert": "/c.pem", "key": "/k.pem"}}}"#,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(db.tls.mode, TlsMode::Require);
+        assert_eq!(db.tls.ca.as_deref(), Some(Path::new("/ca.pem")));
+        assert_eq!(db.tls.client_key.as_deref(), Some(Path::new("/k.pem")));
+        let db = load("{}", &[("DJGC_TLS_CA", "/lab-ca.pem")]).unwrap();
+        assert!(db
+            .tls
+            .describe()
+            .contains("verified against CA /lab-ca.pem"));
+        let e = load(
+            r#"{"database": {"use_tls": false}}"#,
+            &[("DJGC_TLS_CA", "/x")],
+        );
+        assert!(e.unwrap_err().to_string().contains("DJGC_TLS_CA"));
     }
 
     #[test]

@@ -12,12 +12,12 @@
 use std::time::Duration;
 
 use futures_util::TryStreamExt;
-use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlSslMode};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 use sqlx::{ColumnIndex, Decode, Executor, Row, Type};
 
 use crate::codec::{classify, parse_comment, RefKind};
-use crate::config::{Backend, DatabaseConfig};
+use crate::config::{Backend, DatabaseConfig, TlsMode};
 use crate::error::{Error, Result};
 
 /// A column that may hold object references.
@@ -83,9 +83,16 @@ impl Database {
                     .to_string(),
             )
         })?;
-        let password = config.password.as_ref().map(|p| p.expose().to_string());
+        // An empty password is no password (pymysql sends an empty auth
+        // response; MariaDB's fresh root@127.0.0.1 has none).
+        let password = config
+            .password
+            .as_ref()
+            .map(|p| p.expose().to_string())
+            .filter(|p| !p.is_empty());
         let target = format!("{}:{}", config.host, config.port);
-        let context = |what: &str| format!("{what} {user}@{target}");
+        let tls = &config.tls;
+        let context = |what: &str| format!("{what} {user}@{target} ({})", tls.describe());
         let timeout = config.timeout;
         // Lock waits end on the server's side too, with an error that says so.
         let lock_seconds = timeout.as_secs().clamp(1, 31_536_000);
@@ -94,9 +101,24 @@ impl Database {
                 let mut options = MySqlConnectOptions::new()
                     .host(&config.host)
                     .port(config.port)
-                    .username(&user);
+                    .username(&user)
+                    .ssl_mode(match (tls.mode, &tls.ca) {
+                        (TlsMode::Disable, _) => MySqlSslMode::Disabled,
+                        (_, Some(_)) => MySqlSslMode::VerifyIdentity,
+                        (TlsMode::Require, None) => MySqlSslMode::Required,
+                        (TlsMode::Prefer, None) => MySqlSslMode::Preferred,
+                    });
                 if let Some(p) = &password {
                     options = options.password(p);
+                }
+                if let Some(ca) = &tls.ca {
+                    options = options.ssl_ca(ca);
+                }
+                if let Some(cert) = &tls.client_cert {
+                    options = options.ssl_client_cert(cert);
+                }
+                if let Some(key) = &tls.client_key {
+                    options = options.ssl_client_key(key);
                 }
                 let limits = format!(
                     "SET SESSION lock_wait_timeout = {lock_seconds}, \
@@ -136,8 +158,23 @@ impl Database {
                         ("tcp_keepalives_interval", "10".to_string()),
                         ("tcp_keepalives_count", "6".to_string()),
                     ]);
+                options = options.ssl_mode(match (tls.mode, &tls.ca) {
+                    (TlsMode::Disable, _) => PgSslMode::Disable,
+                    (_, Some(_)) => PgSslMode::VerifyFull,
+                    (TlsMode::Require, None) => PgSslMode::Require,
+                    (TlsMode::Prefer, None) => PgSslMode::Prefer,
+                });
                 if let Some(p) = &password {
                     options = options.password(p);
+                }
+                if let Some(ca) = &tls.ca {
+                    options = options.ssl_root_cert(ca);
+                }
+                if let Some(cert) = &tls.client_cert {
+                    options = options.ssl_client_cert(cert);
+                }
+                if let Some(key) = &tls.client_key {
+                    options = options.ssl_client_key(key);
                 }
                 let pool = PgPoolOptions::new()
                     .max_connections(connections)

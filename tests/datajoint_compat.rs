@@ -12,36 +12,9 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::{python, read_lines, report, unique_schema, Env, Kind, BACKENDS, KINDS};
-use serde_json::Value;
-
-/// Runs the DataJoint side in `env`'s folder and returns dj.gc's stats.
-fn datajoint(env: &Env, mode: &str, schema: &str) -> Value {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/compat/dj_pipeline.py");
-    let out_file = env.dir.path().join(format!("dj-{mode}.json"));
-    let out = Command::new(python())
-        .arg(&script)
-        .args([mode, schema])
-        .arg(&out_file)
-        .current_dir(env.dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "datajoint {mode} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&std::fs::read(&out_file).unwrap()).unwrap()
-}
-
-fn strings(value: &Value) -> Vec<String> {
-    value
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_string())
-        .collect()
-}
+use common::{
+    datajoint, python, read_lines, report, strings, unique_schema, Env, Kind, BACKENDS, KINDS,
+};
 
 #[test]
 fn djgc_matches_dj_gc_and_datajoint_loads_every_row_after_delete() {

@@ -68,11 +68,26 @@ def _plain(value):
     return value
 
 
-def _datajoint_json(config):
-    """The caller's resolved DataJoint settings, as datajoint.json holds them."""
+def _use_tls(connection, config):
+    """How the caller's connection uses TLS: what ``dj.conn(use_tls=...)``
+    was given (``True``, ``False``, or pymysql's dict with ``ca``, ``cert``,
+    ``key``), else ``database.use_tls`` of the config (``None``: try TLS)."""
+    conn_info = getattr(connection, "conn_info", None) or {}
+    if "ssl_input" in conn_info:
+        return conn_info["ssl_input"]
+    return getattr(config.database, "use_tls", None)
+
+
+def _datajoint_json(config, use_tls=None):
+    """The caller's resolved DataJoint settings, as datajoint.json holds them,
+    with ``use_tls`` (djgc reads the dict form too)."""
     database = config.database
     fields = ("host", "port", "user", "password", "backend", "name")
     settings = {f: _plain(getattr(database, f, None)) for f in fields}
+    if isinstance(use_tls, dict):
+        settings["use_tls"] = {k: str(use_tls[k]) for k in ("ca", "cert", "key") if use_tls.get(k)}
+    else:
+        settings["use_tls"] = use_tls
     stores = _plain(dict(config.stores))
     return {
         "database": {k: v for k, v in settings.items() if v is not None},
@@ -126,9 +141,9 @@ def collect(*schemas, store=None, dry_run=True, config=None, **options):
     if not schemas:
         raise ValueError("At least one schema must be provided")
     names = [_schema_name(s) for s in schemas]
+    # As dj.gc: the first schema's connection config, else dj.config.
+    connection = getattr(schemas[0], "connection", None)
     if config is None:
-        # As dj.gc: the first schema's connection config, else dj.config.
-        connection = getattr(schemas[0], "connection", None)
         config = getattr(connection, "_config", None)
     if config is None:
         import datajoint as dj
@@ -146,7 +161,7 @@ def collect(*schemas, store=None, dry_run=True, config=None, **options):
         # The password goes to a file only its owner can read, removed after.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
-            json.dump(_datajoint_json(config), out)
+            json.dump(_datajoint_json(config, _use_tls(connection, config)), out)
         run = subprocess.run(
             args + ["--config", path, "--orphans-out", orphans],
             capture_output=True,

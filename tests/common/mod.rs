@@ -129,6 +129,7 @@ pub fn database_config(backend: Backend) -> DatabaseConfig {
         password: Some(Secret::new("djgc")),
         name: "djgc".to_string(),
         timeout: djgc::config::DEFAULT_DB_TIMEOUT,
+        tls: djgc::config::Tls::PREFER,
     }
 }
 
@@ -153,6 +154,8 @@ pub fn unique_schema(label: &str) -> String {
 /// and a store: a folder below it, or a new bucket.
 pub struct Env {
     pub backend: Backend,
+    /// The database server and account the env and its config use.
+    pub database: DatabaseConfig,
     pub rt: tokio::runtime::Runtime,
     pub db: Database,
     pub dir: tempfile::TempDir,
@@ -168,9 +171,15 @@ impl Env {
     }
 
     pub fn with_store(backend: Backend, kind: Kind) -> Env {
+        Env::on(database_config(backend), kind)
+    }
+
+    /// An environment on the database server `database` describes.
+    pub fn on(database: DatabaseConfig, kind: Kind) -> Env {
+        let backend = database.backend;
         let rt = runtime();
         let db = rt
-            .block_on(Database::connect(&database_config(backend), 4))
+            .block_on(Database::connect(&database, 4))
             .unwrap_or_else(|e| panic!("{e}\n(is the database up? run scripts/services.sh)"));
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("store")).unwrap();
@@ -181,6 +190,7 @@ impl Env {
         });
         Env {
             backend,
+            database,
             rt,
             db,
             dir,
@@ -217,7 +227,7 @@ impl Env {
     /// Like [`Env::write_config`], with `extra` (e.g. `, "partition_pattern": "{subject}"`)
     /// appended to store `main`.
     pub fn write_config_with(&self, subfolding: Option<&[usize]>, extra: &str) -> PathBuf {
-        let db = database_config(self.backend);
+        let db = &self.database;
         let backend = match self.backend {
             Backend::MySql => "mysql",
             Backend::PostgreSql => "postgresql",
@@ -237,8 +247,10 @@ impl Env {
                 self.store_root().display()
             ),
         };
+        let user = db.user.as_deref().unwrap_or_default();
+        let password = db.password.as_ref().map_or("", |p| p.expose());
         let config = format!(
-            r#"{{"database": {{"host": "{}", "port": {}, "user": "djgc", "password": "djgc",
+            r#"{{"database": {{"host": "{}", "port": {}, "user": "{user}", "password": "{password}",
                  "backend": "{backend}", "name": "{}"}},
                "stores": {{"default": "main",
                  "main": {{{store}, "subfolding": {subfolding}{extra}}}}}}}"#,
@@ -410,6 +422,8 @@ pub fn clean_command(program: impl AsRef<std::ffi::OsStr>, dir: &Path) -> Comman
         "DJGC_SHARD_COUNT",
         "DJGC_RUN_ID",
         "DJGC_DB_TIMEOUT",
+        "DJGC_TLS_CA",
+        "DJ_USE_TLS",
         "SLURM_ARRAY_JOB_ID",
         "SLURM_ARRAY_TASK_ID",
         "SLURM_ARRAY_TASK_MIN",
@@ -485,4 +499,35 @@ pub fn python() -> PathBuf {
         path.display()
     );
     path
+}
+
+/// Runs the DataJoint side of the compatibility test
+/// (`tests/compat/dj_pipeline.py MODE SCHEMA`) in `env`'s folder, with its
+/// `datajoint.json`, and returns dj.gc's stats.
+pub fn datajoint(env: &Env, mode: &str, schema: &str) -> Value {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/compat/dj_pipeline.py");
+    let out_file = env.dir.path().join(format!("dj-{mode}.json"));
+    let out = Command::new(python())
+        .arg(&script)
+        .args([mode, schema])
+        .arg(&out_file)
+        .current_dir(env.dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "datajoint {mode} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&std::fs::read(&out_file).unwrap()).unwrap()
+}
+
+/// The strings of a JSON array.
+pub fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
 }

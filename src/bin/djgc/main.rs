@@ -57,6 +57,10 @@ struct Cli {
     /// DJGC_DB_TIMEOUT). A database silent for longer ends the run.
     #[arg(long, global = true, value_name = "DURATION")]
     db_timeout: Option<String>,
+    /// Verify the database server's certificate and host name against this
+    /// CA (PEM); TLS is then required (default: DJGC_TLS_CA).
+    #[arg(long, global = true, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
 }
 
 impl Command {
@@ -398,6 +402,7 @@ fn main() -> ExitCode {
         let work = Work {
             console: &console,
             db_timeout,
+            tls_ca: cli.tls_ca.clone(),
         };
         match &cli.command {
             Command::Scan(args) => collect(args, None, &work),
@@ -407,7 +412,7 @@ fn main() -> ExitCode {
             Command::Purge(args) => purge(args, &work),
             Command::MergeReports(args) => merge_reports(args),
             Command::Ls(args) => ls(args, &work),
-            Command::Config(args) => show_config(args),
+            Command::Config(args) => show_config(args, &work),
             Command::Completions { shell } => {
                 let mut command = Cli::command();
                 clap_complete::generate(*shell, &mut command, "djgc", &mut std::io::stdout());
@@ -435,6 +440,20 @@ struct Work<'a> {
     console: &'a Console,
     /// The longest any wait on the database may take.
     db_timeout: Duration,
+    /// `--tls-ca`.
+    tls_ca: Option<PathBuf>,
+}
+
+impl Work<'_> {
+    /// The configuration, with what the command line says of the database.
+    fn config(&self, file: Option<PathBuf>) -> Result<Config, Error> {
+        let mut config = Config::load(file)?;
+        config.database.timeout = self.db_timeout;
+        if let Some(ca) = &self.tls_ca {
+            config.verify_database_with(ca.clone(), "flag --tls-ca")?;
+        }
+        Ok(config)
+    }
 }
 
 /// `--db-timeout`, else `DJGC_DB_TIMEOUT`, else the library's default.
@@ -483,8 +502,7 @@ fn open_store(
     list_concurrency: usize,
     work: &Work<'_>,
 ) -> Result<OpenStore, Error> {
-    let mut config = Config::load(config_file)?;
-    config.database.timeout = work.db_timeout;
+    let config = work.config(config_file)?;
     let spec = config.store(name)?;
     let store_is_default = config.default_store_name() == Some(spec.name.as_str());
     let store = store::open(
@@ -787,8 +805,8 @@ fn ls(args: &LsArgs, work: &Work<'_>) -> Result<Exit, Error> {
 }
 
 /// `config`.
-fn show_config(args: &ConfigArgs) -> Result<Exit, Error> {
-    let config = Config::load(args.config.clone())?;
+fn show_config(args: &ConfigArgs, work: &Work<'_>) -> Result<Exit, Error> {
+    let config = work.config(args.config.clone())?;
     let stores: Vec<(String, Result<StoreSpec, Error>)> = config
         .store_names()
         .into_iter()
