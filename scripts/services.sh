@@ -8,7 +8,8 @@
 # For the connection tests, also: a test CA and a server certificate it
 # signed (and a second CA that signed nothing) in $DJGC_TOOLS/tls, made with
 # openssl; a second MariaDB on 127.0.0.1:3307 that requires TLS
-# (require_secure_transport, account djgc/djgc REQUIRE SSL); PostgreSQL
+# (require_secure_transport, account djgc/djgc REQUIRE SSL) and a third on
+# 127.0.0.1:3308 without TLS (djgc/djgc); PostgreSQL
 # clusters djgc_tls on 127.0.0.1:5433 (ssl on, hostssl lines only) and
 # djgc_plain on 127.0.0.1:5434 (ssl off), each with the account djgc/djgc; the
 # account djgc_x509 that must show a client certificate from the test CA (on
@@ -46,8 +47,9 @@ mariadb_up() { mariadb-admin --protocol=socket -uroot ping >/dev/null 2>&1; }
 if ! mariadb_up; then
   log "starting MariaDB"
   as_root install -d -o mysql -g mysql /run/mysqld
-  as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- \
-    --user=mysql --bind-address=127.0.0.1
+  # Not start-stop-daemon --exec: it would take the test instances below
+  # (the same executable) for this one and start nothing.
+  as_root setsid /usr/sbin/mariadbd --user=mysql --bind-address=127.0.0.1 >/dev/null 2>&1 </dev/null &
 fi
 for _ in $(seq 60); do mariadb_up && break; sleep 1; done
 mariadb_up || { log "MariaDB did not start"; exit 1; }
@@ -56,7 +58,8 @@ as_root mariadb --protocol=socket -uroot <<'SQL'
 CREATE USER IF NOT EXISTS 'djgc'@'127.0.0.1' IDENTIFIED BY 'djgc';
 CREATE USER IF NOT EXISTS 'djgc'@'localhost' IDENTIFIED BY 'djgc';
 CREATE USER IF NOT EXISTS 'djgc_nopw'@'127.0.0.1';
-GRANT ALL PRIVILEGES ON *.* TO 'djgc_nopw'@'127.0.0.1';
+REVOKE ALL PRIVILEGES, GRANT OPTION FROM 'djgc_nopw'@'127.0.0.1';
+GRANT ALL PRIVILEGES ON `djgct\_%`.* TO 'djgc_nopw'@'127.0.0.1';
 GRANT ALL PRIVILEGES ON *.* TO 'djgc'@'127.0.0.1' WITH GRANT OPTION;
 GRANT ALL PRIVILEGES ON *.* TO 'djgc'@'localhost' WITH GRANT OPTION;
 SQL
@@ -94,7 +97,9 @@ if [ ! -s "$tls/server.crt" ]; then
   done
   as_root openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
     -keyout "$tls/server.key" -out "$tls/server.csr" 2>/dev/null
-  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' |
+  # 127.0.0.1 only: a test reaches the same server as "localhost" to see the
+  # host name checked.
+  printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' |
     as_root tee "$tls/server.ext" >/dev/null
   as_root openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" \
     -CAcreateserial -days 3650 -extfile "$tls/server.ext" -out "$tls/server.crt" 2>/dev/null
@@ -117,29 +122,37 @@ for account in mysql postgres; do
   done
 done
 
-# --- A second MariaDB that requires TLS --------------------------------------------
-tls_db=$tools/mariadb-tls
-mariadb_tls_up() { mariadb-admin --protocol=socket --socket="$tls_db/mysqld.sock" -uroot ping >/dev/null 2>&1; }
-if ! mariadb_tls_up; then
-  if [ ! -d "$tls_db/data/mysql" ]; then
-    log "creating the TLS MariaDB in $tls_db"
-    as_root install -d -o mysql -g mysql "$tls_db" "$tls_db/data"
-    as_root mariadb-install-db --no-defaults --user=mysql --datadir="$tls_db/data" >/dev/null
+# --- Two more MariaDB servers: one that requires TLS, one without --------------
+mariadb_instance() { # NAME PORT ARGS...: a server with its own data folder
+  local name=$1 port=$2 dir=$tools/mariadb-$1
+  shift 2
+  local up="mariadb-admin --protocol=socket --socket=$dir/mysqld.sock -uroot ping"
+  if ! $up >/dev/null 2>&1; then
+    if [ ! -d "$dir/data/mysql" ]; then
+      log "creating MariaDB $name in $dir"
+      as_root install -d -o mysql -g mysql "$dir" "$dir/data"
+      as_root mariadb-install-db --no-defaults --user=mysql --datadir="$dir/data" >/dev/null
+    fi
+    log "starting MariaDB $name on 127.0.0.1:$port"
+    as_root setsid /usr/sbin/mariadbd --no-defaults --user=mysql --datadir="$dir/data" \
+      --socket="$dir/mysqld.sock" --pid-file="$dir/mysqld.pid" --port="$port" \
+      --bind-address=127.0.0.1 --log-error="$dir/error.log" "$@" >/dev/null 2>&1 </dev/null &
   fi
-  log "starting the TLS MariaDB on 127.0.0.1:3307"
-  as_root setsid /usr/sbin/mariadbd --no-defaults --user=mysql --datadir="$tls_db/data" \
-    --socket="$tls_db/mysqld.sock" --pid-file="$tls_db/mysqld.pid" --port=3307 \
-    --bind-address=127.0.0.1 --log-error="$tls_db/error.log" \
-    --ssl-ca="$tls/mysql/ca.crt" --ssl-cert="$tls/mysql/server.crt" --ssl-key="$tls/mysql/server.key" \
-    --require-secure-transport=ON >/dev/null 2>&1 </dev/null &
-fi
-for _ in $(seq 60); do mariadb_tls_up && break; sleep 1; done
-mariadb_tls_up || { log "the TLS MariaDB did not start; see $tls_db/error.log"; exit 1; }
-as_root mariadb --protocol=socket --socket="$tls_db/mysqld.sock" -uroot <<'SQL'
+  for _ in $(seq 60); do $up >/dev/null 2>&1 && break; sleep 1; done
+  $up >/dev/null 2>&1 || { log "MariaDB $name did not start; see $dir/error.log"; exit 1; }
+}
+mariadb_instance tls 3307 --ssl-ca="$tls/mysql/ca.crt" --ssl-cert="$tls/mysql/server.crt" \
+  --ssl-key="$tls/mysql/server.key" --require-secure-transport=ON
+mariadb_instance plain 3308 --skip-ssl
+as_root mariadb --protocol=socket --socket="$tools/mariadb-tls/mysqld.sock" -uroot <<'SQL'
 CREATE USER IF NOT EXISTS 'djgc'@'127.0.0.1' IDENTIFIED BY 'djgc' REQUIRE SSL;
 GRANT ALL PRIVILEGES ON *.* TO 'djgc'@'127.0.0.1' WITH GRANT OPTION;
 CREATE USER IF NOT EXISTS 'djgc_x509'@'127.0.0.1' IDENTIFIED BY 'djgc' REQUIRE X509;
 GRANT ALL PRIVILEGES ON *.* TO 'djgc_x509'@'127.0.0.1';
+SQL
+as_root mariadb --protocol=socket --socket="$tools/mariadb-plain/mysqld.sock" -uroot <<'SQL'
+CREATE USER IF NOT EXISTS 'djgc'@'127.0.0.1' IDENTIFIED BY 'djgc';
+GRANT ALL PRIVILEGES ON *.* TO 'djgc'@'127.0.0.1' WITH GRANT OPTION;
 SQL
 
 # --- PostgreSQL clusters with and without TLS --------------------------------------
@@ -240,7 +253,8 @@ s3_up || { log "SeaweedFS did not start; see $tools/seaweedfs.log"; exit 1; }
 mariadb -h127.0.0.1 -P3306 -udjgc -pdjgc -e 'SELECT 1' >/dev/null
 mariadb -h127.0.0.1 -P3306 -udjgc_nopw -e 'SELECT 1' >/dev/null
 mariadb -h127.0.0.1 -P3307 -udjgc -pdjgc --ssl -e 'SELECT 1' >/dev/null
+mariadb -h127.0.0.1 -P3308 -udjgc -pdjgc -e 'SELECT 1' >/dev/null
 for port in 5432 5433 5434; do
   PGPASSWORD=djgc psql -h 127.0.0.1 -p "$port" -U djgc -d djgc -qtc 'SELECT 1' >/dev/null
 done
-log "MariaDB 127.0.0.1:3306 and :3307 (TLS), PostgreSQL 127.0.0.1:5432, :5433 (TLS) and :5434 (user djgc), S3 127.0.0.1:8333 are up"
+log "MariaDB 127.0.0.1:3306, :3307 (TLS only) and :3308 (no TLS), PostgreSQL 127.0.0.1:5432, :5433 (TLS) and :5434 (user djgc), S3 127.0.0.1:8333 are up"

@@ -815,9 +815,11 @@ fn split_host_port(host: &str) -> Option<(&str, &str)> {
     }
 }
 
-/// `database.use_tls` from `DJ_USE_TLS` or the file: a boolean, `null`, or
+/// `database.use_tls` from the file or `DJ_USE_TLS`: a boolean, `null`, or
 /// (as `djgc.collect()` hands over `dj.conn(use_tls={...})`) an object
-/// with `ca`, `cert` and `key` paths, which asks for TLS with those.
+/// with `ca`, `cert` and `key` paths, which asks for TLS with those (and
+/// `check_hostname`, which may only be true: see below). As in DataJoint, whose `DJ_USE_TLS` only fills in a
+/// setting the file leaves out, the file wins over the environment.
 fn use_tls(
     file: &Map<String, Value>,
     file_label: &str,
@@ -832,20 +834,35 @@ fn use_tls(
         },
         ..Tls::PREFER
     };
-    if let Some(text) = options.env("DJ_USE_TLS") {
-        sources.insert("database.use_tls".into(), "env DJ_USE_TLS".into());
-        return parse_bool(text)
-            .map(mode)
-            .ok_or_else(|| Error::Config(format!("DJ_USE_TLS {text:?} is not true or false")));
-    }
+    let Some(value) = file.get("use_tls") else {
+        return match options.env("DJ_USE_TLS") {
+            None => Ok(Tls::PREFER),
+            Some(text) => {
+                sources.insert("database.use_tls".into(), "env DJ_USE_TLS".into());
+                parse_bool(text).map(mode).ok_or_else(|| {
+                    Error::Config(format!("DJ_USE_TLS {text:?} is not true or false"))
+                })
+            }
+        };
+    };
     let origin = format!("{file_label}: database.use_tls");
-    let tls = match file.get("use_tls") {
-        None | Some(Value::Null) => return Ok(Tls::PREFER),
-        Some(Value::Bool(value)) => mode(*value),
-        Some(Value::String(text)) => parse_bool(text)
+    let tls = match value {
+        Value::Null => Tls::PREFER,
+        Value::Bool(value) => mode(*value),
+        Value::Number(n) if matches!(n.as_u64(), Some(0 | 1)) => mode(n.as_u64() == Some(1)),
+        Value::String(text) => parse_bool(text)
             .map(mode)
             .ok_or_else(|| Error::Config(format!("{origin} {text:?} is not true or false")))?,
-        Some(Value::Object(dict)) => {
+        Value::Object(dict) => {
+            // Fail closed: a key djgc cannot honour (pymysql's `capath`,
+            // `cipher`, ...) is refused, not silently dropped.
+            let known = ["ca", "cert", "key", "check_hostname"];
+            if let Some(unknown) = dict.keys().find(|k| !known.contains(&k.as_str())) {
+                return Err(Error::Config(format!(
+                    "{origin}: djgc cannot honour {unknown:?}; it takes ca, cert, key and \
+                     check_hostname"
+                )));
+            }
             let path = |name: &str| -> Result<Option<PathBuf>> {
                 match dict.get(name) {
                     None | Some(Value::Null) => Ok(None),
@@ -853,18 +870,33 @@ fn use_tls(
                         .map(|p| Some(PathBuf::from(p))),
                 }
             };
+            // sqlx checks the host name whenever it checks the certificate
+            // (its verifier without the check misses rustls 0.23's error),
+            // so a request to skip it cannot be honoured: refused, not
+            // silently made stricter.
+            if dict.get("check_hostname") == Some(&Value::Bool(false)) {
+                return Err(Error::Config(format!(
+                    "{origin}: check_hostname false cannot be honoured; djgc checks the host \
+                     name whenever it checks the certificate"
+                )));
+            }
             let mut tls = Tls {
                 mode: TlsMode::Require,
                 client_cert: path("cert")?,
                 client_key: path("key")?,
                 ..Tls::PREFER
             };
+            if tls.client_cert.is_some() != tls.client_key.is_some() {
+                return Err(Error::Config(format!(
+                    "{origin}: cert and key must be given together (as two PEM files)"
+                )));
+            }
             if let Some(ca) = path("ca")? {
                 tls.verify_with(ca, &origin)?;
             }
             tls
         }
-        Some(other) => {
+        other => {
             return Err(Error::Config(format!(
                 "{origin}: expected true, false, null or an object with ca, cert and key, got \
                  {other}"
@@ -1191,14 +1223,29 @@ mod tests {
             mode(r#"{"database": {"use_tls": null}}"#, &[]),
             TlsMode::Prefer
         );
+        // DataJoint's DJ_USE_TLS fills in only what the file leaves out.
         assert_eq!(
             mode(
                 r#"{"database": {"use_tls": true}}"#,
                 &[("DJ_USE_TLS", "false")]
             ),
-            TlsMode::Disable
+            TlsMode::Require
+        );
+        assert_eq!(
+            mode(r#"{"database": {}}"#, &[("DJ_USE_TLS", "true")]),
+            TlsMode::Require
+        );
+        assert_eq!(
+            mode(r#"{"database": {"use_tls": 1}}"#, &[]),
+            TlsMode::Require
         );
         assert!(load(r#"{"database": {"use_tls": 3}}"#, &[]).is_err());
+        // A dict key djgc cannot honour is refused, not dropped.
+        let e = load(r#"{"database": {"use_tls": {"capath": "/etc/ssl"}}}"#, &[]).unwrap_err();
+        assert!(e.to_string().contains("capath"), "{e}");
+        assert!(load(r#"{"database": {"use_tls": {"cert": "/c.pem"}}}"#, &[]).is_err());
+        let unchecked = r#"{"database": {"use_tls": {"ca": "/ca.pem", "check_hostname": false}}}"#;
+        assert!(load(unchecked, &[]).is_err());
         // The dict form, and DJGC_TLS_CA: TLS required and verified.
         let db = load(
             r#"{"database": {"use_tls": {"ca": "/ca.pem", "cert": "/c.pem", "key": "/k.pem"}}}"#,

@@ -1,8 +1,8 @@
 //! Connecting wherever DataJoint connects (issue 14), against the servers
 //! `scripts/services.sh` starts: a MariaDB and a PostgreSQL cluster that
-//! require TLS (127.0.0.1:3307, :5433, certificates from a test CA), servers
-//! that offer none (MariaDB :3306, PostgreSQL :5434), and the passwordless
-//! account of DataJoint's default set-up. Each case is a `djgc scan` with
+//! require TLS (127.0.0.1:3307, :5433, certificates from a test CA for
+//! 127.0.0.1 only), servers that offer none (MariaDB :3308, PostgreSQL
+//! :5434), and the passwordless account of DataJoint's default set-up. Each case is a `djgc scan` with
 //! the `datajoint.json` a DataJoint user has.
 
 mod common;
@@ -92,7 +92,14 @@ fn servers_that_require_tls_are_reached_and_verified() {
         }
         let out = scan(&env, &schema, Some(Value::Bool(false)), &[]);
         assert_eq!(exit(&out), Some(3), "{what} false: {}", stderr(&out));
-        assert!(stderr(&out).contains("TLS off"), "{what}: {}", stderr(&out));
+        // Refused by the server: MariaDB denies a REQUIRE SSL account over
+        // plaintext, PostgreSQL has no line for it.
+        let told = stderr(&out);
+        assert!(
+            told.contains("TLS off")
+                && (told.contains("Access denied") || told.contains("no encryption")),
+            "{what}: {told}"
+        );
 
         let right = ca("ca");
         let out = scan(
@@ -126,9 +133,45 @@ fn servers_that_require_tls_are_reached_and_verified() {
         );
         assert_eq!(exit(&out), Some(3), "{what} other CA: {}", stderr(&out));
         let told = stderr(&out);
-        for named in [&format!("127.0.0.1:{port}"), other.to_str().unwrap()] {
+        for named in [
+            &format!("127.0.0.1:{port}"),
+            other.to_str().unwrap(),
+            "certificate",
+        ] {
             assert!(told.contains(named), "{what}: {named} not in {told}");
         }
+
+        // The host name is checked too: the certificate names 127.0.0.1,
+        // not "localhost", though both reach this server.
+        let path = env.dir.path().join("datajoint.json");
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace("\"127.0.0.1\"", "\"localhost\"")).unwrap();
+        let out = scan(
+            &env,
+            &schema,
+            None,
+            &[("DJGC_TLS_CA", right.to_str().unwrap())],
+        );
+        assert_eq!(
+            exit(&out),
+            Some(3),
+            "{what} by another name: {}",
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains("certificate"),
+            "{what}: {}",
+            stderr(&out)
+        );
+        // Skipping that check cannot be honoured, so it is refused.
+        let unchecked = serde_json::json!({"ca": right, "check_hostname": false});
+        let out = scan(&env, &schema, Some(unchecked), &[]);
+        assert_eq!(
+            exit(&out),
+            Some(2),
+            "{what} check_hostname false: {}",
+            stderr(&out)
+        );
     }
 }
 
@@ -136,20 +179,35 @@ fn servers_that_require_tls_are_reached_and_verified() {
 /// to plaintext; left out or `false`, it connects in plaintext.
 #[test]
 fn use_tls_true_never_falls_back_to_plaintext() {
-    for (backend, port) in [(Backend::MySql, 3306), (Backend::PostgreSql, 5434)] {
+    for (backend, port) in [(Backend::MySql, 3308), (Backend::PostgreSql, 5434)] {
         let what = format!("{backend:?} :{port}");
         let (env, schema) = env_with_schema(server(backend, port), "plain");
         let out = scan(&env, &schema, Some(Value::Bool(true)), &[]);
         assert_eq!(exit(&out), Some(3), "{what} true: {}", stderr(&out));
+        let told = stderr(&out);
         assert!(
-            stderr(&out).contains("TLS required"),
-            "{what}: {}",
-            stderr(&out)
+            told.contains("TLS required") && told.contains("does not support TLS"),
+            "{what}: {told}"
         );
         for use_tls in [None, Some(Value::Bool(false))] {
             let out = scan(&env, &schema, use_tls.clone(), &[]);
             assert_eq!(exit(&out), Some(0), "{what} {use_tls:?}: {}", stderr(&out));
         }
+        // As in DataJoint, DJ_USE_TLS fills in only what the file leaves out.
+        let out = scan(
+            &env,
+            &schema,
+            Some(Value::Bool(true)),
+            &[("DJ_USE_TLS", "false")],
+        );
+        assert_eq!(
+            exit(&out),
+            Some(3),
+            "{what} file true, env false: {}",
+            stderr(&out)
+        );
+        let out = scan(&env, &schema, None, &[("DJ_USE_TLS", "true")]);
+        assert_eq!(exit(&out), Some(3), "{what} env true: {}", stderr(&out));
     }
 }
 
@@ -240,13 +298,24 @@ fn datajoint_and_djgc_share_one_datajoint_json_on_tls_only_servers() {
 /// its CA.
 #[test]
 fn the_use_tls_dict_form_verifies_with_its_ca() {
-    let (env, schema) = env_with_schema(server(Backend::MySql, 3307), "tlsdict");
-    let dict = |ca: PathBuf| Some(serde_json::json!({"ca": ca.to_str().unwrap()}));
-    let out = scan(&env, &schema, dict(ca("ca")), &[]);
-    assert_eq!(exit(&out), Some(0), "{}", stderr(&out));
-    let out = scan(&env, &schema, dict(ca("other-ca")), &[]);
-    assert_eq!(exit(&out), Some(3), "{}", stderr(&out));
-    assert!(stderr(&out).contains("other-ca.crt"), "{}", stderr(&out));
+    for (backend, port) in [(Backend::MySql, 3307), (Backend::PostgreSql, 5433)] {
+        let what = format!("{backend:?} :{port}");
+        let (env, schema) = env_with_schema(server(backend, port), "tlsdict");
+        let dict = |ca: PathBuf| Some(serde_json::json!({"ca": ca.to_str().unwrap()}));
+        let out = scan(&env, &schema, dict(ca("ca")), &[]);
+        assert_eq!(exit(&out), Some(0), "{what}: {}", stderr(&out));
+        let out = scan(&env, &schema, dict(ca("other-ca")), &[]);
+        assert_eq!(exit(&out), Some(3), "{what}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("other-ca.crt"),
+            "{what}: {}",
+            stderr(&out)
+        );
+        // What djgc cannot honour is refused, not dropped.
+        let capath = Some(serde_json::json!({"capath": "/etc/ssl/certs"}));
+        let out = scan(&env, &schema, capath, &[]);
+        assert_eq!(exit(&out), Some(2), "{what}: {}", stderr(&out));
+    }
 }
 
 /// The Python wrapper hands djgc what the caller's connection was made
@@ -278,7 +347,7 @@ print(json.dumps([
     let handed: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         handed[0]["use_tls"],
-        serde_json::json!({"ca": "/lab/ca.pem"})
+        serde_json::json!({"ca": "/lab/ca.pem", "check_hostname": true})
     );
     assert_eq!(handed[1]["use_tls"], false);
     assert!(handed[2].get("use_tls").is_none(), "{handed}");

@@ -85,7 +85,11 @@ def _datajoint_json(config, use_tls=None):
     fields = ("host", "port", "user", "password", "backend", "name")
     settings = {f: _plain(getattr(database, f, None)) for f in fields}
     if isinstance(use_tls, dict):
-        settings["use_tls"] = {k: str(use_tls[k]) for k in ("ca", "cert", "key") if use_tls.get(k)}
+        # Whole, so that djgc refuses what it cannot honour (say `capath`)
+        # instead of connecting with less than the caller asked for.
+        settings["use_tls"] = {
+            k: v if isinstance(v, (bool, type(None))) else str(v) for k, v in use_tls.items()
+        }
     else:
         settings["use_tls"] = use_tls
     stores = _plain(dict(config.stores))
