@@ -267,6 +267,65 @@ fn folders_swapped_for_links_after_listing_are_never_followed() {
         root.join(orphan).exists(),
         "the object left without arriving"
     );
+
+    // djgc's own small files: written, read and looked at through the same
+    // folders, never through a link (the trash is still a link here).
+    assert!(store.put("_trash/r/djgc-run.json", b"{}".to_vec()).is_err());
+    assert!(
+        all_files(&elsewhere).is_empty(),
+        "a put wrote outside the store"
+    );
+    std::fs::remove_file(root.join("_trash")).unwrap();
+    put_old_file(&elsewhere, "secret.txt", "not the store's");
+    std::fs::create_dir_all(root.join("_trash/r")).unwrap();
+    symlink(
+        elsewhere.join("secret.txt"),
+        root.join("_trash/r/djgc-run.json"),
+    )
+    .unwrap();
+    let read = store.get("_trash/r/djgc-run.json");
+    assert!(read.is_err(), "a get read through a link: {read:?}");
+    let headed = store.head(&["_trash/r/djgc-run.json".to_string()]);
+    assert!(matches!(headed[0], Ok(None)), "{headed:?}");
+}
+
+/// Someone who can write the trash adds an entry to a run's manifest (and
+/// the file it names) for another schema's key: `restore` must not create it
+/// in that schema's section, nor `purge` act on it; both report it.
+#[test]
+fn a_manifest_entry_outside_the_runs_schemas_is_refused() {
+    let mut env = Env::new(Backend::MySql);
+    let schema = unique_schema("forged");
+    let (truth, run) = quarantined_fixture(&mut env, &schema);
+    let root = env.store_root();
+    let foreign = unique_schema("bystander");
+    let planted = format!("_schema/{foreign}/t/id=1/f_planted");
+    put_old_file(&root, &format!("_trash/{run}/{planted}"), "planted");
+    let part = root.join(format!("_trash/{run}/djgc-manifest/part-000000.jsonl"));
+    let mut manifest = std::fs::read_to_string(&part).unwrap();
+    manifest.push_str(&format!(
+        "{{\"key\":\"{planted}\",\"size\":7,\"mtime_ns\":0}}\n"
+    ));
+    std::fs::write(&part, manifest).unwrap();
+
+    let out = env.djgc(&["restore", &run, "--json"]);
+    assert_eq!(out.status.code(), Some(1), "restore: {}", stderr(&out));
+    assert!(stderr(&out).contains("refused"), "{}", stderr(&out));
+    assert!(
+        !env.exists(&planted),
+        "restore created another schema's key"
+    );
+    // The run's own objects went back.
+    assert!(truth.orphans.iter().all(|k| env.exists(k)));
+    assert!(env.exists(&format!("_trash/{run}/{planted}")));
+
+    let out = env.djgc(&["purge", "--older-than", "0s", "--delete", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "purge: {}", stderr(&out));
+    assert!(stderr(&out).contains("refused"), "{}", stderr(&out));
+    assert!(
+        env.exists(&format!("_trash/{run}/{planted}")),
+        "purge acted on it"
+    );
 }
 
 // --- 2. schema names that are not one plain folder -------------------------
