@@ -546,3 +546,96 @@ impl ListingCheck {
         Ok((dropped, self.stored.into_inner().expect("check lock")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Protocol;
+    use crate::report::ShardReport;
+    use crate::shard::{assign_ranges, Shard};
+
+    fn spec() -> StoreSpec {
+        StoreSpec {
+            name: "main".into(),
+            protocol: Protocol::File,
+            location: "/x".into(),
+            subfolding: Some(vec![2, 2]),
+            hash_prefix: "_hash".into(),
+            schema_prefix: "_schema".into(),
+            filepath_prefix: None,
+            partition_pattern: None,
+            s3: None,
+        }
+    }
+
+    /// A header and an empty plan with `sections`, made for `shard`.
+    fn plan_of(sections: Vec<Section>, shard: Option<Shard>) -> (PlanHeader, Plan) {
+        let report = Report {
+            schemas: vec!["a".into()],
+            shard: shard.map(|shard| ShardReport {
+                shard,
+                references_held: 0,
+                reference_set_bytes: 0,
+                references_read_by_schema: BTreeMap::new(),
+            }),
+            ..Default::default()
+        };
+        let header = PlanHeader {
+            format: FORMAT.into(),
+            created: 0,
+            identity: Identity::new(),
+            fingerprint: String::new(),
+            schema_codecs: Vec::new(),
+            sections: sections.clone(),
+            report: report.clone(),
+        };
+        let plan = Plan::new(sections, report, OrphanSpool::new().unwrap()).unwrap();
+        (header, plan)
+    }
+
+    /// The sections of shard 1/2 of schema `a`, schema cuts placed by a sample.
+    fn sharded() -> Vec<Section> {
+        let spec = spec();
+        let mut sections = crate::layout::sections(&spec, &["a".into()]).unwrap();
+        let mut sample = vec![BTreeMap::new(); sections.len()];
+        for i in 0..100 {
+            let path = format!("_schema/a/t/id={i}/f");
+            crate::shard::sample_path(&mut sample[1], path_hash(&path), &path, 1);
+        }
+        assign_ranges(&spec, &mut sections, Shard { index: 1, count: 2 }, &sample);
+        sections
+    }
+
+    #[test]
+    fn a_plan_keeps_only_sections_and_ranges_the_config_gives() {
+        let check = |sections: Vec<Section>, shard: Option<Shard>| {
+            let (header, mut plan) = plan_of(sections, shard);
+            check_sections(&header, &mut plan, &spec())
+        };
+        let whole = crate::layout::sections(&spec(), &["a".into()]).unwrap();
+        let shard = Some(Shard { index: 1, count: 2 });
+        assert!(check(whole.clone(), None).is_ok());
+        assert!(check(sharded(), shard).is_ok());
+
+        // Another prefix, or another kind.
+        let mut other = whole.clone();
+        other[0].prefix = "_hash/b/".into();
+        assert!(check(other, None).is_err());
+        let mut other = whole.clone();
+        other[1].kind = SectionKind::Hash;
+        assert!(check(other, None).is_err());
+        // A range in a plan of the whole store, or a hash cut moved.
+        let mut other = whole.clone();
+        other[0].range.after = Some("_hash/a/zz".into());
+        assert!(check(other, None).is_err());
+        let mut other = sharded();
+        other[0].range.after = Some("_hash/a/".into());
+        assert!(check(other, shard).is_err());
+        // A schema cut outside its section.
+        let mut other = sharded();
+        other[1].range.after = Some("_schema/".into());
+        assert!(check(other, shard).is_err());
+        // A shard no --shard would accept.
+        assert!(check(sharded(), Some(Shard { index: 2, count: 2 })).is_err());
+    }
+}
