@@ -6,12 +6,12 @@ use std::time::{Duration, SystemTime};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
-use djgc::codec::RefKind;
+use djgc::judge::{scan_with, ScanOptions};
 use djgc::layout::{Section, SectionKind};
 use djgc::progress::Silent;
-use djgc::references::{ReferenceScan, References};
-use djgc::refset::{path_hash, RefSet};
-use djgc::scan::{scan_with, ScanOptions};
+use djgc::refs::codec::RefKind;
+use djgc::refs::refset::{path_hash, RefSet};
+use djgc::refs::{ReferenceScan, References};
 use djgc::store::MemoryStore;
 
 const KEYS: usize = 100_000;

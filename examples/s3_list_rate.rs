@@ -66,7 +66,7 @@ fn main() -> anyhow::Result<()> {
         store.list(prefix, &|batch| match batch {
             Listing::Objects(objects) => {
                 listed.fetch_add(objects.len() as u64, Ordering::Relaxed);
-                true
+                std::ops::ControlFlow::Continue(())
             }
             Listing::Error(e) => panic!("listing failed: {e}"),
         });

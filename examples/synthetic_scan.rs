@@ -14,8 +14,9 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use djgc::config::Config;
+use djgc::judge::{scan, ScanOptions};
 use djgc::progress::Silent;
-use djgc::scan::{scan, ScanOptions};
+use djgc::refs::Reader;
 use djgc::store::{
     Deleted, KeyRange, ListSink, Listing, Moved, ObjectMeta, Store, StoreError, LIST_BATCH,
 };
@@ -58,16 +59,17 @@ impl Store for SyntheticStore {
                 modified: self.modified,
             });
             if batch.len() == LIST_BATCH
-                && !sink(Listing::Objects(std::mem::replace(
+                && sink(Listing::Objects(std::mem::replace(
                     &mut batch,
                     Vec::with_capacity(LIST_BATCH),
                 )))
+                .is_break()
             {
                 return;
             }
         }
         if !batch.is_empty() {
-            sink(Listing::Objects(batch));
+            let _ = sink(Listing::Objects(batch));
         }
     }
 
@@ -120,7 +122,8 @@ fn main() -> anyhow::Result<()> {
         inventory: None,
     };
     let started = Instant::now();
-    let plan = scan(&config.database, &spec, true, &store, &options, &Silent)?;
+    let database = Reader::connect(&config.database, options.jobs)?;
+    let plan = scan(&database, &spec, &store, &options, &Silent)?;
     let report = &plan.report;
     anyhow::ensure!(
         report.scan_errors.is_empty(),

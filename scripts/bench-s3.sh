@@ -28,7 +28,7 @@ proxy_port=8334
 
 scripts/services.sh >&2
 python=$(scripts/python-env.sh)
-cargo build --release --locked --bins --example latency_proxy --example s3_list_rate >&2
+cargo build --release --locked --bins --example djgc-fixture --example latency_proxy --example s3_list_rate >&2
 
 mkdir -p "$bench"
 cd "$bench"
@@ -64,7 +64,7 @@ if [ "$(cat fixture.args 2>/dev/null)" != "$fixture_args" ]; then
     rm -f fixture.args
     echo "bench: uploading the fixture ($fixture_args)" >&2
     # shellcheck disable=SC2086
-    (cd direct && "$target/release/djgc-fixture" "$schema" $fixture_args >&2)
+    (cd direct && "$target/release/examples/djgc-fixture" "$schema" $fixture_args >&2)
     echo "$fixture_args" > fixture.args
 fi
 

@@ -24,7 +24,7 @@ schema=djgc_bench
 
 scripts/services.sh >&2
 need_gnu_time
-cargo build --release --locked --bins >&2
+cargo build --release --locked --bins --example djgc-fixture >&2
 file_store_fixture "$bench" "$schema" "$objects"
 cd "$bench"
 rm -rf shards && mkdir shards

@@ -8,7 +8,7 @@ repo=$PWD
 target=${CARGO_TARGET_DIR:-$repo/target}
 
 scripts/services.sh
-cargo build --release --locked --bins
+cargo build --release --locked --bins --example djgc-fixture
 
 demo=$repo/demo
 mkdir -p "$demo/store"
@@ -23,7 +23,7 @@ cat > "$demo/datajoint.json" <<JSON
 JSON
 
 cd "$demo"
-"$target/release/djgc-fixture" djgc_demo --hash-rows 4000 --npy-rows 2000 --folder-rows 200
+"$target/release/examples/djgc-fixture" djgc_demo --hash-rows 4000 --npy-rows 2000 --folder-rows 200
 echo
 echo "\$ djgc scan djgc_demo --min-age 0s        (in $demo, which holds datajoint.json)"
 "$target/release/djgc" scan djgc_demo --min-age 0s

@@ -58,7 +58,7 @@ pub enum Error {
     Store {
         store: String,
         #[source]
-        source: crate::store::StoreError,
+        source: StoreError,
     },
 
     /// Reading or writing one of djgc's own files (orphan list, plan spool).
@@ -93,3 +93,60 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A failed store operation on one key or prefix.
+#[derive(Debug, thiserror::Error)]
+#[error("{operation} {key}: {source}")]
+pub struct StoreError {
+    pub operation: &'static str,
+    pub key: String,
+    /// What kind of failure, for callers that act on it (a denial is not
+    /// worth retrying; a throttled request is).
+    pub kind: StoreErrorKind,
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// The kinds of store failure a caller may treat differently.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// The key or a folder on its path is not there (any more).
+    NotFound,
+    /// The credentials or the file permissions do not allow it.
+    AccessDenied,
+    /// The store asked djgc to slow down, and retrying did not help.
+    Throttled,
+    Other,
+}
+
+impl StoreError {
+    /// An error of the kind its source tells (an I/O error's kind), else
+    /// [`StoreErrorKind::Other`].
+    pub fn new(
+        operation: &'static str,
+        key: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        let source = source.into();
+        let kind = match source
+            .downcast_ref::<std::io::Error>()
+            .map(std::io::Error::kind)
+        {
+            Some(std::io::ErrorKind::NotFound) => StoreErrorKind::NotFound,
+            Some(std::io::ErrorKind::PermissionDenied) => StoreErrorKind::AccessDenied,
+            _ => StoreErrorKind::Other,
+        };
+        StoreError {
+            operation,
+            key: key.into(),
+            kind,
+            source,
+        }
+    }
+
+    /// The same error, of `kind`.
+    pub fn with_kind(self, kind: StoreErrorKind) -> Self {
+        StoreError { kind, ..self }
+    }
+}

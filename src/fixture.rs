@@ -24,8 +24,8 @@ use rayon::prelude::*;
 use xxhash_rust::xxh3::{xxh3_128, xxh3_64};
 
 use crate::config::Backend;
-use crate::db::Database;
 use crate::error::{Error, Result};
+use crate::refs::db::Database;
 use crate::store::{S3Store, Store};
 
 /// What to generate.

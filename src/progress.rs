@@ -32,6 +32,24 @@ pub trait Progress: Sync {
 
     /// A deletion failed; the run goes on and ends with exit code 1.
     fn delete_failed(&self, _key: &str, _error: &str) {}
+
+    /// Something the user should read: see [`Notice`].
+    fn notice(&self, _notice: Notice<'_>) {}
+}
+
+/// A message for the user. Settings are named in backticks (`` `force` ``),
+/// so that a front end can name them as it lets them be set (the `djgc`
+/// binary writes `--force`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Notice<'a> {
+    /// Worth knowing, changes nothing.
+    Info(&'a str),
+    /// Something odd that did not stop the run.
+    Warning(&'a str),
+    /// Something that failed or blocks deletion.
+    Problem(&'a str),
+    /// In a dry run: what the mass-deletion guard would refuse if deleting.
+    WouldRefuse(&'a str),
 }
 
 /// An observer that shows nothing.

@@ -11,10 +11,10 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use crate::layout::shard::Shard;
 use crate::layout::SectionKind;
-use crate::shard::Shard;
 
 /// What one schema's section held and what was judged orphaned in it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,8 +49,10 @@ impl SectionStats {
     }
 }
 
-/// What a deletion did.
+/// What a deletion did. Every field defaults, so that a plan header
+/// written before the outcome was flattened into the report still reads.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct DeleteOutcome {
     pub hash_paths_deleted: u64,
     pub schema_paths_deleted: u64,
@@ -114,8 +116,8 @@ pub struct Report {
     /// Orphans of a plan file that changed (size, modification time) or
     /// vanished since the plan was made, and so were skipped.
     pub changed_skipped: u64,
-    /// Read from the flat fields of [`Report::to_json`] by [`Report::from_json`].
-    #[serde(default)]
+    /// Written and read as fields of the report itself.
+    #[serde(flatten)]
     pub outcome: DeleteOutcome,
     /// Problems that blocked (or would block) deletion.
     pub scan_errors: Vec<String>,
@@ -240,74 +242,62 @@ impl Report {
 
     /// Reads back the object [`Report::to_json`] writes.
     pub fn from_json(value: &Value) -> serde_json::Result<Report> {
-        let mut report = Report::deserialize(value)?;
-        report.outcome = DeleteOutcome::deserialize(value)?;
-        Ok(report)
+        Report::deserialize(value)
     }
 
-    /// The `--json` object.
+    /// The `--json` object: the report's own fields, its outcome's, and
+    /// the totals derived from its sections ([`Flat`]).
     pub fn to_json(&self) -> Value {
         let hash = self.totals(Some(SectionKind::Hash));
         let schema = self.totals(Some(SectionKind::Schema));
         let all = self.totals(None);
-        let mut object = json!({
-            "store": self.store,
-            "schemas": self.schemas,
-            "hash_referenced": self.hash_referenced,
-            "hash_stored": hash.stored,
-            "hash_orphaned": hash.orphaned,
-            "hash_orphaned_bytes": hash.orphaned_bytes,
-            "hash_paths_referenced": self.hash_referenced,
-            "hash_paths_stored": hash.stored,
-            "hash_paths_orphaned": hash.orphaned,
-            "hash_paths_orphaned_bytes": hash.orphaned_bytes,
-            "schema_paths_referenced": self.schema_paths_referenced,
-            "schema_paths_stored": schema.stored,
-            "schema_paths_orphaned": schema.orphaned,
-            "schema_paths_orphaned_bytes": schema.orphaned_bytes,
-            "other_referenced": self.other_referenced,
-            "references_by_schema": self.references_by_schema,
-            "referenced": self.referenced(),
-            "stored": all.stored,
-            "orphaned": all.orphaned,
-            "orphaned_bytes": all.orphaned_bytes,
-            "young_skipped": all.young_skipped,
-            "rescued": self.rescued,
-            "changed_skipped": self.changed_skipped,
-            "deleted": self.deleted(),
-            "hash_paths_deleted": self.outcome.hash_paths_deleted,
-            "schema_paths_deleted": self.outcome.schema_paths_deleted,
-            "bytes_freed": self.outcome.bytes_freed,
-            "errors": self.outcome.errors,
-            "already_gone": self.outcome.already_gone,
-            "quarantined": self.outcome.quarantined,
-            "quarantined_bytes": self.outcome.quarantined_bytes,
-            "quarantine_run": self.outcome.quarantine_run,
-            "lost": self.outcome.lost,
-            "lost_keys": self.outcome.lost_keys,
-            "stopped": self.outcome.stopped,
-            "unverified": self.outcome.unverified,
-            "scan_errors": self.scan_errors,
-            "warnings": self.warnings,
-            "dry_run": self.dry_run,
-            "seconds": self.seconds,
-            "sections": self.sections,
-        });
-        // Apart, as one macro call this large passes serde_json's limit.
-        let run = [
-            ("djgc_version", json!(self.djgc_version)),
-            ("started", json!(self.started)),
-            ("finished", json!(self.finished)),
-            ("run_id", json!(self.run_id)),
-            ("shard", json!(self.shard)),
-            ("inventory", json!(self.inventory)),
-            ("unscanned_schemas", json!(self.unscanned_schemas)),
-        ];
-        for (key, value) in run {
-            object[key] = value;
-        }
-        object
+        let flat = Flat {
+            report: self,
+            hash_stored: hash.stored,
+            hash_orphaned: hash.orphaned,
+            hash_orphaned_bytes: hash.orphaned_bytes,
+            hash_paths_referenced: self.hash_referenced,
+            hash_paths_stored: hash.stored,
+            hash_paths_orphaned: hash.orphaned,
+            hash_paths_orphaned_bytes: hash.orphaned_bytes,
+            schema_paths_stored: schema.stored,
+            schema_paths_orphaned: schema.orphaned,
+            schema_paths_orphaned_bytes: schema.orphaned_bytes,
+            referenced: self.referenced(),
+            stored: all.stored,
+            orphaned: all.orphaned,
+            orphaned_bytes: all.orphaned_bytes,
+            young_skipped: all.young_skipped,
+            deleted: self.deleted(),
+        };
+        serde_json::to_value(flat).expect("a report serialises")
     }
+}
+
+/// The `--json` object: a [`Report`]'s fields (its outcome's flattened in),
+/// beside the totals dj.gc names (with the 2.3 `hash_paths_*` spellings),
+/// which are derived from the sections and never stored, so they cannot
+/// disagree with them. [`Report`]'s derived `Deserialize` reads it back.
+#[derive(Serialize)]
+struct Flat<'a> {
+    #[serde(flatten)]
+    report: &'a Report,
+    hash_stored: u64,
+    hash_orphaned: u64,
+    hash_orphaned_bytes: u64,
+    hash_paths_referenced: u64,
+    hash_paths_stored: u64,
+    hash_paths_orphaned: u64,
+    hash_paths_orphaned_bytes: u64,
+    schema_paths_stored: u64,
+    schema_paths_orphaned: u64,
+    schema_paths_orphaned_bytes: u64,
+    referenced: u64,
+    stored: u64,
+    orphaned: u64,
+    orphaned_bytes: u64,
+    young_skipped: u64,
+    deleted: u64,
 }
 
 /// Adds up the reports of the shards of one collection, each named (by its
@@ -323,7 +313,7 @@ pub fn merge_shards(reports: &[(String, Report)]) -> crate::Result<Report> {
     let Some(run) = &first.run_id else {
         return refuse(format!(
             "{first_name} names no run (run_id), so nothing shows that these reports are the \
-             shards of one run and not of an earlier one: give each shard the same --run-id \
+             shards of one run and not of an earlier one: give each shard the same `run_id` \
              or DJGC_RUN_ID (a Slurm array's tasks share SLURM_ARRAY_JOB_ID)"
         ));
     };
@@ -450,6 +440,36 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    /// Plan files keep the report in their header; one written before the
+    /// outcome was flattened into the report (nested under `outcome`) must
+    /// still read, or a plan made before an upgrade could not be applied.
+    #[test]
+    fn reports_with_the_outcome_nested_still_read() {
+        let report = Report {
+            store: "main".into(),
+            rescued: 3,
+            outcome: DeleteOutcome {
+                errors: 2,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let mut old = serde_json::to_value(&report).unwrap();
+        let outcome = serde_json::to_value(&report.outcome).unwrap();
+        for key in outcome.as_object().unwrap().keys() {
+            old.as_object_mut().unwrap().remove(key);
+        }
+        old["outcome"] = outcome;
+        let read = Report::from_json(&old).unwrap();
+        assert_eq!((read.store.as_str(), read.rescued), ("main", 3));
+        // Its outcome is not read back: a plan's outcome starts empty anyway.
+        assert_eq!(read.outcome, DeleteOutcome::default());
+        // The flat form reads back whole.
+        let flat = Report::from_json(&report.to_json()).unwrap();
+        assert_eq!(flat.outcome, report.outcome);
+    }
 
     #[test]
     fn totals_are_derived_from_sections() {

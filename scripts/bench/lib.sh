@@ -56,7 +56,7 @@ JSON
         local start
         start=$(date +%s.%N)
         # shellcheck disable=SC2086
-        (cd "$dir" && "$target/release/djgc-fixture" "$schema" $fixture_args >&2)
+        (cd "$dir" && "$target/release/examples/djgc-fixture" "$schema" $fixture_args >&2)
         echo "bench: fixture written in $(echo "$(date +%s.%N) - $start" | bc) s" >&2
         echo "$fixture_args" > "$dir/fixture.args"
     fi

@@ -49,11 +49,12 @@ use rustix::fs::{
 use rustix::io::Errno;
 
 use super::{
-    key_is_contained, outside_section, refuse_move, Deleted, KeyRange, ListSink, Listing, Moved,
-    ObjectMeta, Store, StoreError, LIST_BATCH,
+    outside_section, refuse_move, Deleted, KeyRange, ListSink, Listing, Moved, ObjectMeta, Store,
+    StoreError, LIST_BATCH,
 };
 use crate::config::StoreSpec;
 use crate::error::{Error, Result};
+use crate::keys::key_is_contained;
 
 /// A file store rooted at its `location`.
 #[derive(Debug)]
@@ -382,7 +383,7 @@ struct Walk<'a> {
 
 impl Walk<'_> {
     fn send(&self, item: Listing) {
-        if !self.stopped.load(Ordering::Relaxed) && !(self.sink)(item) {
+        if !self.stopped.load(Ordering::Relaxed) && (self.sink)(item).is_break() {
             self.stopped.store(true, Ordering::Relaxed);
         }
     }
@@ -566,7 +567,7 @@ impl Store for FsStore {
             Ok(dir) => dir,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return,
             Err(e) => {
-                sink(Listing::Error(StoreError::new("list", prefix, e)));
+                let _ = sink(Listing::Error(StoreError::new("list", prefix, e)));
                 return;
             }
         };

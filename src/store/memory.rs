@@ -9,9 +9,10 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 use super::{
-    key_is_contained, outside_section, refuse_move, Deleted, KeyRange, ListSink, Listing, Moved,
-    ObjectMeta, Store, StoreError, LIST_BATCH,
+    outside_section, refuse_move, Deleted, KeyRange, ListSink, Listing, Moved, ObjectMeta, Store,
+    StoreError, LIST_BATCH,
 };
+use crate::keys::key_is_contained;
 
 #[derive(Debug)]
 struct Object {
@@ -84,7 +85,7 @@ impl Store for MemoryStore {
             let Some(last) = batch.last() else { return };
             after = Some(last.key.clone());
             let full = batch.len() == LIST_BATCH;
-            if !sink(Listing::Objects(batch)) || !full {
+            if sink(Listing::Objects(batch)).is_break() || !full {
                 return;
             }
         }

@@ -2,7 +2,7 @@
 //!
 //! The collector never touches a store except through [`Store`], so the same
 //! judging and deletion code serves a POSIX folder, S3 and the in-memory store
-//! used by unit tests, and one conformance suite (`tests/store_conformance.rs`)
+//! used by unit tests, and one conformance suite (`tests/it/store_conformance.rs`)
 //! holds every implementation to the same contract:
 //!
 //! * `list` reports every object under a prefix exactly once, with size and
@@ -32,7 +32,11 @@ pub use memory::MemoryStore;
 pub use s3::S3Store;
 
 use crate::config::{Protocol, StoreSpec};
+pub use crate::error::{StoreError, StoreErrorKind};
+pub use std::ops::ControlFlow;
+
 use crate::error::{Error, Result};
+use crate::keys::key_is_contained;
 
 /// Objects per listing batch: large enough to amortise channel hand-offs,
 /// small enough that a few hundred batches in flight stay in the megabytes.
@@ -43,6 +47,9 @@ pub const LIST_BATCH: usize = 1024;
 /// 15 MB), and anyone who can write the store could put something far
 /// larger (or a FIFO) where djgc expects one.
 pub const SMALL_OBJECT_LIMIT: u64 = 64 << 20;
+
+/// Keys per delete call: the most one S3 DeleteObjects request takes.
+pub const DELETE_BATCH: usize = 1000;
 
 /// One stored object as the listing sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,30 +65,6 @@ pub struct ObjectMeta {
 pub enum Listing {
     Objects(Vec<ObjectMeta>),
     Error(StoreError),
-}
-
-/// A failed store operation on one key or prefix.
-#[derive(Debug, thiserror::Error)]
-#[error("{operation} {key}: {source}")]
-pub struct StoreError {
-    pub operation: &'static str,
-    pub key: String,
-    #[source]
-    pub source: Box<dyn std::error::Error + Send + Sync>,
-}
-
-impl StoreError {
-    pub fn new(
-        operation: &'static str,
-        key: impl Into<String>,
-        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
-    ) -> Self {
-        StoreError {
-            operation,
-            key: key.into(),
-            source: source.into(),
-        }
-    }
 }
 
 /// The outcome of deleting one key that did not fail.
@@ -103,8 +86,8 @@ pub enum Moved {
     TargetExists,
 }
 
-/// Receives listing batches; returns `false` to stop the listing early.
-pub type ListSink<'a> = dyn Fn(Listing) -> bool + Sync + 'a;
+/// Receives listing batches; [`ControlFlow::Break`] stops the listing early.
+pub type ListSink<'a> = dyn Fn(Listing) -> ControlFlow<()> + Sync + 'a;
 
 /// A contiguous run of keys in byte order: those after `after` (exclusive)
 /// up to `through` (inclusive), either end open when `None`. A shard lists
@@ -256,11 +239,11 @@ pub fn collect_keys(store: &dyn Store, prefix: &str) -> Result<Vec<String>, Stor
         Listing::Objects(objects) => {
             let mut keys = keys.lock().expect("keys lock");
             keys.extend(objects.into_iter().map(|o| o.key));
-            true
+            ControlFlow::Continue(())
         }
         Listing::Error(e) => {
             *failure.lock().expect("failure lock") = Some(e);
-            false
+            ControlFlow::Break(())
         }
     });
     if let Some(e) = failure.into_inner().expect("failure lock") {
@@ -307,7 +290,7 @@ pub fn count_listing(
             }
             Listing::Error(e) => totals.2.push(format!("store {}: {e}", store.name())),
         }
-        true
+        ControlFlow::Continue(())
     });
     let (keys, bytes, errors) = totals.into_inner().expect("count lock");
     ListingCount {
@@ -329,30 +312,17 @@ pub fn stat(store: &dyn Store, key: &str) -> Result<Option<ObjectMeta>, StoreErr
             if let Some(object) = objects.into_iter().find(|o| o.key == key) {
                 *found.lock().expect("stat lock") = Some(object);
             }
-            true
+            ControlFlow::Continue(())
         }
         Listing::Error(e) => {
             *failure.lock().expect("stat lock") = Some(e);
-            false
+            ControlFlow::Break(())
         }
     });
     match failure.into_inner().expect("stat lock") {
         Some(e) => Err(e),
         None => Ok(found.into_inner().expect("stat lock")),
     }
-}
-
-/// Whether `key` may be deleted as part of `section_prefix`: inside it, with
-/// no empty, `.` or `..` segment that could climb out of it (with an empty
-/// prefix: whether `key` is a plain store-relative path).
-pub fn key_is_contained(section_prefix: &str, key: &str) -> bool {
-    key.strip_prefix(section_prefix).is_some_and(|rest| {
-        !rest.is_empty()
-            && !rest.contains('\\')
-            && rest
-                .split('/')
-                .all(|s| !s.is_empty() && s != "." && s != "..")
-    })
 }
 
 /// The error for a key that a delete call refuses because it lies outside
@@ -415,39 +385,5 @@ mod tests {
         };
         assert!(!empty.meets_prefix("b") && !empty.meets_prefix(""));
         assert!(KeyRange::ALL.meets_prefix("x") && KeyRange::ALL.contains("x"));
-    }
-
-    proptest::proptest! {
-        /// A key is deletable in a section exactly when every segment below
-        /// the prefix is plain; then it names a path inside the section,
-        /// however the file system or DataJoint resolves it.
-        #[test]
-        fn only_plain_keys_are_contained_and_they_stay_inside(
-            segments in proptest::collection::vec("(|\\.|\\.\\.|[a-z.\\\\]{1,3})", 0..6),
-        ) {
-            let prefix = "_hash/s/";
-            let key = format!("{prefix}{}", segments.join("/"));
-            let plain = !segments.is_empty()
-                && segments.iter().all(|s| !s.is_empty() && s != "." && s != ".." && !s.contains('\\'));
-            proptest::prop_assert_eq!(key_is_contained(prefix, &key), plain);
-            if plain {
-                let resolved = crate::codec::store_key(&key);
-                proptest::prop_assert!(resolved.starts_with(prefix), "{} resolves to {}", key, resolved);
-                proptest::prop_assert!(resolved.len() > prefix.len());
-            }
-        }
-    }
-
-    #[test]
-    fn containment() {
-        assert!(key_is_contained("_schema/a/", "_schema/a/t/id=1/f"));
-        assert!(!key_is_contained("_schema/a/", "_schema/b/t"));
-        assert!(!key_is_contained("_schema/a/", "_schema/a/"));
-        assert!(!key_is_contained("_schema/a/", "_schema/a/../b/x"));
-        assert!(!key_is_contained("_schema/a/", "_schema/a//x"));
-        assert!(!key_is_contained("_schema/a/", "_schema/a/t\\..\\x"));
-        assert!(key_is_contained("", "_trash/r/_hash/a/x"));
-        assert!(!key_is_contained("", "/etc/passwd"));
-        assert!(!key_is_contained("", "../x"));
     }
 }

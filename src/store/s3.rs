@@ -38,11 +38,12 @@ use tokio::sync::mpsc;
 
 use super::keyspace::{list_parallel, Page, PageLister};
 use super::{
-    key_is_contained, outside_section, refuse_move, too_large, Deleted, KeyRange, ListSink,
-    Listing, Moved, ObjectMeta, Store, StoreError, SMALL_OBJECT_LIMIT,
+    outside_section, refuse_move, too_large, Deleted, KeyRange, ListSink, Listing, Moved,
+    ObjectMeta, Store, StoreError, StoreErrorKind, SMALL_OBJECT_LIMIT,
 };
 use crate::config::StoreSpec;
 use crate::error::{Error, Result};
+use crate::keys::key_is_contained;
 
 /// Attempts per request before a page or a batch counts as failed.
 pub const MAX_ATTEMPTS: u32 = 8;
@@ -194,13 +195,29 @@ impl S3Store {
         )
     }
 
-    /// The text of a failed request; an access denial names where the
-    /// credentials came from.
-    fn explain<E: std::error::Error + 'static>(&self, err: &SdkError<E, HttpResponse>) -> String {
+    /// The kind and text of a failed request; an access denial names where
+    /// the credentials came from.
+    fn explain<E: std::error::Error + 'static>(
+        &self,
+        err: &SdkError<E, HttpResponse>,
+    ) -> (StoreErrorKind, String) {
         match err.raw_response().map(|r| r.status().as_u16()) {
-            Some(401 | 403) => self.denied(&describe(err)),
-            _ => describe(err),
+            Some(401 | 403) => (StoreErrorKind::AccessDenied, self.denied(&describe(err))),
+            Some(404) => (StoreErrorKind::NotFound, describe(err)),
+            Some(429 | 503) => (StoreErrorKind::Throttled, describe(err)),
+            _ => (StoreErrorKind::Other, describe(err)),
         }
+    }
+
+    /// `operation` on `key` failed with `err`.
+    fn failure<E: std::error::Error + 'static>(
+        &self,
+        operation: &'static str,
+        key: &str,
+        err: &SdkError<E, HttpResponse>,
+    ) -> StoreError {
+        let (kind, message) = self.explain(err);
+        StoreError::new(operation, key, message).with_kind(kind)
     }
 
     fn bucket_key(&self, key: &str) -> String {
@@ -231,7 +248,7 @@ impl S3Store {
         match copied {
             Ok(_) => {}
             Err(e) if e.code() == Some("NoSuchKey") => return Ok(Moved::SourceMissing),
-            Err(e) => return Err(StoreError::new("copy", from, self.explain(&e))),
+            Err(e) => return Err(self.failure("copy", from, &e)),
         }
         self.client
             .delete_object()
@@ -239,7 +256,7 @@ impl S3Store {
             .key(self.bucket_key(from))
             .send()
             .await
-            .map_err(|e| StoreError::new("delete", from, self.explain(&e)))?;
+            .map_err(|e| self.failure("delete", from, &e))?;
         Ok(Moved::Done)
     }
 
@@ -260,7 +277,7 @@ impl S3Store {
                 modified: uploaded(head.last_modified()),
             })),
             Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(404) => Ok(None),
-            Err(e) => Err(StoreError::new("head", key, self.explain(&e))),
+            Err(e) => Err(self.failure("head", key, &e)),
         }
     }
 
@@ -280,7 +297,7 @@ impl S3Store {
                     .send()
                     .await
                     .map(|_| Deleted::Removed)
-                    .map_err(|e| StoreError::new("delete", *key, self.explain(&e)))
+                    .map_err(|e| self.failure("delete", key, &e))
             })
             .buffered(SINGLE_KEY_REQUESTS_IN_FLIGHT)
             .collect()
@@ -316,7 +333,7 @@ impl S3Store {
                 fn store_key<'k>(root: &str, key: Option<&'k str>) -> Option<&'k str> {
                     key?.strip_prefix(root)
                 }
-                let failed: std::collections::HashMap<&str, String> = output
+                let failed: std::collections::HashMap<&str, (StoreErrorKind, String)> = output
                     .errors()
                     .iter()
                     .filter_map(|e| {
@@ -324,8 +341,10 @@ impl S3Store {
                         let code = e.code().unwrap_or("error");
                         let error = format!("{code}: {}", e.message().unwrap_or(""));
                         let error = match code {
-                            "AccessDenied" => self.denied(&error),
-                            _ => error,
+                            "AccessDenied" => (StoreErrorKind::AccessDenied, self.denied(&error)),
+                            "NoSuchKey" => (StoreErrorKind::NotFound, error),
+                            "SlowDown" => (StoreErrorKind::Throttled, error),
+                            _ => (StoreErrorKind::Other, error),
                         };
                         Some((key, error))
                     })
@@ -338,7 +357,10 @@ impl S3Store {
                 Some(
                     keys.iter()
                         .map(|key| match failed.get(key) {
-                            Some(message) => Err(StoreError::new("delete", *key, message.clone())),
+                            Some((kind, message)) => {
+                                Err(StoreError::new("delete", *key, message.clone())
+                                    .with_kind(*kind))
+                            }
                             None if deleted.contains(key) => Ok(Deleted::Removed),
                             None => Err(StoreError::new(
                                 "delete",
@@ -354,10 +376,12 @@ impl S3Store {
                 if status == Some(501) || err.code() == Some("NotImplemented") {
                     return None;
                 }
-                let message = self.explain(&err);
+                let (kind, message) = self.explain(&err);
                 Some(
                     keys.iter()
-                        .map(|key| Err(StoreError::new("delete", *key, message.clone())))
+                        .map(|key| {
+                            Err(StoreError::new("delete", *key, message.clone()).with_kind(kind))
+                        })
                         .collect(),
                 )
             }
@@ -389,7 +413,7 @@ impl PageLister for S3Store {
             .set_continuation_token(token.map(str::to_string))
             .send()
             .await
-            .map_err(|e| StoreError::new("list", prefix, self.explain(&e)))?;
+            .map_err(|e| self.failure("list", prefix, &e))?;
         let objects = output
             .contents()
             .iter()
@@ -449,7 +473,7 @@ impl Store for S3Store {
                     }
                     error => error,
                 };
-                if !sink(item) {
+                if sink(item).is_break() {
                     break;
                 }
             }
@@ -509,7 +533,7 @@ impl Store for S3Store {
             .handle()
             .block_on(request.send())
             .map(drop)
-            .map_err(|e| StoreError::new("put", key, self.explain(&e)))
+            .map_err(|e| self.failure("put", key, &e))
     }
 
     fn list_folders(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
@@ -527,7 +551,7 @@ impl Store for S3Store {
                     .set_continuation_token(token)
                     .send()
                     .await
-                    .map_err(|e| StoreError::new("list", prefix, self.explain(&e)))?;
+                    .map_err(|e| self.failure("list", prefix, &e))?;
                 folders.extend(page.common_prefixes().iter().filter_map(|p| {
                     let name = p.prefix()?.strip_prefix(full.as_str())?;
                     Some(name.trim_end_matches('/').to_string())
@@ -600,7 +624,7 @@ impl S3Store {
             let mut body = match response {
                 Ok(output) => output.body,
                 Err(e) if e.code() == Some("NoSuchKey") => return Ok(false),
-                Err(e) => return Err(StoreError::new("get", key, self.explain(&e))),
+                Err(e) => return Err(self.failure("get", key, &e)),
             };
             while let Some(chunk) = body.next().await {
                 let chunk = chunk.map_err(|e| StoreError::new("get", key, e))?;

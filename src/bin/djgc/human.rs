@@ -1,14 +1,19 @@
-//! The human-readable report, in the spirit of dj.gc's `format_stats`:
-//! per-section lines, then referenced / stored / orphaned totals.
+//! What djgc prints on stdout for people: the report, in the spirit of
+//! dj.gc's `format_stats` (per-section lines, then referenced / stored /
+//! orphaned totals), and the outcomes of the other commands; each also as
+//! JSON for scripts.
 
 use std::fmt::Write;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use indicatif::{HumanBytes, HumanCount, HumanDuration};
 
-use djgc::config::StoreSpec;
+use djgc::config::{Config, StoreSpec};
 use djgc::layout::SectionKind;
 use djgc::report::Report;
+use djgc::run::{PurgeReport, RestoreOutcome};
+use djgc::store::ListingCount;
 
 pub fn render(report: &Report, spec: &StoreSpec, min_age: Duration) -> String {
     let mut out = String::new();
@@ -142,4 +147,134 @@ pub fn render(report: &Report, spec: &StoreSpec, min_age: Duration) -> String {
     }
     let _ = writeln!(out, "  Time:        {:.2} s", report.seconds);
     out
+}
+
+/// `restore`'s outcome: one line, or with `json` one JSON object.
+pub fn restored(run: &str, outcome: &RestoreOutcome, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(outcome).expect("serialises"));
+        return;
+    }
+    println!(
+        "djgc: run {run}: {} restored, {} already in place, {} not in the trash, {} conflicts, \
+         {} errors",
+        outcome.restored,
+        outcome.already_in_place,
+        outcome.not_in_trash,
+        outcome.conflicts,
+        outcome.errors
+    );
+}
+
+/// `purge`'s outcome: one line, or with `json` one JSON object.
+pub fn purged(report: &PurgeReport, older_than: &str, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(report).expect("serialises"));
+        return;
+    }
+    println!(
+        "djgc: {} run(s) past {older_than}{}: {} objects ({} bytes) {}, {} put back; {} run(s) kept",
+        report.runs.len(),
+        if report.dry_run { " [DRY RUN]" } else { "" },
+        report.purged,
+        report.bytes_freed,
+        if report.dry_run { "to purge" } else { "purged" },
+        report.rescued.restored + report.rescued.already_in_place,
+        report.runs_kept
+    );
+}
+
+/// `ls`'s table of prefixes, or with `json` one JSON object per prefix.
+pub fn listing(counts: &[ListingCount], store: &str, json: bool) {
+    if json {
+        for count in counts {
+            let mut line = serde_json::to_value(count).expect("serialises");
+            line["store"] = store.into();
+            line["keys_per_second"] = count.keys_per_second().round().into();
+            println!("{line}");
+        }
+        return;
+    }
+    let width = counts
+        .iter()
+        .map(|c| c.prefix.len())
+        .max()
+        .unwrap_or(0)
+        .max(6);
+    println!(
+        "{:<width$}  {:>12}  {:>12}  {:>9}  {:>10}",
+        "prefix", "keys", "bytes", "seconds", "keys/s"
+    );
+    for count in counts {
+        let shown = match count.prefix.as_str() {
+            "" => "(root)",
+            prefix => prefix,
+        };
+        println!(
+            "{shown:<width$}  {:>12}  {:>12}  {:>9.2}  {:>10.0}",
+            count.keys,
+            count.bytes,
+            count.seconds,
+            count.keys_per_second()
+        );
+    }
+}
+
+/// `config`: every setting with where it came from, and each store's check.
+pub fn config(config: &Config, json: bool) {
+    let stores: Vec<(String, Result<StoreSpec, djgc::Error>)> = config
+        .store_names()
+        .into_iter()
+        .map(|name| {
+            let spec = config.store(Some(&name));
+            (name, spec)
+        })
+        .collect();
+    let shown = |path: &Option<PathBuf>| path.as_ref().map(|p| p.display().to_string());
+    if json {
+        let checks: serde_json::Map<String, serde_json::Value> = stores
+            .iter()
+            .map(|(name, spec)| {
+                let check = match spec {
+                    Ok(_) => "ok".to_string(),
+                    Err(e) => e.to_string(),
+                };
+                (name.clone(), check.into())
+            })
+            .collect();
+        let out = serde_json::json!({
+            "file": shown(&config.file),
+            "secrets_dir": shown(&config.secrets_dir),
+            "settings": config.settings(),
+            "stores": checks,
+        });
+        println!("{out}");
+        return;
+    }
+    let none = || "(none)".to_string();
+    println!("config file: {}", shown(&config.file).unwrap_or_else(none));
+    println!(
+        "secrets dir: {}",
+        shown(&config.secrets_dir).unwrap_or_else(none)
+    );
+    let settings = config.settings();
+    let key_width = settings.iter().map(|s| s.key.len()).max().unwrap_or(0);
+    let value_width = settings
+        .iter()
+        .map(|s| s.value.len())
+        .max()
+        .unwrap_or(0)
+        .min(40);
+    for s in &settings {
+        println!(
+            "  {:<key_width$}  {:<value_width$}  {}",
+            s.key, s.value, s.source
+        );
+    }
+    for (name, spec) in &stores {
+        match spec {
+            Ok(spec) => println!("store {name}: ok ({}, {})", spec.protocol, spec.location),
+            Err(e) => println!("store {name}: {e}"),
+        }
+    }
 }

@@ -20,7 +20,9 @@ use indicatif::{
 };
 use serde_json::json;
 
-use djgc::progress::Progress;
+use djgc::progress::{Notice, Progress};
+
+use crate::cli::flagged;
 
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -88,7 +90,10 @@ impl Console {
         }
     }
 
+    /// Writes one log line; settings the library names are named by their
+    /// flags.
     fn line(&self, level: &str, message: &str, event: Option<(&str, &str, u64)>) {
+        let message = &flagged(message);
         let text = match self.format {
             LogFormat::Json => {
                 let mut line = json!({
@@ -119,6 +124,17 @@ impl Console {
 }
 
 impl Progress for Console {
+    fn notice(&self, notice: Notice<'_>) {
+        match notice {
+            Notice::Info(message) => self.info(message),
+            Notice::Warning(message) => self.warn(message),
+            Notice::Problem(message) => self.error(message),
+            Notice::WouldRefuse(objection) => {
+                self.warn(&format!("--delete would refuse: {objection}"))
+            }
+        }
+    }
+
     fn values_read(&self, values: u64) {
         if let Some(bars) = &self.bars {
             bars.references.inc(values);

@@ -1,0 +1,426 @@
+//! Executing plans: failures are counted and reported without stopping the
+//! run, a plan with scan problems is refused, and rows written while
+//! deleting keep (or get back) their objects. Unit tests, since only
+//! [`crate::run`] may call [`execute`] and [`quarantine`] from outside.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use super::quarantine::Trash;
+use super::{execute, guard_objections, quarantine, DeleteOptions};
+use crate::error::Error;
+use crate::judge::{scan_with, ScanOptions};
+use crate::layout::{Section, SectionKind};
+use crate::progress::Progress;
+use crate::refs::codec::RefKind;
+use crate::refs::{ReferenceScan, References};
+use crate::report::{Report, SectionStats};
+use crate::store::{
+    Deleted, FsStore, KeyRange, ListSink, MemoryStore, Moved, ObjectMeta, Store, StoreError,
+};
+
+const HASH: &str = "_hash/s/ih23fsttfdzzbrgqrgnsup5b3i";
+const LIVE: &str = "_schema/s/t/id=0/f";
+const ORPHANS: [&str; 3] = [HASH, "_schema/s/t/id=1/f", "_schema/s/t/id=2/f"];
+/// Every object of the hash section is an orphan here: the guard must allow it.
+const OPTIONS: DeleteOptions = DeleteOptions {
+    workers: 2,
+    max_orphan_fraction: 1.0,
+    force: false,
+};
+
+#[derive(Default)]
+struct Recorder {
+    deleted: Mutex<Vec<String>>,
+    failed: Mutex<Vec<String>>,
+}
+
+impl Progress for Recorder {
+    fn deleted(&self, key: &str, _bytes: u64) {
+        self.deleted.lock().unwrap().push(key.to_string());
+    }
+    fn delete_failed(&self, key: &str, _error: &str) {
+        self.failed.lock().unwrap().push(key.to_string());
+    }
+}
+
+fn sections() -> Vec<Section> {
+    vec![
+        Section::new("s", SectionKind::Hash, "_hash/s/"),
+        Section::new("s", SectionKind::Schema, "_schema/s/"),
+    ]
+}
+
+fn options() -> ScanOptions {
+    ScanOptions {
+        schemas: vec!["s".into()],
+        cutoff: SystemTime::now(),
+        jobs: 2,
+        schema_codecs: Vec::new(),
+        shard: None,
+        inventory: None,
+    }
+}
+
+/// Writes `root/key` with a modification time 30 days ago.
+fn put_old_file(root: &Path, key: &str, content: &str) {
+    let path = root.join(key);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, content).unwrap();
+    let old = SystemTime::now() - std::time::Duration::from_secs(30 * 86400);
+    let file = std::fs::File::options().write(true).open(&path).unwrap();
+    file.set_modified(old).unwrap();
+}
+
+fn store_with_files() -> (tempfile::TempDir, FsStore) {
+    let dir = tempfile::tempdir().unwrap();
+    for key in ORPHANS.iter().chain([&LIVE]) {
+        put_old_file(dir.path(), key, "x");
+    }
+    let store = FsStore::new("t", dir.path(), 2);
+    (dir, store)
+}
+
+fn references(errors: Vec<String>) -> ReferenceScan {
+    let mut scan = ReferenceScan {
+        errors,
+        by_schema: [("s".to_string(), 1)].into(),
+        ..Default::default()
+    };
+    scan.references.insert(RefKind::Schema, LIVE);
+    scan
+}
+
+#[test]
+fn a_failed_deletion_is_counted_reported_and_the_rest_go_on() {
+    let (dir, store) = store_with_files();
+    let progress = Recorder::default();
+    let mut plan = scan_with(
+        || Ok(references(Vec::new())),
+        sections(),
+        &store,
+        &options(),
+        &progress,
+    )
+    .unwrap();
+    assert_eq!(plan.report.totals(None).orphaned, 3);
+
+    // Between scan and delete, one orphan path becomes a folder with content.
+    let changed = dir.path().join("_schema/s/t/id=1/f");
+    std::fs::remove_file(&changed).unwrap();
+    std::fs::create_dir(&changed).unwrap();
+    std::fs::write(changed.join("inside"), "x").unwrap();
+
+    execute(&mut plan, &store, &OPTIONS, None, &progress).unwrap();
+    let outcome = &plan.report.outcome;
+    assert_eq!(
+        (
+            outcome.errors,
+            outcome.hash_paths_deleted,
+            outcome.schema_paths_deleted
+        ),
+        (1, 1, 1)
+    );
+    assert_eq!(*progress.failed.lock().unwrap(), ["_schema/s/t/id=1/f"]);
+    let mut deleted = progress.deleted.lock().unwrap().clone();
+    deleted.sort();
+    assert_eq!(deleted, [HASH, "_schema/s/t/id=2/f"]);
+    assert!(changed.join("inside").exists() && dir.path().join(LIVE).exists());
+    assert!(!plan.report.dry_run);
+}
+
+#[test]
+fn a_plan_with_scan_problems_is_refused_before_any_deletion() {
+    let (dir, store) = store_with_files();
+    let progress = Recorder::default();
+    let problems = vec!["s.t.c: connection lost".to_string()];
+    let mut plan = scan_with(
+        || Ok(references(problems)),
+        sections(),
+        &store,
+        &options(),
+        &progress,
+    )
+    .unwrap();
+    assert!(plan.is_blocked());
+    let err = execute(&mut plan, &store, &OPTIONS, None, &progress).unwrap_err();
+    assert!(matches!(err, Error::Refused(_)), "{err}");
+    assert!(ORPHANS.iter().all(|k| dir.path().join(k).exists()));
+    assert!(progress.deleted.lock().unwrap().is_empty());
+}
+
+#[test]
+fn keys_that_are_not_plain_paths_are_reported_and_never_planned() {
+    // An S3 bucket can hold keys that a file system cannot.
+    let store = MemoryStore::new("t");
+    let old = SystemTime::now() - std::time::Duration::from_secs(86400);
+    let unsafe_keys = [
+        "_schema/s/t/../../../etc/passwd",
+        "_schema/s//t/f",
+        "_schema/s/t/./f",
+    ];
+    for key in unsafe_keys.iter().chain(&[LIVE, "_schema/s/t/id=3/f"]) {
+        store.insert(key, 1, old);
+    }
+    let plan = scan_with(
+        || Ok(references(Vec::new())),
+        sections(),
+        &store,
+        &options(),
+        &Recorder::default(),
+    )
+    .unwrap();
+    let planned: Vec<String> = plan.orphans().unwrap().map(|o| o.unwrap().key).collect();
+    assert_eq!(planned, ["_schema/s/t/id=3/f"]);
+    assert_eq!(plan.report.sections[1].unsafe_keys, 3);
+    assert_eq!(plan.report.warnings.len(), 3, "{:?}", plan.report.warnings);
+    assert!(plan.report.warnings[0].contains("never deleted"));
+    assert!(!plan.is_blocked());
+}
+
+/// A memory store whose delete and move calls take a while (the second
+/// field), so that the references are read again while a deletion runs.
+struct Slow(MemoryStore, std::time::Duration);
+
+impl Store for Slow {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn list_range(&self, prefix: &str, range: &KeyRange, sink: &ListSink<'_>) {
+        self.0.list_range(prefix, range, sink)
+    }
+    fn delete(&self, prefix: &str, keys: &[String]) -> Vec<Result<Deleted, StoreError>> {
+        std::thread::sleep(self.1);
+        self.0.delete(prefix, keys)
+    }
+    fn rename(&self, prefix: &str, moves: &[(String, String)]) -> Vec<Result<Moved, StoreError>> {
+        std::thread::sleep(self.1);
+        self.0.rename(prefix, moves)
+    }
+    fn put(&self, key: &str, body: Vec<u8>) -> Result<(), StoreError> {
+        self.0.put(key, body)
+    }
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.0.get(key)
+    }
+    fn head(&self, keys: &[String]) -> Vec<Result<Option<ObjectMeta>, StoreError>> {
+        self.0.head(keys)
+    }
+    fn list_folders(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.0.list_folders(prefix)
+    }
+}
+
+/// 5,000 orphans (five batches) beside the live object, in a store that
+/// takes `delay` per delete call.
+fn store_and_plan(delay: std::time::Duration) -> (Slow, crate::judge::plan::Plan) {
+    let store = Slow(MemoryStore::new("main"), delay);
+    let old = SystemTime::now() - std::time::Duration::from_secs(86400);
+    store.0.insert(LIVE, 1, old);
+    for i in 0..5000 {
+        store.0.insert(&format!("_schema/s/t/id={i:05}/f"), 1, old);
+    }
+    let plan = scan_with(
+        || Ok(references(Vec::new())),
+        sections(),
+        &store,
+        &options(),
+        &Recorder::default(),
+    )
+    .unwrap();
+    (store, plan)
+}
+
+fn slow_store_and_plan() -> (Slow, crate::judge::plan::Plan) {
+    store_and_plan(std::time::Duration::from_millis(40))
+}
+
+const EARLY: &str = "_schema/s/t/id=00000/f";
+const LATE: &str = "_schema/s/t/id=04999/f";
+
+/// The first read references LATE (a row reusing it, committed after the
+/// scan); later reads also reference EARLY (committed after its deletion).
+fn reads_with_late_rows() -> impl Fn() -> crate::Result<References> + Sync {
+    let calls = AtomicUsize::new(0);
+    move || {
+        let mut references = references(Vec::new()).references;
+        references.insert(RefKind::Schema, LATE);
+        if calls.fetch_add(1, Ordering::SeqCst) > 0 {
+            references.insert(RefKind::Schema, EARLY);
+        }
+        Ok(references)
+    }
+}
+
+fn present(store: &Slow, key: &str) -> bool {
+    crate::store::stat(store, key).unwrap().is_some()
+}
+
+#[test]
+fn rows_written_while_deleting_keep_their_objects_or_are_reported_lost() {
+    let (store, mut plan) = slow_store_and_plan();
+    let read = reads_with_late_rows();
+    let options = DeleteOptions {
+        workers: 1,
+        ..OPTIONS
+    };
+    execute(
+        &mut plan,
+        &store,
+        &options,
+        Some(&read),
+        &Recorder::default(),
+    )
+    .unwrap();
+    assert!(
+        present(&store, LATE),
+        "a batch was not re-checked before deletion"
+    );
+    assert_eq!(plan.report.rescued, 1);
+    let outcome = &plan.report.outcome;
+    assert_eq!(outcome.schema_paths_deleted, 4999);
+    assert_eq!(
+        (outcome.lost, outcome.lost_keys.clone()),
+        (1, vec![EARLY.to_string()])
+    );
+}
+
+#[test]
+fn rows_written_while_quarantining_get_their_objects_back() {
+    let (store, mut plan) = slow_store_and_plan();
+    let read = reads_with_late_rows();
+    let options = DeleteOptions {
+        workers: 1,
+        ..OPTIONS
+    };
+    let spec = crate::layout::tests::spec("_hash", "_schema");
+    let trash = Trash::new("_trash", &spec, &["s".to_string()]).unwrap();
+    quarantine(
+        &mut plan,
+        &store,
+        &trash,
+        &options,
+        Some(&read),
+        &Recorder::default(),
+    )
+    .unwrap();
+    assert!(present(&store, LATE) && present(&store, EARLY));
+    assert_eq!(plan.report.rescued, 2);
+    let outcome = &plan.report.outcome;
+    assert_eq!(
+        (outcome.quarantined, outcome.lost, outcome.errors),
+        (4998, 0, 0)
+    );
+}
+
+#[test]
+fn a_failed_re_read_stops_the_deletion() {
+    let (store, mut plan) = slow_store_and_plan();
+    let read = || -> crate::Result<References> { Err(Error::Refused("connection lost".into())) };
+    let options = DeleteOptions {
+        workers: 1,
+        ..OPTIONS
+    };
+    let progress = Recorder::default();
+    execute(&mut plan, &store, &options, Some(&read), &progress).unwrap();
+    let outcome = &plan.report.outcome;
+    // The first batch may have gone before the watch's first read failed;
+    // nothing after it did.
+    assert!(outcome.schema_paths_deleted <= 1000, "{outcome:?}");
+    assert_eq!(outcome.schema_paths_deleted + outcome.errors, 5000);
+    assert!(plan
+        .report
+        .warnings
+        .iter()
+        .any(|w| w.contains("connection lost")));
+}
+
+/// The database answers the first re-read, then stops answering (the read
+/// hangs, then fails at its timeout). Deletion goes on only while that read
+/// is recent enough, then waits, then stops: the rest is never attempted.
+#[test]
+fn a_database_that_stops_answering_pauses_then_stops_the_deletion() {
+    // A batch a second: the deletion outlasts the staleness bound.
+    let (store, mut plan) = store_and_plan(std::time::Duration::from_secs(1));
+    let calls = AtomicUsize::new(0);
+    let read = || -> crate::Result<References> {
+        if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Ok(references(Vec::new()).references);
+        }
+        std::thread::sleep(crate::act::watch::MIN_STALENESS * 2);
+        Err(Error::Refused("no answer from the database".into()))
+    };
+    let options = DeleteOptions {
+        workers: 1,
+        ..OPTIONS
+    };
+    let started = std::time::Instant::now();
+    execute(
+        &mut plan,
+        &store,
+        &options,
+        Some(&read),
+        &Recorder::default(),
+    )
+    .unwrap();
+    let outcome = &plan.report.outcome;
+    assert!(
+        outcome
+            .stopped
+            .as_deref()
+            .is_some_and(|s| s.contains("no answer")),
+        "{outcome:?}"
+    );
+    // The first read is at most MIN_STALENESS (2 s) old for the batches
+    // deleted by it: about two or three of the five, never all.
+    assert!(
+        (1000..=3000).contains(&outcome.schema_paths_deleted),
+        "{outcome:?}"
+    );
+    assert_eq!(outcome.schema_paths_deleted + outcome.errors, 5000);
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}
+
+fn report(references: u64, sections: &[(&str, u64, u64)]) -> Report {
+    Report {
+        store: "main".into(),
+        schemas: vec!["a".into()],
+        references_by_schema: [("a".to_string(), references)].into(),
+        sections: sections
+            .iter()
+            .map(|&(prefix, stored, orphaned)| SectionStats {
+                schema: "a".into(),
+                prefix: prefix.into(),
+                stored,
+                orphaned,
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn guard_objects_to_unreferenced_schemas_and_mostly_orphaned_sections() {
+    assert!(guard_objections(
+        &report(10, &[("_hash/a/", 10, 5), ("_schema/a/", 4, 0)]),
+        0.5
+    )
+    .is_empty());
+    let mostly = guard_objections(&report(10, &[("_hash/a/", 10, 6)]), 0.5);
+    assert_eq!(mostly.len(), 1);
+    assert!(
+        mostly[0].contains("6 of the 10 objects in _hash/a/"),
+        "{mostly:?}"
+    );
+    assert!(guard_objections(&report(10, &[("_hash/a/", 10, 6)]), 0.6).is_empty());
+    let unreferenced = guard_objections(&report(0, &[("_hash/a/", 3, 0)]), 1.0);
+    assert!(
+        unreferenced[0].contains("no references"),
+        "{unreferenced:?}"
+    );
+    // An empty schema with an empty store is fine.
+    assert!(guard_objections(&report(0, &[("_hash/a/", 0, 0)]), 0.5).is_empty());
+}

@@ -1,0 +1,610 @@
+//! The entry points: one function per operation, each doing every safety
+//! step itself, in the one right order.
+//!
+//! ```text
+//! collect / apply:  confirm ─► re-check ─► guard ─► watch + delete or quarantine ─► audit
+//! ```
+//!
+//! - **confirm**: a plan read from a file is checked against the store and
+//!   the configuration it claims ([`planfile`]); a plan judged from an S3
+//!   Inventory has each orphan confirmed with `HEAD`;
+//! - **re-check**: a plan whose scan met problems deletes nothing; else the
+//!   references are read again, and every orphan a row references by now is
+//!   dropped;
+//! - **guard**: the mass-deletion guard judges the plan by that fresh read,
+//!   and refuses unless forced ([`Guard`]);
+//! - **watch**: while deleting, the references are read again and again, and
+//!   each batch is filtered by a fresh read;
+//! - **audit**: a last read after deleting reports any object lost to a
+//!   row written meanwhile.
+//!
+//! Nothing else in the library deletes a plan's orphans, so a caller cannot
+//! leave a step out. A [`Session`] holds what one run works on: the
+//! configuration, the store, and one database connection (one runtime, one
+//! pool) that every read of the run reuses.
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use crate::act::quarantine::{self as trash, Trash};
+use crate::act::{self, DeleteOptions};
+use crate::config::{Config, StoreSpec};
+use crate::error::{Error, Result};
+use crate::judge::inventory::Inventory;
+use crate::judge::plan::Plan;
+use crate::judge::{self, planfile, reference_query, ScanOptions};
+use crate::layout::{self, shard::Shard};
+use crate::progress::{Notice, Progress};
+use crate::refs::{Reader, ReferenceQuery};
+use crate::report::Report;
+use crate::store::{self, Store};
+
+pub use crate::act::quarantine::{PurgeReport, RestoreOutcome};
+
+/// How a store is opened for a run.
+#[derive(Clone, Copy, Debug)]
+pub struct SessionOptions {
+    /// Threads listing and deleting; tables read at once (at most 8).
+    pub jobs: usize,
+    /// LIST requests in flight on an S3 store.
+    pub list_concurrency: usize,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions {
+            jobs: std::thread::available_parallelism().map_or(4, |n| n.get().max(4)),
+            list_concurrency: 32,
+        }
+    }
+}
+
+/// One store of a configuration, opened, and its database, connected on
+/// first use and then kept for the whole run.
+pub struct Session {
+    config: Config,
+    spec: StoreSpec,
+    store: Box<dyn Store>,
+    jobs: usize,
+    reader: OnceLock<Arc<Reader>>,
+}
+
+impl Session {
+    /// Opens the store named `store` (`None`: `stores.default`).
+    pub fn open(config: Config, store: Option<&str>, options: SessionOptions) -> Result<Session> {
+        let jobs = at_least_one(options.jobs, "jobs")?;
+        let spec = config.store(store)?;
+        let store = store::open(
+            &spec,
+            store::OpenOptions {
+                jobs,
+                list_concurrency: at_least_one(options.list_concurrency, "list_concurrency")?,
+            },
+        )?;
+        Ok(Session {
+            config,
+            spec,
+            store,
+            jobs,
+            reader: OnceLock::new(),
+        })
+    }
+
+    /// The store's configuration.
+    pub fn spec(&self) -> &StoreSpec {
+        &self.spec
+    }
+
+    /// The opened store, for listing (`djgc ls`).
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    /// The database, connected on first use.
+    fn reader(&self) -> Result<&Reader> {
+        if let Some(reader) = self.reader.get() {
+            return Ok(reader);
+        }
+        let reader = Reader::connect(&self.config.database, self.jobs)?;
+        Ok(self.reader.get_or_init(|| Arc::new(reader)))
+    }
+
+    /// The query that reads `schemas`' references to this store.
+    fn query(&self, schemas: &[String], schema_codecs: &[String]) -> Result<ReferenceQuery> {
+        reference_query(&self.spec, schemas, schema_codecs, self.jobs)
+    }
+}
+
+fn at_least_one(n: usize, setting: &str) -> Result<usize> {
+    match n {
+        0 => Err(Error::Usage(format!("`{setting}` must be at least 1"))),
+        n => Ok(n),
+    }
+}
+
+/// Which schemas a scan collects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Schemas {
+    Named(Vec<String>),
+    /// Every schema with codec columns for the store; those whose sections
+    /// would not be their own are skipped with a warning.
+    All,
+}
+
+/// What to scan, and what to write beside the report.
+#[derive(Clone, Debug)]
+pub struct ScanRequest {
+    pub schemas: Schemas,
+    /// Objects that arrived more recently are never orphans.
+    pub min_age: Duration,
+    /// Codec names (besides object and npy) whose columns are schema-addressed.
+    pub schema_codecs: Vec<String>,
+    /// The share of the key space to judge (`None`: all of it).
+    pub shard: Option<Shard>,
+    /// Read the store's objects from this S3 Inventory manifest instead of
+    /// listing.
+    pub inventory: Option<String>,
+    /// The run this is a shard of, written into the report.
+    pub run_id: Option<String>,
+    /// Write every orphan's key, one per line, here.
+    pub orphans_out: Option<PathBuf>,
+    /// Write the plan here, for [`apply`].
+    pub plan_out: Option<PathBuf>,
+}
+
+impl ScanRequest {
+    /// Named schemas, with the defaults: a day's `min_age`, nothing written.
+    pub fn new(schemas: Schemas) -> ScanRequest {
+        ScanRequest {
+            schemas,
+            min_age: DEFAULT_MIN_AGE,
+            schema_codecs: Vec::new(),
+            shard: None,
+            inventory: None,
+            run_id: None,
+            orphans_out: None,
+            plan_out: None,
+        }
+    }
+}
+
+/// The age under which objects are kept unless told otherwise.
+pub const DEFAULT_MIN_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// What to carry out: a plan written by a scan.
+#[derive(Clone, Debug)]
+pub struct ApplyRequest {
+    pub plan: PathBuf,
+    /// The shard the plan must have been made for (`None`: its own).
+    pub shard: Option<Shard>,
+    /// Objects that arrived more recently are kept, judged again now.
+    pub min_age: Duration,
+    /// The S3 Inventory manifest the plan was judged from, given again.
+    pub inventory: Option<String>,
+    pub run_id: Option<String>,
+}
+
+/// What the mass-deletion guard allows.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Guard {
+    /// Refuse when more than this share of a section's objects are orphans.
+    pub max_orphan_fraction: f64,
+    /// Delete even when the guard objects.
+    pub force: bool,
+}
+
+impl Default for Guard {
+    fn default() -> Self {
+        Guard {
+            max_orphan_fraction: 0.5,
+            force: false,
+        }
+    }
+}
+
+/// What becomes of a plan's orphans.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Nothing: only report (the default everywhere).
+    DryRun,
+    Delete,
+    /// Move them into a new quarantine run under this trash prefix.
+    Quarantine {
+        trash_prefix: String,
+    },
+}
+
+/// How to dispose of a plan's orphans.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Disposal {
+    pub action: Action,
+    pub guard: Guard,
+    /// Delete requests in flight (default: the session's jobs).
+    pub delete_concurrency: Option<usize>,
+}
+
+impl Disposal {
+    /// Report only; the guard says what deleting would refuse.
+    pub fn dry_run(guard: Guard) -> Disposal {
+        Disposal {
+            action: Action::DryRun,
+            guard,
+            delete_concurrency: None,
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        if !(0.0..=1.0).contains(&self.guard.max_orphan_fraction) {
+            return Err(Error::Usage(format!(
+                "`max_orphan_fraction` {} is not between 0 and 1",
+                self.guard.max_orphan_fraction
+            )));
+        }
+        if let (Some(n), false) = (self.delete_concurrency, self.action == Action::DryRun) {
+            at_least_one(n, "delete_concurrency")?;
+        }
+        Ok(())
+    }
+}
+
+/// How a collection ended, for exit codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Done without errors (a dry run included).
+    Clean,
+    /// Done, but some objects failed, were lost, or could not be verified.
+    ItemsFailed,
+    /// Nothing was deleted: the scan met problems or a safety check refused.
+    Refused,
+}
+
+/// What a scan, collection or application found and did.
+#[derive(Debug)]
+pub struct Collection {
+    pub report: Report,
+    pub verdict: Verdict,
+}
+
+/// Scans for the orphans of the request's schemas; deletes nothing. The
+/// guard's objections are told as [`Notice::WouldRefuse`].
+pub fn scan(
+    session: &Session,
+    request: &ScanRequest,
+    guard: Guard,
+    progress: &dyn Progress,
+) -> Result<Collection> {
+    collect(session, request, &Disposal::dry_run(guard), progress)
+}
+
+/// Scans, then disposes of the orphans as `disposal` says, with every
+/// safety step (see the module docs).
+pub fn collect(
+    session: &Session,
+    request: &ScanRequest,
+    disposal: &Disposal,
+    progress: &dyn Progress,
+) -> Result<Collection> {
+    let started = SystemTime::now();
+    disposal.check()?;
+    let named = match &request.schemas {
+        Schemas::Named(names) => Some(layout::schema_names(names)?),
+        Schemas::All => None,
+    };
+    let reader = session.reader()?;
+    let schemas = match named {
+        Some(schemas) => schemas,
+        None => {
+            let found = reader.all_schemas(&session.spec, &request.schema_codecs)?;
+            for skipped in &found.skipped {
+                progress.notice(Notice::Warning(skipped));
+            }
+            found.schemas
+        }
+    };
+    let options = ScanOptions {
+        schemas,
+        cutoff: cutoff(request.min_age),
+        jobs: session.jobs,
+        schema_codecs: request.schema_codecs.clone(),
+        shard: request.shard,
+        inventory: request
+            .inventory
+            .as_deref()
+            .map(|manifest| Inventory::open(manifest, &session.spec).map(Arc::new))
+            .transpose()?,
+    };
+    let mut plan = judge::scan(reader, &session.spec, session.store(), &options, progress)?;
+    let query = plan_query(session, &plan, &request.schema_codecs)?;
+    plan.report.run_id = request.run_id.clone();
+    if let Some(path) = &request.orphans_out {
+        plan.write_orphan_list(path)?;
+    }
+    if let Some(path) = &request.plan_out {
+        let identity = planfile::identity(&session.spec, &session.config.database);
+        planfile::write(path, &plan, identity, &request.schema_codecs)?;
+    }
+    if disposal.action != Action::DryRun && plan.report.inventory.is_some() && !plan.is_blocked() {
+        plan.report.changed_skipped = planfile::confirm_unchanged(&mut plan, session.store())?;
+    }
+    finish(session, plan, &query, disposal, started, progress)
+}
+
+/// Carries out a plan written by a scan: its orphans that are still
+/// unchanged, old enough and unreferenced, with every safety step.
+pub fn apply(
+    session: &Session,
+    request: &ApplyRequest,
+    disposal: &Disposal,
+    progress: &dyn Progress,
+) -> Result<Collection> {
+    let started = SystemTime::now();
+    disposal.check()?;
+    let (header, mut plan) = planfile::read(&request.plan)?;
+    let store_name = header.identity.get("store").map(String::as_str);
+    if store_name != Some(session.spec.name.as_str()) {
+        return Err(Error::Usage(format!(
+            "{} was made for store {:?}, not for store {:?}",
+            request.plan.display(),
+            store_name.unwrap_or_default(),
+            session.spec.name
+        )));
+    }
+    planfile::check_identity(
+        &header,
+        &planfile::identity(&session.spec, &session.config.database),
+    )?;
+    planfile::check_sections(&header, &mut plan, &session.spec)?;
+    let planned = plan.report.shard.as_ref().map(|s| s.shard);
+    if let Some(shard) = request.shard.filter(|s| Some(*s) != planned) {
+        return Err(Error::Usage(format!(
+            "{} was made for {}, not for shard {shard}",
+            request.plan.display(),
+            planned.map_or("the whole store".to_string(), |s| format!("shard {s}"))
+        )));
+    }
+    let query = plan_query(session, &plan, &header.schema_codecs)?;
+    plan.report.run_id = request.run_id.clone();
+    let inventory = plan_inventory(&plan, request.inventory.as_deref(), &session.spec)?;
+    if !plan.is_blocked() {
+        plan.report.changed_skipped = planfile::confirm_for_apply(
+            &mut plan,
+            session.store(),
+            inventory.as_ref(),
+            cutoff(request.min_age),
+        )?;
+    }
+    finish(session, plan, &query, disposal, started, progress)
+}
+
+/// The store a plan file was made for, as its header says: open a
+/// [`Session`] on it to [`apply`] the plan.
+pub fn plan_store(plan: &std::path::Path) -> Result<String> {
+    let header = planfile::read_header(plan)?;
+    Ok(header.identity.get("store").cloned().unwrap_or_default())
+}
+
+/// Objects that arrived after this are too young to judge; an age past the
+/// calendar's start keeps everything.
+fn cutoff(min_age: Duration) -> SystemTime {
+    SystemTime::now()
+        .checked_sub(min_age)
+        .unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+/// The S3 Inventory a plan was judged from, opened again to count what the
+/// bucket held; `None` for a plan judged from a listing. The manifest is
+/// the one the caller gives, which must be the plan's: a path read from
+/// the plan file would let whoever edits it choose what counts.
+fn plan_inventory(plan: &Plan, given: Option<&str>, spec: &StoreSpec) -> Result<Option<Inventory>> {
+    let planned = plan.report.inventory.as_ref().map(|i| i.manifest.as_str());
+    match (planned, given) {
+        (None, None) => Ok(None),
+        (Some(planned), Some(given)) if planned == given => Inventory::open(given, spec).map(Some),
+        (Some(planned), _) => Err(Error::Usage(format!(
+            "the plan says it was judged from the S3 Inventory {planned:?}; check that this is \
+             the inventory you made it from, and name it (`inventory`) to apply the plan"
+        ))),
+        (None, Some(_)) => Err(Error::Usage(
+            "the plan was judged from a listing, not from an S3 Inventory; apply it without \
+             `inventory`"
+                .to_string(),
+        )),
+    }
+}
+
+/// The reference query that re-checks `plan` before and while it is
+/// carried out: its schemas, and its sections with their shard ranges.
+fn plan_query(session: &Session, plan: &Plan, schema_codecs: &[String]) -> Result<ReferenceQuery> {
+    Ok(session
+        .query(&plan.report.schemas, schema_codecs)?
+        .limited_to(
+            plan.sections.clone(),
+            plan.report.shard.as_ref().map(|s| s.shard),
+        ))
+}
+
+/// Tells the plan's problems, disposes of its orphans, and closes the report.
+fn finish(
+    session: &Session,
+    mut plan: Plan,
+    query: &ReferenceQuery,
+    disposal: &Disposal,
+    started: SystemTime,
+    progress: &dyn Progress,
+) -> Result<Collection> {
+    for warning in &plan.report.warnings {
+        progress.notice(Notice::Warning(warning));
+    }
+    for problem in &plan.report.scan_errors {
+        progress.notice(Notice::Problem(problem));
+    }
+    let verdict = dispose(session, &mut plan, query, disposal, progress)?;
+    plan.report.finish_run(started);
+    Ok(Collection {
+        report: plan.report,
+        verdict,
+    })
+}
+
+/// Deletes or quarantines a plan's orphans after re-reading the database,
+/// or in a dry run says what the guard would object to.
+fn dispose(
+    session: &Session,
+    plan: &mut Plan,
+    query: &ReferenceQuery,
+    disposal: &Disposal,
+    progress: &dyn Progress,
+) -> Result<Verdict> {
+    let trash = match &disposal.action {
+        Action::DryRun => {
+            let objections =
+                act::guard_objections(&plan.report, disposal.guard.max_orphan_fraction);
+            for objection in &objections {
+                progress.notice(Notice::WouldRefuse(objection));
+            }
+            return Ok(match plan.is_blocked() {
+                true => Verdict::Refused,
+                false => Verdict::Clean,
+            });
+        }
+        Action::Delete => None,
+        Action::Quarantine { trash_prefix } => Some(Trash::new(
+            trash_prefix,
+            &session.spec,
+            &plan.report.schemas,
+        )?),
+    };
+    if !plan.is_blocked() {
+        judge::recheck(plan, session.reader()?, query)?;
+    }
+    if plan.is_blocked() {
+        progress.notice(Notice::Problem(
+            "refused to delete: the scan met problems (above); nothing was deleted",
+        ));
+        return Ok(Verdict::Refused);
+    }
+    let options = DeleteOptions {
+        workers: disposal.delete_concurrency.unwrap_or(session.jobs),
+        max_orphan_fraction: disposal.guard.max_orphan_fraction,
+        force: disposal.guard.force,
+    };
+    let reader = session.reader()?;
+    let store = session.store();
+    let warned = plan.report.warnings.len();
+    let read_live = || reader.references_for_deletion(query);
+    let done = match &trash {
+        Some(trash) => act::quarantine(plan, store, trash, &options, Some(&read_live), progress)
+            .map(|run| {
+                if let Some(header) = run {
+                    progress.notice(Notice::Info(&format!(
+                        "quarantine run {} under {}/ (restore with: djgc restore {})",
+                        header.run,
+                        trash.prefix(),
+                        header.run
+                    )));
+                }
+            }),
+        None => act::execute(plan, store, &options, Some(&read_live), progress),
+    };
+    for warning in &plan.report.warnings[warned..] {
+        progress.notice(Notice::Warning(warning));
+    }
+    Ok(audit(plan, done, progress))
+}
+
+/// Tells what a deletion lost or could not verify, and judges how it ended.
+fn audit(plan: &Plan, done: Result<()>, progress: &dyn Progress) -> Verdict {
+    let outcome = &plan.report.outcome;
+    let problem = |message: &str| progress.notice(Notice::Problem(message));
+    if outcome.unverified {
+        problem(
+            "the database could not be read again after deleting: losses to rows written \
+             meanwhile cannot be ruled out (see the warning above)",
+        );
+    }
+    for key in &outcome.lost_keys {
+        problem(&format!(
+            "LOST: {key} was deleted, but a row written meanwhile references it"
+        ));
+    }
+    if outcome.lost > outcome.lost_keys.len() as u64 {
+        problem(&format!(
+            "LOST: ... and {} more",
+            outcome.lost - outcome.lost_keys.len() as u64
+        ));
+    }
+    let disposed = plan.report.deleted() + outcome.quarantined;
+    match done {
+        Err(e @ Error::Refused(_)) => {
+            problem(&e.to_string());
+            Verdict::Refused
+        }
+        Err(e) => {
+            problem(&format!("deletion stopped early: {e}"));
+            Verdict::ItemsFailed
+        }
+        Ok(()) => match &outcome.stopped {
+            // The database stopped answering: nothing lost if nothing went.
+            Some(why) if disposed == 0 => {
+                problem(&format!("refused to delete: {why}; nothing was deleted"));
+                Verdict::Refused
+            }
+            Some(why) => {
+                problem(&format!("{why}; {disposed} objects were deleted before"));
+                Verdict::ItemsFailed
+            }
+            None if outcome.errors + outcome.lost > 0 || outcome.unverified => Verdict::ItemsFailed,
+            None => Verdict::Clean,
+        },
+    }
+}
+
+/// Puts every object of quarantine run `run` back where it was, never
+/// replacing anything; each conflict and error is told as a problem.
+pub fn restore(
+    session: &Session,
+    trash_prefix: &str,
+    run: &str,
+    progress: &dyn Progress,
+) -> Result<RestoreOutcome> {
+    let trash = Trash::new(trash_prefix, &session.spec, &[])?;
+    let mut failed = |message: String| progress.notice(Notice::Problem(&message));
+    trash::restore(session.store(), &trash, run, &mut failed)
+}
+
+/// What to purge from the trash.
+#[derive(Clone, Debug)]
+pub struct PurgeRequest {
+    /// Runs quarantined longer ago than this are purged.
+    pub older_than: Duration,
+    pub trash_prefix: String,
+    /// Codec names (besides object and npy) whose columns are schema-addressed.
+    pub schema_codecs: Vec<String>,
+    /// Purge (otherwise only count what would be purged and put back).
+    pub delete: bool,
+}
+
+/// Deletes the quarantine runs older than the grace period, first putting
+/// back every object referenced again (read fresh per run).
+pub fn purge(
+    session: &Session,
+    request: &PurgeRequest,
+    progress: &dyn Progress,
+) -> Result<PurgeReport> {
+    let trash = Trash::new(&request.trash_prefix, &session.spec, &[])?;
+    let mut references = |schemas: &[String]| {
+        let query = session.query(schemas, &request.schema_codecs)?;
+        session.reader()?.references_for_deletion(&query)
+    };
+    let mut failed = |message: String| progress.notice(Notice::Problem(&message));
+    trash::purge(
+        session.store(),
+        &trash,
+        request.older_than,
+        SystemTime::now(),
+        &mut references,
+        !request.delete,
+        &mut failed,
+    )
+}

@@ -1,0 +1,351 @@
+//! Throttling, per-key failures and servers without DeleteObjects, through a
+//! fault-injecting proxy in front of the test server. Depending on its mode,
+//! the proxy answers every third request `503 SlowDown` without forwarding it;
+//! answers each DeleteObjects request that names a schema-section key with a
+//! per-key error for each of its keys (nothing in it is deleted); or answers
+//! every DeleteObjects request `501 NotImplemented`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crate::common::{read_lines, report, stderr, unique_schema, Env, Kind};
+use djgc::fixture::FixtureSpec;
+
+#[derive(Default)]
+struct Faults {
+    /// Answer every third request 503 SlowDown.
+    throttle: bool,
+    /// Fail every key of DeleteObjects requests naming schema-section keys.
+    refuse_schema_batches: bool,
+    /// Answer DeleteObjects 501 NotImplemented.
+    no_delete_objects: bool,
+    /// Answer DeleteObjects, deleting nothing, with an error for a key that
+    /// was not asked for.
+    foreign_delete_errors: bool,
+    /// Mark every listing page truncated, without a continuation token.
+    truncated_without_token: bool,
+    requests: AtomicUsize,
+    throttled: AtomicUsize,
+    refused_batches: AtomicUsize,
+}
+
+/// Reads one HTTP/1.1 message head and body (Content-Length or chunked).
+fn read_message(reader: &mut BufReader<TcpStream>) -> Option<(String, Vec<u8>)> {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        head.push_str(&line);
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let header = |name: &str| {
+        head.lines()
+            .find(|l| l.to_ascii_lowercase().starts_with(&format!("{name}:")))
+            .map(|l| l[name.len() + 1..].trim().to_string())
+    };
+    let mut body = Vec::new();
+    if let Some(length) = header("content-length") {
+        body.resize(length.parse().ok()?, 0);
+        reader.read_exact(&mut body).ok()?;
+    } else if header("transfer-encoding").is_some_and(|t| t.contains("chunked")) {
+        // Relay the chunked body as it came.
+        loop {
+            let mut size_line = String::new();
+            reader.read_line(&mut size_line).ok()?;
+            body.extend_from_slice(size_line.as_bytes());
+            let size = usize::from_str_radix(size_line.trim().split(';').next()?, 16).ok()?;
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk).ok()?;
+            body.extend_from_slice(&chunk);
+            if size == 0 {
+                break;
+            }
+        }
+    }
+    Some((head, body))
+}
+
+fn respond(client: &mut TcpStream, status: &str, body: &str) {
+    let _ = write!(
+        client,
+        "HTTP/1.1 {status}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+}
+
+fn serve(client: TcpStream, upstream: &str, faults: &Faults) {
+    let mut server = TcpStream::connect(upstream).unwrap();
+    let mut from_server = BufReader::new(server.try_clone().unwrap());
+    let mut writer = client.try_clone().unwrap();
+    let mut from_client = BufReader::new(client);
+    while let Some((head, body)) = read_message(&mut from_client) {
+        let n = faults.requests.fetch_add(1, Ordering::Relaxed);
+        if faults.throttle && n % 3 == 2 {
+            faults.throttled.fetch_add(1, Ordering::Relaxed);
+            respond(
+                &mut writer,
+                "503 Slow Down",
+                "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>",
+            );
+            continue;
+        }
+        let text = String::from_utf8_lossy(&body);
+        let delete_objects =
+            head.starts_with("POST") && head.lines().next().unwrap_or("").contains("?delete");
+        if delete_objects && faults.no_delete_objects {
+            faults.refused_batches.fetch_add(1, Ordering::Relaxed);
+            respond(
+                &mut writer,
+                "501 Not Implemented",
+                "<Error><Code>NotImplemented</Code><Message>not implemented</Message></Error>",
+            );
+            continue;
+        }
+        if delete_objects && faults.refuse_schema_batches && text.contains("/_schema/") {
+            faults.refused_batches.fetch_add(1, Ordering::Relaxed);
+            let errors: String = text
+                .split("<Key>")
+                .skip(1)
+                .filter_map(|rest| rest.split("</Key>").next())
+                .map(|key| format!("<Error><Key>{key}</Key><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"))
+                .collect();
+            respond(
+                &mut writer,
+                "200 OK",
+                &format!("<DeleteResult>{errors}</DeleteResult>"),
+            );
+            continue;
+        }
+        if delete_objects && faults.foreign_delete_errors {
+            faults.refused_batches.fetch_add(1, Ordering::Relaxed);
+            respond(
+                &mut writer,
+                "200 OK",
+                "<DeleteResult><Error><Key>not/one/of/yours</Key><Code>InternalError</Code>\
+                 <Message>We encountered an internal error.</Message></Error></DeleteResult>",
+            );
+            continue;
+        }
+        server.write_all(head.as_bytes()).unwrap();
+        server.write_all(&body).unwrap();
+        let Some((response_head, response_body)) = read_message(&mut from_server) else {
+            return;
+        };
+        let listing = head.starts_with("GET") && head.contains("list-type=2");
+        if listing && faults.truncated_without_token {
+            let page = String::from_utf8_lossy(&response_body).replace(
+                "<IsTruncated>false</IsTruncated>",
+                "<IsTruncated>true</IsTruncated>",
+            );
+            let page = match (
+                page.find("<NextContinuationToken>"),
+                page.find("</NextContinuationToken>"),
+            ) {
+                (Some(start), Some(end)) => {
+                    format!(
+                        "{}{}",
+                        &page[..start],
+                        &page[end + "</NextContinuationToken>".len()..]
+                    )
+                }
+                _ => page,
+            };
+            respond(&mut writer, "200 OK", &page);
+            continue;
+        }
+        writer.write_all(response_head.as_bytes()).unwrap();
+        writer.write_all(&response_body).unwrap();
+    }
+}
+
+/// Starts a proxy with these faults and points the store of the
+/// `datajoint.json` at `config` to it.
+fn through_proxy(config: &std::path::Path, faults: Faults) -> Arc<Faults> {
+    let faults = Arc::new(faults);
+    let proxy = start_proxy(faults.clone());
+    let text = std::fs::read_to_string(config)
+        .unwrap()
+        .replace(crate::common::S3_ENDPOINT, &proxy);
+    std::fs::write(config, text).unwrap();
+    faults
+}
+
+/// Starts the proxy; returns its address.
+fn start_proxy(faults: Arc<Faults>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let faults = faults.clone();
+            std::thread::spawn(move || serve(client, crate::common::S3_ENDPOINT, &faults));
+        }
+    });
+    address
+}
+
+#[test]
+fn throttling_is_retried_and_failed_keys_are_reported_with_exit_1() {
+    let mut env = Env::with_store(djgc::config::Backend::MySql, Kind::S3);
+    let schema = unique_schema("faults");
+    let mut spec = FixtureSpec::small(&schema, "main");
+    spec.subfolding = Some(vec![2, 2]);
+    let truth = env.fixture(&spec);
+    env.put("datajoint_store.json", "{}");
+    let config = env.write_config(spec.subfolding.as_deref());
+
+    let faults = through_proxy(
+        &config,
+        Faults {
+            throttle: true,
+            refuse_schema_batches: true,
+            ..Faults::default()
+        },
+    );
+
+    let listed = env.dir.path().join("orphans.txt");
+    let r = env.djgc_ok(&[
+        "scan",
+        &schema,
+        "--min-age",
+        "0s",
+        "--json",
+        "--list-concurrency",
+        "8",
+        "--orphans-out",
+        listed.to_str().unwrap(),
+    ]);
+    assert_eq!(read_lines(&listed), truth.orphans, "listing through 503s");
+    assert_eq!(r["scan_errors"].as_array().unwrap().len(), 0);
+    assert!(
+        faults.throttled.load(Ordering::Relaxed) > 0,
+        "no request was throttled"
+    );
+
+    let out = env.djgc(&["collect", &schema, "--min-age", "0s", "--json", "--delete"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let r = report(&out);
+    let (hash_orphans, schema_orphans): (Vec<&String>, Vec<&String>) =
+        truth.orphans.iter().partition(|k| k.starts_with("_hash/"));
+    assert!(!hash_orphans.is_empty() && !schema_orphans.is_empty());
+    assert!(faults.refused_batches.load(Ordering::Relaxed) > 0);
+    assert_eq!(r["errors"], schema_orphans.len());
+    assert_eq!(r["deleted"], hash_orphans.len());
+    assert_eq!(r["hash_paths_deleted"], hash_orphans.len());
+    let err = stderr(&out);
+    assert!(
+        schema_orphans
+            .iter()
+            .all(|k| err.contains(&format!("failed to delete {k}"))),
+        "{err}"
+    );
+    // A denial names the key, the operation, and where the credentials came from.
+    assert!(
+        err.contains("access denied: check the credentials (from access_key/secret_key of the DataJoint store config)"),
+        "{err}"
+    );
+
+    let mut expected: Vec<String> = truth.live_files.clone();
+    expected.extend(schema_orphans.into_iter().cloned());
+    expected.push("datajoint_store.json".to_string());
+    expected.sort();
+    assert_eq!(env.keys(), expected);
+}
+
+#[test]
+fn a_server_without_delete_objects_gets_single_key_deletes() {
+    let mut env = Env::with_store(djgc::config::Backend::PostgreSql, Kind::S3);
+    let schema = unique_schema("nobatch");
+    let truth = env.fixture(&FixtureSpec::small(&schema, "main"));
+    let config = env.write_config(None);
+    let faults = through_proxy(
+        &config,
+        Faults {
+            no_delete_objects: true,
+            ..Faults::default()
+        },
+    );
+
+    let r = env.djgc_ok(&["collect", &schema, "--min-age", "0s", "--json", "--delete"]);
+    assert_eq!(r["deleted"], truth.orphans.len());
+    assert_eq!(r["errors"], 0);
+    assert!(
+        faults.refused_batches.load(Ordering::Relaxed) > 0,
+        "DeleteObjects was not tried"
+    );
+    assert_eq!(env.keys(), truth.live_files);
+}
+
+/// A DeleteObjects answer that names a key djgc did not send tells nothing
+/// about the keys it did send: none of them counts as deleted.
+#[test]
+fn a_delete_answer_about_other_keys_deletes_nothing_on_paper() {
+    let mut env = Env::with_store(djgc::config::Backend::MySql, Kind::S3);
+    let schema = unique_schema("foreign");
+    let truth = env.fixture(&FixtureSpec::small(&schema, "main"));
+    let config = env.write_config(None);
+    let faults = through_proxy(
+        &config,
+        Faults {
+            foreign_delete_errors: true,
+            ..Faults::default()
+        },
+    );
+    let before = env.keys();
+    let out = env.djgc(&["collect", &schema, "--min-age", "0s", "--json", "--delete"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let r = report(&out);
+    assert!(faults.refused_batches.load(Ordering::Relaxed) > 0);
+    assert_eq!(r["deleted"], 0, "{r}");
+    assert_eq!(r["errors"], truth.orphans.len(), "{r}");
+    assert_eq!(env.keys(), before);
+}
+
+/// A listing page marked truncated without a continuation token cannot be
+/// continued: the listing is incomplete, so nothing may be judged from it.
+#[test]
+fn a_truncated_page_without_a_token_blocks_the_scan() {
+    let mut env = Env::with_store(djgc::config::Backend::MySql, Kind::S3);
+    let schema = unique_schema("notoken");
+    env.fixture(&FixtureSpec::small(&schema, "main"));
+    let config = env.write_config(None);
+    through_proxy(
+        &config,
+        Faults {
+            truncated_without_token: true,
+            ..Faults::default()
+        },
+    );
+    let before = env.keys();
+    let out = env.djgc(&["collect", &schema, "--min-age", "0s", "--json", "--delete"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("continuation"), "{}", stderr(&out));
+    assert_eq!(env.keys(), before);
+}
+
+#[test]
+fn failures_carry_their_kind() {
+    let faults = Arc::new(Faults {
+        refuse_schema_batches: true,
+        ..Faults::default()
+    });
+    let proxy = start_proxy(faults.clone());
+    let location = unique_schema("kinds");
+    let spec = crate::common::s3_spec(&location, &proxy, crate::common::S3_SECRET_KEY);
+    let store = djgc::store::S3Store::open(&spec, 4).unwrap();
+    use djgc::store::{Store, StoreErrorKind};
+    let keys = ["_schema/s/t/id=1/f".to_string()];
+    let refused = store.delete("_schema/s/", &keys);
+    let error = refused[0].as_ref().unwrap_err();
+    assert_eq!(error.kind, StoreErrorKind::AccessDenied, "{error}");
+
+    // A wrong secret: every request is denied (HeadBucket at open says so).
+    let wrong = crate::common::s3_spec(&location, crate::common::S3_ENDPOINT, "not-the-secret");
+    let denied = djgc::store::S3Store::open(&wrong, 4).err().unwrap();
+    assert!(denied.to_string().contains("access denied"), "{denied}");
+}
