@@ -341,15 +341,8 @@ pub fn apply(
     let started = SystemTime::now();
     disposal.check()?;
     let (header, mut plan) = planfile::read(&request.plan)?;
-    let store_name = header.identity.get("store").map(String::as_str);
-    if store_name != Some(session.spec.name.as_str()) {
-        return Err(Error::Usage(format!(
-            "{} was made for store {:?}, not for store {:?}",
-            request.plan.display(),
-            store_name.unwrap_or_default(),
-            session.spec.name
-        )));
-    }
+    // A plan made for another store (or database) than the session's is
+    // refused here, whoever opened the session.
     planfile::check_identity(
         &header,
         &planfile::identity(&session.spec, &session.config.database),

@@ -92,3 +92,63 @@ fn orphans_referenced_again_before_deletion_are_rescued() {
         );
     }
 }
+
+/// A library caller can open its session on any store: a plan made for
+/// another is refused before anything is read or deleted, even where the
+/// other store's layout would take the plan's keys.
+#[test]
+fn a_plan_is_applied_only_to_the_store_it_was_made_for() {
+    let backend = BACKENDS[0];
+    let mut env = Env::new(backend);
+    let schema = unique_schema("planstore");
+    let truth = env.fixture(&FixtureSpec::small(&schema, "main"));
+    let path = env.write_config(None);
+    let other = env.dir.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        r#""stores": {"default": "main","#,
+        &format!(
+            r#""stores": {{"default": "main", "other": {{"protocol": "file", "location": "{}"}},"#,
+            other.display()
+        ),
+    );
+    std::fs::write(&path, text).unwrap();
+    let plan_file = env.dir.path().join("plan.jsonl");
+    let main = Session::open(
+        Config::load(Some(path.clone())).unwrap(),
+        None,
+        Default::default(),
+    );
+    let scan = ScanRequest {
+        min_age: Duration::ZERO,
+        plan_out: Some(plan_file.clone()),
+        ..ScanRequest::new(Schemas::Named(vec![schema.clone()]))
+    };
+    run::scan(&main.unwrap(), &scan, Guard::default(), &Silent).unwrap();
+
+    let elsewhere = Session::open(
+        Config::load(Some(path)).unwrap(),
+        Some("other"),
+        Default::default(),
+    );
+    let apply = ApplyRequest {
+        plan: plan_file,
+        shard: None,
+        min_age: Duration::ZERO,
+        inventory: None,
+        run_id: None,
+    };
+    let delete = Disposal {
+        action: Action::Delete,
+        ..Disposal::dry_run(Guard::default())
+    };
+    let refused = run::apply(&elsewhere.unwrap(), &apply, &delete, &Silent).unwrap_err();
+    assert!(
+        refused.to_string().contains("made for another store")
+            && refused
+                .to_string()
+                .contains("store: plan \"main\", config \"other\""),
+        "{refused}"
+    );
+    assert!(truth.orphans.iter().all(|k| env.exists(k)), "{backend:?}");
+}
