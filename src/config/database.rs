@@ -273,47 +273,12 @@ fn use_tls(
             .map(mode)
             .ok_or_else(|| Error::Config(format!("{origin} {text:?} is not true or false")))?,
         Value::Object(dict) => {
-            // Fail closed: a key djgc cannot honour (pymysql's `capath`,
-            // `cipher`, ...) is refused, not silently dropped.
-            let known = ["ca", "cert", "key", "check_hostname"];
-            if let Some(unknown) = dict.keys().find(|k| !known.contains(&k.as_str())) {
-                return Err(Error::Config(format!(
-                    "{origin}: djgc cannot honour {unknown:?}; it takes ca, cert, key and \
-                     check_hostname"
-                )));
-            }
-            let path = |name: &str| -> Result<Option<PathBuf>> {
-                match dict.get(name) {
-                    None | Some(Value::Null) => Ok(None),
-                    Some(value) => as_str(value, &|| format!("{origin}.{name}"))
-                        .map(|p| Some(PathBuf::from(p))),
-                }
-            };
-            // sqlx checks the host name whenever it checks the certificate
-            // (its verifier without the check misses rustls 0.23's error),
-            // so a request to skip it cannot be honoured: refused, not
-            // silently made stricter.
-            if dict.get("check_hostname") == Some(&Value::Bool(false)) {
-                return Err(Error::Config(format!(
-                    "{origin}: check_hostname false cannot be honoured; djgc checks the host \
-                     name whenever it checks the certificate"
-                )));
-            }
-            let mut tls = Tls {
-                mode: TlsMode::Require,
-                client_cert: path("cert")?,
-                client_key: path("key")?,
-                ..Tls::PREFER
-            };
-            if tls.client_cert.is_some() != tls.client_key.is_some() {
-                return Err(Error::Config(format!(
-                    "{origin}: cert and key must be given together (as two PEM files)"
-                )));
-            }
-            if let Some(ca) = path("ca")? {
-                tls.verify_with(ca, &origin)?;
-            }
-            tls
+            let dict: TlsDict = serde_path_to_error::deserialize(Value::Object(dict.clone()))
+                .map_err(|e| match e.path().to_string().as_str() {
+                    "." => Error::Config(format!("{origin}: {}", e.inner())),
+                    key => Error::Config(format!("{origin}.{key}: {}", e.inner())),
+                })?;
+            dict.tls(&origin)?
         }
         other => {
             return Err(Error::Config(format!(
@@ -324,6 +289,50 @@ fn use_tls(
     };
     sources.insert("database.use_tls".into(), format!("file {file_label}"));
     Ok(tls)
+}
+
+/// The dict form of `use_tls` (pymysql's `ssl` argument, as
+/// `dj.conn(use_tls={...})` takes it). Fail closed: a key djgc cannot
+/// honour (pymysql's `capath`, `cipher`, ...) is refused, not dropped.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsDict {
+    ca: Option<PathBuf>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    check_hostname: Option<bool>,
+}
+
+impl TlsDict {
+    /// TLS required; with `ca`, the server's certificate and host name
+    /// verified; with `cert` and `key`, a client certificate.
+    fn tls(self, origin: &str) -> Result<Tls> {
+        // sqlx checks the host name whenever it checks the certificate (its
+        // verifier without the check misses rustls 0.23's error), so a
+        // request to skip it cannot be honoured: refused, not silently
+        // made stricter.
+        if self.check_hostname == Some(false) {
+            return Err(Error::Config(format!(
+                "{origin}: check_hostname false cannot be honoured; djgc checks the host name \
+                 whenever it checks the certificate"
+            )));
+        }
+        if self.cert.is_some() != self.key.is_some() {
+            return Err(Error::Config(format!(
+                "{origin}: cert and key must be given together (as two PEM files)"
+            )));
+        }
+        let mut tls = Tls {
+            mode: TlsMode::Require,
+            client_cert: self.cert,
+            client_key: self.key,
+            ..Tls::PREFER
+        };
+        if let Some(ca) = self.ca {
+            tls.verify_with(ca, origin)?;
+        }
+        Ok(tls)
+    }
 }
 
 /// A boolean as pydantic reads one from the environment.
