@@ -37,6 +37,7 @@ pub mod progress;
 pub mod refs;
 pub mod report;
 pub mod run;
+mod runtime;
 pub mod store;
 
 pub use error::{Error, Result};
@@ -50,8 +51,8 @@ mod tests {
     /// before it (and itself), so there is no import circle, and the
     /// layout the README draws is the one the code has.
     const LAYERS: &[&str] = &[
-        "keys", "error", "progress", "config", "store", "layout", "report", "refs", "judge", "act",
-        "run", "fixture",
+        "keys", "error", "runtime", "progress", "config", "store", "layout", "report", "refs",
+        "judge", "act", "run", "fixture",
     ];
 
     /// The top-level modules that the non-test code of `path` (a file or

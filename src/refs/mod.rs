@@ -179,12 +179,7 @@ impl Reader {
     /// Connects with at most `connections` connections (the tables one
     /// read takes at once).
     pub fn connect(database: &DatabaseConfig, connections: usize) -> Result<Reader> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("djgc-db")
-            .enable_all()
-            .build()
-            .map_err(|e| Error::Config(format!("cannot start the async runtime: {e}")))?;
+        let runtime = crate::runtime::new("djgc-db")?;
         let connections = connections.clamp(1, MAX_CONNECTIONS) as u32;
         let db = runtime.block_on(Database::connect(database, connections))?;
         Ok(Reader {

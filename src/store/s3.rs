@@ -95,12 +95,7 @@ impl S3Store {
             .s3
             .as_ref()
             .ok_or_else(|| Error::Config(format!("store {:?} has no S3 settings", spec.name)))?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("djgc-s3")
-            .enable_all()
-            .build()
-            .map_err(|e| Error::Config(format!("cannot start the async runtime: {e}")))?;
+        let runtime = crate::runtime::new("djgc-s3")?;
         let endpoint = if s3.endpoint.contains("://") {
             s3.endpoint.clone()
         } else {
