@@ -567,22 +567,13 @@ impl ListingCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Protocol;
     use crate::layout::shard::{assign_ranges, Shard};
     use crate::report::ShardReport;
 
     fn spec() -> StoreSpec {
         StoreSpec {
-            name: "main".into(),
-            protocol: Protocol::File,
-            location: "/x".into(),
             subfolding: Some(vec![2, 2]),
-            hash_prefix: "_hash".into(),
-            schema_prefix: "_schema".into(),
-            filepath_prefix: None,
-            partition_pattern: None,
-            s3: None,
-            is_default: true,
+            ..crate::layout::tests::spec("_hash", "_schema")
         }
     }
 

@@ -300,22 +300,13 @@ pub fn counts_reference(sections: &[Section], shard: Shard, path: &str) -> bool 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Protocol;
     use crate::layout::sections;
     use crate::refs::refset::path_hash;
 
     fn spec(subfolding: Option<Vec<usize>>) -> StoreSpec {
         StoreSpec {
-            name: "main".into(),
-            protocol: Protocol::File,
-            location: "/x".into(),
             subfolding,
-            hash_prefix: "_hash".into(),
-            schema_prefix: "_schema".into(),
-            filepath_prefix: None,
-            partition_pattern: None,
-            s3: None,
-            is_default: true,
+            ..crate::layout::tests::spec("_hash", "_schema")
         }
     }
 
