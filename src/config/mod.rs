@@ -758,7 +758,7 @@ mod tests {
                 "badsecret": {"protocol": "s3", "endpoint": "e", "bucket": "b", "location": "",
                               "access_key": "a", "secret_key": 123456789},
                 "badsecure": {"protocol": "S3", "endpoint": "e", "bucket": "b", "location": "",
-                              "secure": "hunter2"},
+                              "secure": "a, expected hunter2"},
                 "zero": {"protocol": "file", "location": "/x", "subfolding": [2, 0]},
                 "tokens": {"protocol": "file", "location": "/x", "token_length": 12,
                            "stage": "/tmp/stage"}}}"#,

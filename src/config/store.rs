@@ -250,12 +250,14 @@ fn typed<T: DeserializeOwned>(
 
 /// A serde message without the value it quotes: `invalid type: string
 /// "hunter2", expected a boolean` becomes `invalid type, expected a boolean`.
+/// serde puts what it expected last, so the cut is at the last `, expected`
+/// (a value may itself hold the words).
 fn without_value(message: &str) -> String {
     for kind in ["invalid type", "invalid value", "invalid length"] {
         let quoted = message
             .strip_prefix(kind)
             .and_then(|rest| rest.strip_prefix(": "))
-            .and_then(|rest| rest.split_once(", expected "));
+            .and_then(|rest| rest.rsplit_once(", expected "));
         if let Some((_, expected)) = quoted {
             return format!("{kind}, expected {expected}");
         }
