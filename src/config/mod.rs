@@ -39,7 +39,7 @@ mod database;
 mod store;
 
 pub use database::{Backend, DatabaseConfig, Tls, TlsMode, DEFAULT_DB_TIMEOUT};
-pub use store::{Protocol, S3Spec, StoreSpec};
+pub use store::{AzureSpec, GcsSpec, GcsToken, Protocol, S3Spec, StoreSpec};
 
 use database::resolve_database;
 use store::parse_store;

@@ -48,6 +48,164 @@ pub struct S3Spec {
     pub secret_key: Option<Secret>,
 }
 
+/// How a GCS store is reached (`token`, as gcsfs reads it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GcsToken {
+    /// No `token` (or `"google_default"`, `"cloud"`): application-default
+    /// credentials (`GOOGLE_APPLICATION_CREDENTIALS`, gcloud's file, the
+    /// metadata server).
+    Default,
+    /// `"anon"`: no credentials, for public buckets and emulators.
+    Anonymous,
+    /// A credentials file: a service account's key or gcloud's
+    /// authorized-user file.
+    File(std::path::PathBuf),
+    /// A service account's key given inline (a dict, as gcsfs takes it).
+    ServiceAccountKey(Secret),
+}
+
+/// GCS connection settings of a store (`protocol: gcs`).
+#[derive(Clone, Debug)]
+pub struct GcsSpec {
+    pub bucket: String,
+    pub token: GcsToken,
+    pub project: Option<String>,
+    /// An emulator's address, from `STORAGE_EMULATOR_HOST` as gcsfs reads
+    /// it: requests go there, unsigned unless a token is given.
+    pub emulator: Option<String>,
+}
+
+/// Azure Blob connection settings of a store (`protocol: azure`).
+#[derive(Clone, Debug)]
+pub struct AzureSpec {
+    pub container: String,
+    pub account_name: Option<String>,
+    pub account_key: Option<Secret>,
+    pub connection_string: Option<Secret>,
+}
+
+/// The Azurite development account, which `UseDevelopmentStorage=true`
+/// names; its key is published by Microsoft.
+const DEVELOPMENT_ACCOUNT: &str = "devstoreaccount1";
+const DEVELOPMENT_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+const DEVELOPMENT_ENDPOINT: &str = "http://127.0.0.1:10000/devstoreaccount1";
+
+/// Where an Azure store is and how to sign for it, from its settings, the
+/// connection string in them, and the variables adlfs also reads
+/// (`AZURE_STORAGE_CONNECTION_STRING`, `AZURE_STORAGE_ACCOUNT_NAME`,
+/// `AZURE_STORAGE_ACCOUNT_KEY`, `AZURE_STORAGE_SAS_TOKEN`).
+#[derive(Clone, Debug, Default)]
+pub struct AzureAccount {
+    pub name: Option<String>,
+    /// The Blob service URL, without a trailing `/`.
+    pub endpoint: Option<String>,
+    pub key: Option<Secret>,
+    /// A shared access signature (query string), if given instead of a key.
+    pub sas: Option<Secret>,
+    /// Where the key or signature came from, for messages.
+    pub credential_source: String,
+}
+
+impl AzureSpec {
+    /// The account as the store's settings give it.
+    pub fn account(&self) -> AzureAccount {
+        self.account_with(&|name| std::env::var(name).ok())
+    }
+
+    /// The account, reading variables through `env`. Settings win over the
+    /// connection string's parts, and those over the variables.
+    pub fn account_with(&self, env: &dyn Fn(&str) -> Option<String>) -> AzureAccount {
+        let (connection, connection_source) = match &self.connection_string {
+            Some(text) => (
+                Some(text.expose().to_string()),
+                "connection_string of the store config",
+            ),
+            None if self.account_key.is_none() => (
+                env("AZURE_STORAGE_CONNECTION_STRING"),
+                "AZURE_STORAGE_CONNECTION_STRING",
+            ),
+            None => (None, ""),
+        };
+        let field = |wanted: &str| -> Option<String> {
+            connection.as_deref()?.split(';').find_map(|pair| {
+                let (key, value) = pair.split_once('=')?;
+                key.trim()
+                    .eq_ignore_ascii_case(wanted)
+                    .then(|| value.trim().to_string())
+            })
+        };
+        let development =
+            field("UseDevelopmentStorage").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let name = self
+            .account_name
+            .clone()
+            .or_else(|| field("AccountName"))
+            .or_else(|| development.then(|| DEVELOPMENT_ACCOUNT.to_string()))
+            .or_else(|| env("AZURE_STORAGE_ACCOUNT_NAME"));
+        let endpoint = field("BlobEndpoint")
+            .or_else(|| development.then(|| DEVELOPMENT_ENDPOINT.to_string()))
+            .or_else(|| {
+                let protocol = field("DefaultEndpointsProtocol").unwrap_or_else(|| "https".into());
+                let suffix = field("EndpointSuffix").unwrap_or_else(|| "core.windows.net".into());
+                Some(format!("{protocol}://{}.blob.{suffix}", name.as_deref()?))
+            })
+            .map(|e| e.trim_end_matches('/').to_string());
+        let (key, sas, credential_source) = if let Some(key) = &self.account_key {
+            (
+                Some(key.clone()),
+                None,
+                "account_key of the store config".to_string(),
+            )
+        } else if let Some(key) = field("AccountKey") {
+            (
+                Some(Secret::new(key)),
+                None,
+                format!("the AccountKey of {connection_source}"),
+            )
+        } else if development {
+            (
+                Some(Secret::new(DEVELOPMENT_KEY)),
+                None,
+                format!("UseDevelopmentStorage in {connection_source}"),
+            )
+        } else if let Some(sas) = field("SharedAccessSignature") {
+            (
+                None,
+                Some(Secret::new(sas)),
+                format!("the SharedAccessSignature of {connection_source}"),
+            )
+        } else if let Some(key) = env("AZURE_STORAGE_ACCOUNT_KEY") {
+            (
+                Some(Secret::new(key)),
+                None,
+                "AZURE_STORAGE_ACCOUNT_KEY".to_string(),
+            )
+        } else if let Some(sas) = env("AZURE_STORAGE_SAS_TOKEN") {
+            (
+                None,
+                Some(Secret::new(sas)),
+                "AZURE_STORAGE_SAS_TOKEN".to_string(),
+            )
+        } else {
+            (
+                None,
+                None,
+                "the Azure default credential chain (AZURE_CLIENT_ID/AZURE_CLIENT_SECRET/\
+                 AZURE_TENANT_ID, workload identity, managed identity)"
+                    .to_string(),
+            )
+        };
+        AzureAccount {
+            name,
+            endpoint,
+            key,
+            sas,
+            credential_source,
+        }
+    }
+}
+
 /// One validated store of `stores`, with DataJoint's defaults applied.
 #[derive(Clone, Debug)]
 pub struct StoreSpec {
@@ -64,6 +222,10 @@ pub struct StoreSpec {
     pub partition_pattern: Option<String>,
     /// Present for `protocol: s3`.
     pub s3: Option<S3Spec>,
+    /// Present for `protocol: gcs`.
+    pub gcs: Option<GcsSpec>,
+    /// Present for `protocol: azure`.
+    pub azure: Option<AzureSpec>,
     /// Whether `stores.default` names this store: then references that
     /// name no store are to it.
     pub is_default: bool,
@@ -133,17 +295,16 @@ store_settings! {
 
 store_settings! {
     /// `protocol: gcs`.
-    #[allow(dead_code)]
     GcsSettings {
         bucket: String,
-        token: Option<IgnoredAny>,
+        /// A path, a keyword, or a service account's key as a dict.
+        token: Option<Value>,
         project: Option<String>,
     }
 }
 
 store_settings! {
     /// `protocol: azure`.
-    #[allow(dead_code)]
     AzureSettings {
         container: String,
         account_name: Option<String>,
@@ -201,11 +362,29 @@ pub(super) fn parse_store(name: &str, raw: &Map<String, Value>) -> Result<StoreS
         Protocol::S3 => typed::<S3Settings>(name, protocol, settings)?,
         Protocol::Gcs => {
             let gcs: GcsSettings = typed(name, protocol, settings)?;
-            return spec(name, protocol, gcs.common(), None);
+            let connection = GcsSpec {
+                bucket: gcs.bucket.clone(),
+                token: gcs_token(name, gcs.token.as_ref())?,
+                project: gcs.project.clone(),
+                emulator: std::env::var("STORAGE_EMULATOR_HOST")
+                    .ok()
+                    .filter(|host| !host.is_empty()),
+            };
+            let mut spec = spec(name, protocol, gcs.common(), None)?;
+            spec.gcs = Some(connection);
+            return Ok(spec);
         }
         Protocol::Azure => {
             let azure: AzureSettings = typed(name, protocol, settings)?;
-            return spec(name, protocol, azure.common(), None);
+            let connection = AzureSpec {
+                container: azure.container.clone(),
+                account_name: azure.account_name.clone(),
+                account_key: azure.account_key.clone().map(Secret::new),
+                connection_string: azure.connection_string.clone().map(Secret::new),
+            };
+            let mut spec = spec(name, protocol, azure.common(), None)?;
+            spec.azure = Some(connection);
+            return Ok(spec);
         }
     };
     if s3.proxy_server.is_some() {
@@ -230,6 +409,34 @@ pub(super) fn parse_store(name: &str, raw: &Map<String, Value>) -> Result<StoreS
         secret_key: s3.secret_key.clone().map(Secret::new),
     };
     spec(name, protocol, s3.common(), Some(connection))
+}
+
+/// A GCS store's `token`, read as gcsfs reads it; the interactive logins
+/// gcsfs offers (`browser`, `cache`) have no place in an unattended job.
+fn gcs_token(name: &str, token: Option<&Value>) -> Result<GcsToken> {
+    match token {
+        None | Some(Value::Null) => Ok(GcsToken::Default),
+        Some(Value::String(text)) => match text.as_str() {
+            "google_default" | "cloud" => Ok(GcsToken::Default),
+            "anon" => Ok(GcsToken::Anonymous),
+            "browser" | "cache" => Err(Error::Config(format!(
+                "stores.{name}.token: {text:?} is an interactive login, which an unattended \
+                 job cannot do; give a service account's key file, or run `gcloud auth \
+                 application-default login` once and leave token out"
+            ))),
+            "" => Err(Error::Config(format!(
+                "stores.{name}.token: empty; leave it out for application-default credentials"
+            ))),
+            path => Ok(GcsToken::File(path.into())),
+        },
+        Some(key @ Value::Object(_)) => {
+            Ok(GcsToken::ServiceAccountKey(Secret::new(key.to_string())))
+        }
+        Some(_) => Err(Error::Config(format!(
+            "stores.{name}.token: expected a credentials file's path, \"anon\", or a service \
+             account's key as a dict"
+        ))),
+    }
 }
 
 /// `settings` read as `T`; an error names the store and the key at fault,
@@ -297,6 +504,8 @@ fn spec(
         filepath_prefix,
         partition_pattern: common.partition_pattern.map(str::to_string),
         s3,
+        gcs: None,
+        azure: None,
         is_default: false,
     })
 }

@@ -73,6 +73,15 @@ pub fn identity(spec: &StoreSpec, database: &DatabaseConfig) -> Identity {
         fields.push(("endpoint", s3.endpoint.clone()));
         fields.push(("bucket", s3.bucket.clone()));
     }
+    if let Some(gcs) = &spec.gcs {
+        fields.push(("bucket", gcs.bucket.clone()));
+    }
+    if let Some(azure) = &spec.azure {
+        let account = azure.account();
+        fields.push(("endpoint", account.endpoint.unwrap_or_default()));
+        fields.push(("account_name", account.name.unwrap_or_default()));
+        fields.push(("container", azure.container.clone()));
+    }
     fields
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))

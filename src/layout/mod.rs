@@ -368,6 +368,8 @@ pub(crate) mod tests {
             filepath_prefix: None,
             partition_pattern: None,
             s3: None,
+            gcs: None,
+            azure: None,
             is_default: true,
         }
     }

@@ -20,14 +20,19 @@
 //!   for a key with no object (a folder is not an object).
 //! * `put` and `get` carry djgc's own small files (quarantine manifests).
 
+mod azure;
 mod fs;
+mod gcs;
+mod http;
 pub mod keyspace;
 mod memory;
 mod s3;
 
 use std::time::SystemTime;
 
+pub use azure::AzureStore;
 pub use fs::FsStore;
+pub use gcs::GcsStore;
 pub use memory::MemoryStore;
 pub use s3::S3Store;
 
@@ -35,7 +40,7 @@ use crate::config::{Protocol, StoreSpec};
 pub use crate::error::{StoreError, StoreErrorKind};
 pub use std::ops::ControlFlow;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::keys::key_is_contained;
 
 /// Objects per listing batch: large enough to amortise channel hand-offs,
@@ -335,6 +340,83 @@ pub(crate) fn outside_section(section_prefix: &str, key: &str) -> StoreError {
     )
 }
 
+/// Lists the keys under `prefix` in `range` of a store whose keys all start
+/// with `root` (its `location`), as [`Store::list_range`] does: `list` runs
+/// on `runtime`, given the prefix and range with `root` before them and a
+/// bounded channel, while the calling thread hands what arrives, keys made
+/// store-relative, to `sink`; a sink that breaks closes the channel, which
+/// stops the listing.
+pub(crate) fn list_on_runtime<F, Fut>(
+    runtime: &tokio::runtime::Runtime,
+    root: &str,
+    prefix: &str,
+    range: &KeyRange,
+    concurrency: usize,
+    sink: &ListSink<'_>,
+    list: F,
+) where
+    F: FnOnce(String, KeyRange, tokio::sync::mpsc::Sender<Listing>) -> Fut + Send,
+    Fut: std::future::Future<Output = ()>,
+{
+    let full_prefix = format!("{root}{prefix}");
+    let full_range = KeyRange {
+        after: range.after.as_deref().map(|k| format!("{root}{k}")),
+        through: range.through.as_deref().map(|k| format!("{root}{k}")),
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel(concurrency * 2);
+    std::thread::scope(|scope| {
+        scope.spawn(|| runtime.block_on(list(full_prefix, full_range, tx)));
+        while let Some(item) = rx.blocking_recv() {
+            let item = match item {
+                Listing::Objects(mut objects) => {
+                    for object in &mut objects {
+                        object.key.drain(..root.len());
+                    }
+                    Listing::Objects(objects)
+                }
+                error => error,
+            };
+            if sink(item).is_break() {
+                break;
+            }
+        }
+        drop(rx); // stops the listing if the sink asked to
+    });
+}
+
+/// Deletes with `delete_batch` those of `keys` that are plain paths inside
+/// `section_prefix`, refusing the rest: one outcome per key, in order, as
+/// [`Store::delete`] answers. Every object store deletes through it, so no
+/// store can be handed a key outside the section.
+pub(crate) fn delete_inside(
+    section_prefix: &str,
+    keys: &[String],
+    delete_batch: impl FnOnce(&[&str]) -> Vec<Result<Deleted, StoreError>>,
+) -> Vec<Result<Deleted, StoreError>> {
+    let mut results: Vec<Option<Result<Deleted, StoreError>>> = Vec::with_capacity(keys.len());
+    let mut inside: Vec<(usize, &str)> = Vec::with_capacity(keys.len());
+    for (index, key) in keys.iter().enumerate() {
+        if key_is_contained(section_prefix, key) {
+            inside.push((index, key));
+            results.push(None);
+        } else {
+            results.push(Some(Err(outside_section(section_prefix, key))));
+        }
+    }
+    if !inside.is_empty() {
+        let batch: Vec<&str> = inside.iter().map(|&(_, k)| k).collect();
+        let deleted = delete_batch(&batch);
+        assert_eq!(deleted.len(), batch.len(), "one outcome per key");
+        for ((index, _), result) in inside.into_iter().zip(deleted) {
+            results[index] = Some(result);
+        }
+    }
+    results
+        .into_iter()
+        .map(|r| r.expect("every key answered"))
+        .collect()
+}
+
 /// How hard to work a store.
 #[derive(Clone, Copy, Debug)]
 pub struct OpenOptions {
@@ -349,10 +431,8 @@ pub fn open(spec: &StoreSpec, options: OpenOptions) -> Result<Box<dyn Store>> {
     match spec.protocol {
         Protocol::File => Ok(Box::new(FsStore::open(spec, options.jobs)?)),
         Protocol::S3 => Ok(Box::new(S3Store::open(spec, options.list_concurrency)?)),
-        other => Err(Error::Config(format!(
-            "store {:?} uses protocol {other}, which djgc cannot collect yet (supported: file, s3)",
-            spec.name
-        ))),
+        Protocol::Gcs => Ok(Box::new(GcsStore::open(spec, options.list_concurrency)?)),
+        Protocol::Azure => Ok(Box::new(AzureStore::open(spec, options.list_concurrency)?)),
     }
 }
 

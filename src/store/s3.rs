@@ -34,16 +34,14 @@ use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use aws_sdk_s3::Client;
 use futures_util::stream::{self, StreamExt};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use tokio::sync::mpsc;
 
 use super::keyspace::{list_parallel, Page, PageLister};
 use super::{
-    outside_section, refuse_move, too_large, Deleted, KeyRange, ListSink, Listing, Moved,
-    ObjectMeta, Store, StoreError, StoreErrorKind, SMALL_OBJECT_LIMIT,
+    delete_inside, refuse_move, too_large, Deleted, KeyRange, ListSink, Moved, ObjectMeta, Store,
+    StoreError, StoreErrorKind, SMALL_OBJECT_LIMIT,
 };
 use crate::config::StoreSpec;
 use crate::error::{Error, Result};
-use crate::keys::key_is_contained;
 
 /// Attempts per request before a page or a batch counts as failed.
 pub const MAX_ATTEMPTS: u32 = 8;
@@ -442,62 +440,23 @@ impl Store for S3Store {
     }
 
     fn list_range(&self, prefix: &str, range: &KeyRange, sink: &ListSink<'_>) {
-        let full_prefix = self.bucket_key(prefix);
-        let full_range = KeyRange {
-            after: range.after.as_deref().map(|k| self.bucket_key(k)),
-            through: range.through.as_deref().map(|k| self.bucket_key(k)),
-        };
-        let (tx, mut rx) = mpsc::channel(self.list_concurrency * 2);
-        std::thread::scope(|scope| {
-            scope.spawn(|| {
-                self.runtime.handle().block_on(list_parallel(
-                    self,
-                    &full_prefix,
-                    &full_range,
-                    self.list_concurrency,
-                    tx,
-                ))
-            });
-            while let Some(item) = rx.blocking_recv() {
-                let item = match item {
-                    Listing::Objects(mut objects) => {
-                        for object in &mut objects {
-                            object.key.drain(..self.root.len());
-                        }
-                        Listing::Objects(objects)
-                    }
-                    error => error,
-                };
-                if sink(item).is_break() {
-                    break;
-                }
-            }
-            drop(rx); // stops the listing if the sink asked to
-        });
+        super::list_on_runtime(
+            &self.runtime,
+            &self.root,
+            prefix,
+            range,
+            self.list_concurrency,
+            sink,
+            |prefix, range, out| async move {
+                list_parallel(self, &prefix, &range, self.list_concurrency, out).await
+            },
+        );
     }
 
     fn delete(&self, section_prefix: &str, keys: &[String]) -> Vec<Result<Deleted, StoreError>> {
-        let mut results: Vec<Option<Result<Deleted, StoreError>>> = Vec::with_capacity(keys.len());
-        let mut inside: Vec<(usize, &str)> = Vec::with_capacity(keys.len());
-        for (index, key) in keys.iter().enumerate() {
-            if key_is_contained(section_prefix, key) {
-                inside.push((index, key));
-                results.push(None);
-            } else {
-                results.push(Some(Err(outside_section(section_prefix, key))));
-            }
-        }
-        if !inside.is_empty() {
-            let batch: Vec<&str> = inside.iter().map(|&(_, k)| k).collect();
-            let deleted = self.runtime.handle().block_on(self.delete_batch(&batch));
-            for ((index, _), result) in inside.into_iter().zip(deleted) {
-                results[index] = Some(result);
-            }
-        }
-        results
-            .into_iter()
-            .map(|r| r.expect("every key answered"))
-            .collect()
+        delete_inside(section_prefix, keys, |inside| {
+            self.runtime.handle().block_on(self.delete_batch(inside))
+        })
     }
 
     fn rename(

@@ -8,7 +8,8 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use djgc::store::{
-    Deleted, FsStore, KeyRange, Listing, MemoryStore, Moved, ObjectMeta, S3Store, Store, LIST_BATCH,
+    AzureStore, Deleted, FsStore, GcsStore, KeyRange, Listing, MemoryStore, Moved, ObjectMeta,
+    S3Store, Store, LIST_BATCH,
 };
 use rayon::prelude::*;
 
@@ -32,28 +33,33 @@ trait Harness: Sync {
     }
 }
 
-struct S3(S3Store);
+/// An object store reached over the network (S3, GCS, Azure): objects
+/// go in with `put` and carry the upload time; cleared when done.
+struct Remote<S: Store> {
+    store: S,
+    reports_missing: bool,
+}
 
-impl Drop for S3 {
+impl<S: Store> Drop for Remote<S> {
     fn drop(&mut self) {
         if !std::thread::panicking() {
-            crate::common::clear_store(&self.0);
+            crate::common::clear_store(&self.store);
         }
     }
 }
 
-impl Harness for S3 {
+impl<S: Store> Harness for Remote<S> {
     fn store(&self) -> &dyn Store {
-        &self.0
+        &self.store
     }
     fn put(&self, key: &str, content: &[u8], _modified: SystemTime) {
-        self.0.put(key, content.to_vec()).unwrap();
+        self.store.put(key, content.to_vec()).unwrap();
     }
     fn keeps_given_time(&self) -> bool {
         false
     }
     fn reports_missing(&self) -> bool {
-        false
+        self.reports_missing
     }
 }
 
@@ -114,7 +120,26 @@ fn harnesses() -> Vec<(&'static str, Box<dyn Harness>)> {
         ("file, 4 threads", Box::new(Files::new(4))),
         (
             "s3, 16 listers",
-            Box::new(S3(S3Store::open(&spec, 16).unwrap())),
+            Box::new(Remote {
+                store: S3Store::open(&spec, 16).unwrap(),
+                reports_missing: false,
+            }),
+        ),
+        (
+            "gcs, 16 listers",
+            Box::new(Remote {
+                store: GcsStore::open(&crate::common::gcs_spec(&location), 16).unwrap(),
+                reports_missing: true,
+            }),
+        ),
+        (
+            "azure, 16 listers, pages of 100",
+            Box::new(Remote {
+                store: AzureStore::open(&crate::common::azure_spec(&location), 16)
+                    .unwrap()
+                    .with_page_size(100),
+                reports_missing: true,
+            }),
         ),
     ]
 }

@@ -52,6 +52,8 @@ pub fn s3_spec(location: &str, endpoint: &str, secret: &str) -> StoreSpec {
             access_key: Some(Secret::new(S3_ACCESS_KEY)),
             secret_key: Some(Secret::new(secret)),
         }),
+        gcs: None,
+        azure: None,
         is_default: true,
     }
 }
@@ -100,6 +102,53 @@ pub fn new_s3_location(label: &str) -> String {
         });
     });
     format!("t/{}", unique_schema(label))
+}
+
+/// The GCS emulator of `scripts/services.sh` and its test bucket.
+pub const GCS_EMULATOR: &str = "http://127.0.0.1:4443";
+pub const GCS_BUCKET: &str = "djgc-tests";
+/// Azurite, with the published development account, and its test container.
+pub const AZURE_CONNECTION: &str = "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;\
+     AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;\
+     BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;";
+pub const AZURE_CONTAINER: &str = "djgc-tests";
+
+/// The spec of a store at `location` on another protocol, with the shared
+/// settings of [`s3_spec`].
+fn cloud_spec(location: &str, protocol: Protocol) -> StoreSpec {
+    StoreSpec {
+        protocol,
+        location: location.into(),
+        s3: None,
+        ..s3_spec(location, S3_ENDPOINT, S3_SECRET_KEY)
+    }
+}
+
+/// The DataJoint spec of a GCS test store at `location` on the emulator.
+pub fn gcs_spec(location: &str) -> StoreSpec {
+    StoreSpec {
+        gcs: Some(djgc::config::GcsSpec {
+            bucket: GCS_BUCKET.into(),
+            token: djgc::config::GcsToken::Anonymous,
+            project: None,
+            emulator: Some(GCS_EMULATOR.into()),
+        }),
+        ..cloud_spec(location, Protocol::Gcs)
+    }
+}
+
+/// The DataJoint spec of an Azure test store at `location` on Azurite,
+/// reached by its connection string.
+pub fn azure_spec(location: &str) -> StoreSpec {
+    StoreSpec {
+        azure: Some(djgc::config::AzureSpec {
+            container: AZURE_CONTAINER.into(),
+            account_name: None,
+            account_key: None,
+            connection_string: Some(Secret::new(AZURE_CONNECTION)),
+        }),
+        ..cloud_spec(location, Protocol::Azure)
+    }
 }
 
 /// Deletes every object of a test store (its whole location).
