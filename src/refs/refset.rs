@@ -15,18 +15,40 @@ use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
 use xxhash_rust::xxh3::xxh3_64;
 
 /// The hash under which a store-relative path is recorded and probed: of
-/// its Unicode NFC form. A file system may keep a name in another form
-/// than the one written (macOS and some ZFS pools store NFD), so a row's
-/// `Ä` and a listed `A` + combining diaeresis must be the same path, or the
-/// live object would look orphaned. Two names differing only in form are
-/// then one path, which can only keep more. ASCII paths (nearly all) are
-/// hashed as they are.
+/// its Unicode NFC form, without the trailing dots of its segments.
+///
+/// A store may keep a name in another form than the one written, and then
+/// the row's path and the listed key must still be the same path, or the
+/// live object would look orphaned:
+/// * a file system may keep another Unicode form (macOS and some ZFS pools
+///   store NFD), so a row's `Ä` and a listed `A` + combining diaeresis;
+/// * Azure Blob Storage drops the trailing dots of every segment of a blob
+///   name, so a row's `name=Smith Jr./f` is listed as `name=Smith Jr/f`
+///   (its emulator, Azurite, keeps them: the same rule serves both).
+///
+/// Two names differing only so are then one path, which can only keep
+/// more. Paths with neither (nearly all) are hashed as they are.
 #[inline]
 pub fn path_hash(path: &str) -> u64 {
+    let undotted;
+    let path = if path.ends_with('.') || path.contains("./") {
+        undotted = without_trailing_dots(path);
+        undotted.as_str()
+    } else {
+        path
+    };
     if path.is_ascii() || is_nfc_quick(path.chars()) == IsNormalized::Yes {
         return xxh3_64(path.as_bytes());
     }
     xxh3_64(path.nfc().collect::<String>().as_bytes())
+}
+
+/// `path` with the dots that end any of its segments removed.
+fn without_trailing_dots(path: &str) -> String {
+    path.split('/')
+        .map(|segment| segment.trim_end_matches('.'))
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// A set of path hashes.
@@ -100,5 +122,15 @@ mod tests {
         assert_ne!(composed, decomposed);
         assert_eq!(path_hash(composed), path_hash(decomposed));
         assert_ne!(path_hash(composed), path_hash("_schema/a/t/name=Jager/f"));
+    }
+
+    #[test]
+    fn a_name_azure_stored_without_its_trailing_dots_is_the_same_path() {
+        let written = "_schema/a/t/name=Smith Jr./f.";
+        assert_eq!(path_hash(written), path_hash("_schema/a/t/name=Smith Jr/f"));
+        assert_eq!(path_hash("_hash/a/x.."), path_hash("_hash/a/x"));
+        // Dots inside a name are part of it.
+        assert_ne!(path_hash("_schema/a/t/f.npy"), path_hash("_schema/a/t/fnpy"));
+        assert_ne!(path_hash("_schema/a/t/id=1/f"), path_hash("_schema/a/t/id=1f"));
     }
 }
