@@ -13,7 +13,7 @@ use clap::Parser;
 use djgc::config::{Config, Protocol};
 use djgc::fixture::{self, FixtureSpec};
 use djgc::refs::db::Database;
-use djgc::store::{collect_keys, S3Store, Store};
+use djgc::store::{collect_keys, Store};
 
 #[derive(Parser)]
 #[command(
@@ -75,14 +75,17 @@ fn main() -> anyhow::Result<()> {
             }
             None
         }
-        Protocol::S3 => {
-            let store = S3Store::open(&spec, 32)?;
+        _ => {
+            let options = djgc::store::OpenOptions {
+                jobs: 2,
+                list_concurrency: 32,
+            };
+            let store = djgc::store::open(&spec, options)?;
             for section in &sections {
-                clear(&store, &section.prefix)?;
+                clear(store.as_ref(), &section.prefix)?;
             }
             Some(store)
         }
-        other => bail!("store {:?}: protocol {other} is not supported", spec.name),
     };
 
     let fixture_spec = FixtureSpec {
@@ -105,7 +108,7 @@ fn main() -> anyhow::Result<()> {
     let outcome = runtime.block_on(async {
         let db = Database::connect(&config.database, 4).await?;
         let target = match &s3 {
-            Some(store) => fixture::Target::S3(store),
+            Some(store) => fixture::Target::Store(store.as_ref()),
             None => fixture::Target::Folder(&root),
         };
         fixture::create(&db, target, &fixture_spec).await

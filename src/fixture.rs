@@ -26,7 +26,7 @@ use xxhash_rust::xxh3::{xxh3_128, xxh3_64};
 use crate::config::Backend;
 use crate::error::{Error, Result};
 use crate::refs::db::Database;
-use crate::store::{S3Store, Store};
+use crate::store::Store;
 
 /// What to generate.
 #[derive(Clone, Debug)]
@@ -270,12 +270,13 @@ fn plan(spec: &FixtureSpec) -> (Vec<FileSpec>, Vec<RowSpec>) {
 }
 
 /// Where a fixture's objects go.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub enum Target<'a> {
     /// A file store's root folder; mtimes are set (old, or now for young orphans).
     Folder(&'a Path),
-    /// An S3 store; every object's mtime is its upload time.
-    S3(&'a S3Store),
+    /// An object store (S3, GCS, Azure); every object's mtime is its
+    /// upload time.
+    Store(&'a dyn Store),
 }
 
 /// Creates the schema (dropping any earlier one of that name), its tables and
@@ -300,7 +301,7 @@ pub async fn create(
             .zip(young_by_index.par_iter())
             .try_for_each(|(file, &young)| match target {
                 Target::Folder(root) => write_file(root, file, if young { now } else { old }),
-                Target::S3(store) => store
+                Target::Store(store) => store
                     .put(&file.key, file.content.clone())
                     .map_err(|source| Error::Store {
                         store: store.name().to_string(),
@@ -310,7 +311,7 @@ pub async fn create(
     };
     match target {
         // Uploads wait on the network: many in flight, whatever the core count.
-        Target::S3(_) => rayon::ThreadPoolBuilder::new()
+        Target::Store(_) => rayon::ThreadPoolBuilder::new()
             .num_threads(S3_UPLOADS_IN_FLIGHT)
             .build()
             .map_err(|e| Error::Config(format!("cannot start upload threads: {e}")))?

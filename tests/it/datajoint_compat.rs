@@ -23,7 +23,7 @@ fn djgc_matches_dj_gc_and_datajoint_loads_every_row_after_delete() {
             // S3 uploads are slow here: one layout per backend is enough there.
             let layouts: &[Option<&[usize]>] = match kind {
                 Kind::File => &[None, Some(&[2, 2])],
-                Kind::S3 => &[Some(&[2, 2])],
+                Kind::S3 | Kind::Gcs | Kind::Azure => &[Some(&[2, 2])],
             };
             layouts
                 .iter()

@@ -61,8 +61,8 @@ fn row(
 /// manifest path). Two data files, one gzipped; besides the store's objects
 /// it lists an object outside the store, an old version and a delete marker.
 fn write_inventory(env: &Env, created: SystemTime, label: &str) -> (String, PathBuf) {
-    let (location, store) = env.s3.as_ref().unwrap();
-    let mut rows: Vec<String> = objects(store)
+    let (location, store) = env.remote.as_ref().unwrap();
+    let mut rows: Vec<String> = objects(store.as_ref())
         .iter()
         .map(|o| {
             row(
@@ -209,7 +209,7 @@ fn an_inventory_gives_the_listing_orphans_and_lags_safely() {
     assert_eq!(union, truth.orphans);
 
     // The bucket moves on: an orphan deleted, one rewritten, one object added.
-    let (_, store) = env.s3.as_ref().unwrap();
+    let (_, store) = env.remote.as_ref().unwrap();
     let deleted = &truth.orphans[0];
     let rewritten = &truth.orphans[1];
     let added = format!("_schema/{schema}/npy_item/late.bin");

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::common::{all_envs, read_lines, stderr, unique_schema, Env};
+use crate::common::{all_envs, cloud_envs, read_lines, stderr, unique_schema, Env};
 use djgc::fixture::FixtureSpec;
 
 #[test]
@@ -158,7 +158,7 @@ fn quarantine_a_fixture(
 
 #[test]
 fn quarantine_moves_orphans_aside_and_restore_puts_them_back_byte_for_byte() {
-    for mut env in all_envs() {
+    for mut env in all_envs().chain(cloud_envs()) {
         let what = format!("{:?}/{:?}", env.kind(), env.backend);
         let (schema, truth, before, r) = quarantine_a_fixture(&mut env, "quar");
         assert_eq!(r["quarantined"], truth.orphans.len(), "{what}: {r}");
@@ -230,7 +230,7 @@ fn quarantine_moves_orphans_aside_and_restore_puts_them_back_byte_for_byte() {
 
 #[test]
 fn purge_waits_for_the_grace_period_then_deletes_and_puts_back_what_is_referenced() {
-    for mut env in all_envs() {
+    for mut env in all_envs().chain(cloud_envs()) {
         let what = format!("{:?}/{:?}", env.kind(), env.backend);
         let (schema, truth, before, r) = quarantine_a_fixture(&mut env, "purge");
         let run = r["quarantine_run"].as_str().unwrap().to_string();
@@ -367,9 +367,9 @@ fn apply_deletes_exactly_the_plan_skipping_what_changed_and_refuses_another_stor
             crate::common::Kind::File => {
                 std::fs::remove_file(env.store_root().join(vanished)).unwrap()
             }
-            crate::common::Kind::S3 => {
-                let (_, store) = env.s3.as_ref().unwrap();
-                djgc::store::Store::delete(store, "_schema/", std::slice::from_ref(vanished));
+            _ => {
+                let (_, store) = env.remote.as_ref().unwrap();
+                djgc::store::Store::delete(store.as_ref(), "_schema/", std::slice::from_ref(vanished));
             }
         }
         let table = format!("{}.{}", env.db.quote(&schema), env.db.quote("_npy_item"));
@@ -400,7 +400,7 @@ fn apply_deletes_exactly_the_plan_skipping_what_changed_and_refuses_another_stor
         let text = std::fs::read_to_string(&config).unwrap();
         let moved = match env.kind() {
             crate::common::Kind::File => text.replace("/store\"", "/elsewhere\""),
-            crate::common::Kind::S3 => text.replace("\"location\": \"t/", "\"location\": \"u/"),
+            _ => text.replace("\"location\": \"t/", "\"location\": \"u/"),
         };
         assert_ne!(moved, text);
         std::fs::create_dir_all(env.dir.path().join("elsewhere")).unwrap();
@@ -442,8 +442,8 @@ fn write_while(
         let id = 20_000 + i;
         let key = format!("_schema/{schema}/npy_item/id={id}/arr_w{i}.npy");
         let body = format!("written while collecting {i}").into_bytes();
-        match &env.s3 {
-            Some((_, store)) => djgc::store::Store::put(store, &key, body.clone()).unwrap(),
+        match &env.remote {
+            Some((_, store)) => djgc::store::Store::put(store.as_ref(), &key, body.clone()).unwrap(),
             None => crate::common::put_file(
                 &env.store_root(),
                 &key,

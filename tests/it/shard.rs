@@ -1,5 +1,6 @@
 //! Sharded runs, end to end: N separate djgc processes on one fixture, as an
-//! array job runs them, against a real database and a file or S3 store.
+//! array job runs them, against a real database and a file, S3, GCS or
+//! Azure store.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -112,6 +113,8 @@ fn shards_judge_every_object_once_and_add_up_to_one_run() {
         (Backend::MySql, Kind::File, Some(vec![2, 2])),
         (Backend::PostgreSql, Kind::File, None),
         (Backend::MySql, Kind::S3, None),
+        (Backend::MySql, Kind::Gcs, None),
+        (Backend::PostgreSql, Kind::Azure, Some(vec![2, 2])),
     ];
     for (backend, kind, subfolding) in cases {
         let mut env = Env::with_store(backend, kind);

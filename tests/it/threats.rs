@@ -483,8 +483,8 @@ fn an_edited_plan_cannot_widen_what_apply_deletes() {
 
         // The victim's live hash objects, with the size and time a listing gives.
         let listing = djgc::store::FsStore::new("l", env.store_root(), 2);
-        let listed: Vec<djgc::store::ObjectMeta> = match &env.s3 {
-            Some((_, store)) => objects(store, &format!("_hash/{victim}/")),
+        let listed: Vec<djgc::store::ObjectMeta> = match &env.remote {
+            Some((_, store)) => objects(store.as_ref(), &format!("_hash/{victim}/")),
             None => objects(&listing, &format!("_hash/{victim}/")),
         };
         let live: Vec<&djgc::store::ObjectMeta> = listed
@@ -574,8 +574,8 @@ fn an_edited_plan_cannot_widen_what_apply_deletes() {
             .iter()
             .position(|s| s["prefix"] == format!("_schema/{own}/"))
             .unwrap();
-        let listed = match &env.s3 {
-            Some((_, store)) => objects(store, &format!("{upload}/")),
+        let listed = match &env.remote {
+            Some((_, store)) => objects(store.as_ref(), &format!("{upload}/")),
             None => objects(&listing, &format!("{upload}/")),
         };
         assert_eq!(listed.len(), 2, "{what}");

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use djgc::config::{Backend, DatabaseConfig, Protocol, S3Spec, Secret, StoreSpec};
 use djgc::fixture::{self, FixtureOutcome, FixtureSpec, Target};
 use djgc::refs::db::{Database, Pool};
-use djgc::store::{S3Store, Store};
+use djgc::store::{AzureStore, GcsStore, S3Store, Store};
 use serde_json::Value;
 
 pub const BACKENDS: [Backend; 2] = [Backend::MySql, Backend::PostgreSql];
@@ -30,6 +30,8 @@ pub const S3_BUCKET: &str = "djgc-tests";
 pub enum Kind {
     File,
     S3,
+    Gcs,
+    Azure,
 }
 
 pub const KINDS: [Kind; 2] = [Kind::File, Kind::S3];
@@ -64,6 +66,18 @@ pub fn all_envs() -> impl Iterator<Item = Env> {
         .into_iter()
         .flat_map(|kind| BACKENDS.map(move |backend| (kind, backend)))
         .map(|(kind, backend)| Env::with_store(backend, kind))
+}
+
+/// One fresh environment on each of the GCS and Azure emulators (one
+/// database backend each): for the tests that every protocol must pass
+/// beyond the conformance suite (quarantine, restore, purge, shards).
+pub fn cloud_envs() -> impl Iterator<Item = Env> {
+    [
+        (Kind::Gcs, Backend::MySql),
+        (Kind::Azure, Backend::PostgreSql),
+    ]
+    .into_iter()
+    .map(|(kind, backend)| Env::with_store(backend, kind))
 }
 
 /// A store location in the test bucket that no other test uses; creates
@@ -208,8 +222,10 @@ pub struct Env {
     pub db: Database,
     pub dir: tempfile::TempDir,
     pub schemas: Vec<String>,
-    /// The store location in the test bucket and an open store, for S3 environments.
-    pub s3: Option<(String, S3Store)>,
+    /// The store location in the test bucket or container and an open
+    /// store, for S3, GCS and Azure environments.
+    pub remote: Option<(String, Box<dyn Store>)>,
+    kind: Kind,
 }
 
 impl Env {
@@ -231,11 +247,27 @@ impl Env {
             .unwrap_or_else(|e| panic!("{e}\n(is the database up? run scripts/services.sh)"));
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("store")).unwrap();
-        let s3 = (kind == Kind::S3).then(|| {
-            let location = new_s3_location("s3");
-            let store = S3Store::open(&s3_spec(&location, S3_ENDPOINT, S3_SECRET_KEY), 8).unwrap();
-            (location, store)
-        });
+        let remote = match kind {
+            Kind::File => None,
+            Kind::S3 => {
+                let location = new_s3_location("s3");
+                let spec = s3_spec(&location, S3_ENDPOINT, S3_SECRET_KEY);
+                let store: Box<dyn Store> = Box::new(S3Store::open(&spec, 8).unwrap());
+                Some((location, store))
+            }
+            Kind::Gcs => {
+                let location = format!("t/{}", unique_schema("gcs"));
+                let store: Box<dyn Store> =
+                    Box::new(GcsStore::open(&gcs_spec(&location), 8).unwrap());
+                Some((location, store))
+            }
+            Kind::Azure => {
+                let location = format!("t/{}", unique_schema("azure"));
+                let store: Box<dyn Store> =
+                    Box::new(AzureStore::open(&azure_spec(&location), 8).unwrap());
+                Some((location, store))
+            }
+        };
         Env {
             backend,
             database,
@@ -243,22 +275,19 @@ impl Env {
             db,
             dir,
             schemas: Vec::new(),
-            s3,
+            remote,
+            kind,
         }
     }
 
     pub fn kind(&self) -> Kind {
-        if self.s3.is_some() {
-            Kind::S3
-        } else {
-            Kind::File
-        }
+        self.kind
     }
 
     /// Every key in the store, sorted.
     pub fn keys(&self) -> Vec<String> {
-        match &self.s3 {
-            Some((_, store)) => store_keys(store, ""),
+        match &self.remote {
+            Some((_, store)) => store_keys(store.as_ref(), ""),
             None => all_files(&self.store_root()),
         }
     }
@@ -284,13 +313,22 @@ impl Env {
             Some(s) => format!("{s:?}"),
             None => "null".to_string(),
         };
-        let store = match &self.s3 {
-            Some((location, _)) => format!(
+        let location = self.remote.as_ref().map_or("", |(l, _)| l.as_str());
+        let store = match self.kind {
+            Kind::S3 => format!(
                 r#""protocol": "s3", "endpoint": "{S3_ENDPOINT}", "bucket": "{S3_BUCKET}",
                    "location": "{location}", "access_key": "{S3_ACCESS_KEY}",
                    "secret_key": "{S3_SECRET_KEY}", "secure": false"#
             ),
-            None => format!(
+            Kind::Gcs => format!(
+                r#""protocol": "gcs", "bucket": "{GCS_BUCKET}", "location": "{location}",
+                   "token": "anon""#
+            ),
+            Kind::Azure => format!(
+                r#""protocol": "azure", "container": "{AZURE_CONTAINER}", "location": "{location}",
+                   "connection_string": "{AZURE_CONNECTION}""#
+            ),
+            Kind::File => format!(
                 r#""protocol": "file", "location": "{}""#,
                 self.store_root().display()
             ),
@@ -313,8 +351,8 @@ impl Env {
     pub fn fixture(&mut self, spec: &FixtureSpec) -> FixtureOutcome {
         self.schemas.push(spec.schema.clone());
         let root = self.store_root();
-        let target = match &self.s3 {
-            Some((_, store)) => Target::S3(store),
+        let target = match &self.remote {
+            Some((_, store)) => Target::Store(store.as_ref()),
             None => Target::Folder(&root),
         };
         self.rt
@@ -356,7 +394,7 @@ impl Env {
 
     /// Writes an object (in a file store, with an old mtime).
     pub fn put(&self, key: &str, content: &str) {
-        match &self.s3 {
+        match &self.remote {
             Some((_, store)) => store.put(key, content.as_bytes().to_vec()).unwrap(),
             None => put_old_file(&self.store_root(), key, content),
         }
@@ -365,8 +403,8 @@ impl Env {
     /// Every object of the store with its size, by key, from one listing.
     pub fn sizes(&self) -> std::collections::BTreeMap<String, u64> {
         let files;
-        let store: &dyn Store = match &self.s3 {
-            Some((_, store)) => store,
+        let store: &dyn Store = match &self.remote {
+            Some((_, store)) => store.as_ref(),
             None => {
                 files = djgc::store::FsStore::new("sizes", self.store_root(), 2);
                 &files
@@ -398,7 +436,7 @@ impl Env {
         readers.install(|| {
             keys.into_par_iter()
                 .map(|key| {
-                    let body = match &self.s3 {
+                    let body = match &self.remote {
                         Some((_, store)) => store.get(&key).unwrap().unwrap(),
                         None => std::fs::read(self.store_root().join(&key)).unwrap(),
                     };
@@ -409,8 +447,8 @@ impl Env {
     }
 
     pub fn exists(&self, key: &str) -> bool {
-        match &self.s3 {
-            Some((_, store)) => store_keys(store, key).iter().any(|k| k == key),
+        match &self.remote {
+            Some((_, store)) => store_keys(store.as_ref(), key).iter().any(|k| k == key),
             None => self.store_root().join(key).exists(),
         }
     }
@@ -418,9 +456,9 @@ impl Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
-        if let Some((_, store)) = &self.s3 {
+        if let Some((_, store)) = &self.remote {
             if !std::thread::panicking() {
-                clear_store(store);
+                clear_store(store.as_ref());
             }
         }
         for schema in &self.schemas {
@@ -472,6 +510,8 @@ pub fn djgc_command(dir: &Path, args: &[&str]) -> Command {
 pub fn clean_command(program: impl AsRef<std::ffi::OsStr>, dir: &Path) -> Command {
     let mut command = Command::new(program);
     command.current_dir(dir);
+    // The GCS emulator of scripts/services.sh, where the tests' gcs stores are.
+    command.env("STORAGE_EMULATOR_HOST", GCS_EMULATOR);
     for name in [
         "DJ_STORES",
         "DJ_HOST",
@@ -488,6 +528,11 @@ pub fn clean_command(program: impl AsRef<std::ffi::OsStr>, dir: &Path) -> Comman
         "SLURM_ARRAY_TASK_MIN",
         "SLURM_ARRAY_TASK_COUNT",
         "JOB_COMPLETION_INDEX",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "AZURE_STORAGE_CONNECTION_STRING",
+        "AZURE_STORAGE_ACCOUNT_NAME",
+        "AZURE_STORAGE_ACCOUNT_KEY",
+        "AZURE_STORAGE_SAS_TOKEN",
     ] {
         command.env_remove(name);
     }
