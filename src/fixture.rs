@@ -301,12 +301,14 @@ pub async fn create(
             .zip(young_by_index.par_iter())
             .try_for_each(|(file, &young)| match target {
                 Target::Folder(root) => write_file(root, file, if young { now } else { old }),
-                Target::Store(store) => store
-                    .put(&file.key, file.content.clone())
-                    .map_err(|source| Error::Store {
-                        store: store.name().to_string(),
-                        source,
-                    }),
+                Target::Store(store) => {
+                    store
+                        .put(&file.key, file.content.clone())
+                        .map_err(|source| Error::Store {
+                            store: store.name().to_string(),
+                            source,
+                        })
+                }
             })
     };
     match target {

@@ -549,3 +549,115 @@ fn check_prefix_separation(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(settings: Value) -> Result<StoreSpec> {
+        parse_store("cloud", settings.as_object().unwrap())
+    }
+
+    #[test]
+    fn gcs_tokens_are_read_as_gcsfs_reads_them() {
+        let with = |token: Value| {
+            let mut settings =
+                serde_json::json!({"protocol": "gcs", "bucket": "b", "location": "dj"});
+            if !token.is_null() {
+                settings["token"] = token;
+            }
+            store(settings).map(|spec| spec.gcs.unwrap().token)
+        };
+        assert_eq!(with(Value::Null).unwrap(), GcsToken::Default);
+        assert_eq!(with("google_default".into()).unwrap(), GcsToken::Default);
+        assert_eq!(with("anon".into()).unwrap(), GcsToken::Anonymous);
+        assert_eq!(
+            with("/keys/sa.json".into()).unwrap(),
+            GcsToken::File("/keys/sa.json".into())
+        );
+        let key = serde_json::json!({"type": "service_account", "private_key": "PRIVATE"});
+        match with(key).unwrap() {
+            GcsToken::ServiceAccountKey(secret) => assert!(secret.expose().contains("PRIVATE")),
+            other => panic!("{other:?}"),
+        }
+        let e = with("browser".into()).unwrap_err().to_string();
+        assert!(
+            e.contains("stores.cloud.token") && e.contains("interactive"),
+            "{e}"
+        );
+        assert!(with(7.into()).is_err());
+        let e = store(serde_json::json!({"protocol": "gcs", "location": "dj"}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bucket"), "{e}");
+    }
+
+    #[test]
+    fn azure_accounts_come_from_settings_then_connection_string_then_variables() {
+        let spec = |settings: Value| store(settings).unwrap().azure.unwrap();
+        let no_env = |_: &str| None;
+        let key = "a2V5"; // "key"
+        let from_string = spec(serde_json::json!({
+            "protocol": "azure", "container": "c", "location": "dj",
+            "connection_string": format!(
+                "DefaultEndpointsProtocol=http;AccountName=lab;AccountKey={key};EndpointSuffix=example.org"
+            )
+        }))
+        .account_with(&no_env);
+        assert_eq!(from_string.name.as_deref(), Some("lab"));
+        assert_eq!(
+            from_string.endpoint.as_deref(),
+            Some("http://lab.blob.example.org")
+        );
+        assert_eq!(from_string.key.unwrap().expose(), key);
+        assert!(from_string.credential_source.contains("connection_string"));
+
+        let emulator = spec(serde_json::json!({
+            "protocol": "azure", "container": "c", "location": "dj",
+            "connection_string": "UseDevelopmentStorage=true"
+        }))
+        .account_with(&no_env);
+        assert_eq!(emulator.name.as_deref(), Some(DEVELOPMENT_ACCOUNT));
+        assert_eq!(emulator.endpoint.as_deref(), Some(DEVELOPMENT_ENDPOINT));
+
+        let private = spec(serde_json::json!({
+            "protocol": "azure", "container": "c", "location": "dj",
+            "connection_string": "AccountName=lab;SharedAccessSignature=sv=1&sig=x;BlobEndpoint=https://blob.private.example/"
+        }))
+        .account_with(&no_env);
+        assert_eq!(
+            private.endpoint.as_deref(),
+            Some("https://blob.private.example")
+        );
+        assert_eq!(private.sas.unwrap().expose(), "sv=1&sig=x");
+        assert!(private.key.is_none());
+
+        let env = |name: &str| match name {
+            "AZURE_STORAGE_ACCOUNT_KEY" => Some("ZW52".to_string()),
+            _ => None,
+        };
+        let named = spec(serde_json::json!({
+            "protocol": "azure", "container": "c", "location": "dj", "account_name": "lab"
+        }));
+        let by_variable = named.account_with(&env);
+        assert_eq!(
+            by_variable.endpoint.as_deref(),
+            Some("https://lab.blob.core.windows.net")
+        );
+        assert_eq!(by_variable.credential_source, "AZURE_STORAGE_ACCOUNT_KEY");
+        let chain = named.account_with(&no_env);
+        assert!(chain.key.is_none() && chain.sas.is_none());
+        assert!(chain.credential_source.contains("default credential chain"));
+        // A key in the settings wins over the variables.
+        let keyed = spec(serde_json::json!({
+            "protocol": "azure", "container": "c", "location": "dj",
+            "account_name": "lab", "account_key": key
+        }))
+        .account_with(&env);
+        assert_eq!(keyed.key.unwrap().expose(), key);
+        assert!(store(serde_json::json!({
+            "protocol": "azure", "container": "c", "location": "dj", "account_url": "x"
+        }))
+        .is_err());
+    }
+}

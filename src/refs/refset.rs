@@ -130,7 +130,13 @@ mod tests {
         assert_eq!(path_hash(written), path_hash("_schema/a/t/name=Smith Jr/f"));
         assert_eq!(path_hash("_hash/a/x.."), path_hash("_hash/a/x"));
         // Dots inside a name are part of it.
-        assert_ne!(path_hash("_schema/a/t/f.npy"), path_hash("_schema/a/t/fnpy"));
-        assert_ne!(path_hash("_schema/a/t/id=1/f"), path_hash("_schema/a/t/id=1f"));
+        assert_ne!(
+            path_hash("_schema/a/t/f.npy"),
+            path_hash("_schema/a/t/fnpy")
+        );
+        assert_ne!(
+            path_hash("_schema/a/t/id=1/f"),
+            path_hash("_schema/a/t/id=1f")
+        );
     }
 }

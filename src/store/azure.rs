@@ -673,7 +673,10 @@ impl AzureStore {
             .filter_map(|b| b.key.strip_prefix(prefix.as_str())?.split_once('/'))
             .map(|(folder, _)| folder)
             .collect();
-        let split = first.next.is_some() && (1..=SPLIT_SPAN).contains(&folders.len());
+        // One part at a time gains nothing from splitting.
+        let split = self.list_concurrency > 1
+            && first.next.is_some()
+            && (1..=SPLIT_SPAN).contains(&folders.len());
         let first_keys: Vec<String> = if split {
             first.blobs.iter().map(|b| b.key.clone()).collect()
         } else {

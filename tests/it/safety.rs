@@ -369,7 +369,11 @@ fn apply_deletes_exactly_the_plan_skipping_what_changed_and_refuses_another_stor
             }
             _ => {
                 let (_, store) = env.remote.as_ref().unwrap();
-                djgc::store::Store::delete(store.as_ref(), "_schema/", std::slice::from_ref(vanished));
+                djgc::store::Store::delete(
+                    store.as_ref(),
+                    "_schema/",
+                    std::slice::from_ref(vanished),
+                );
             }
         }
         let table = format!("{}.{}", env.db.quote(&schema), env.db.quote("_npy_item"));
@@ -443,7 +447,9 @@ fn write_while(
         let key = format!("_schema/{schema}/npy_item/id={id}/arr_w{i}.npy");
         let body = format!("written while collecting {i}").into_bytes();
         match &env.remote {
-            Some((_, store)) => djgc::store::Store::put(store.as_ref(), &key, body.clone()).unwrap(),
+            Some((_, store)) => {
+                djgc::store::Store::put(store.as_ref(), &key, body.clone()).unwrap()
+            }
             None => crate::common::put_file(
                 &env.store_root(),
                 &key,

@@ -594,3 +594,32 @@ fn put_and_get_round_trip_whole_objects() {
         );
     }
 }
+
+#[test]
+fn cloud_stores_refuse_bad_credentials_naming_where_they_came_from() {
+    let location = format!("t/{}", crate::common::unique_schema("denied"));
+    let mut spec = crate::common::azure_spec(&location);
+    let wrong_key = crate::common::AZURE_CONNECTION.replace("AccountKey=Eby8", "AccountKey=Xby8");
+    spec.azure.as_mut().unwrap().connection_string = Some(djgc::config::Secret::new(wrong_key));
+    let e = AzureStore::open(&spec, 4).unwrap_err().to_string();
+    assert!(
+        e.contains("access denied") && e.contains("AccountKey of connection_string"),
+        "{e}"
+    );
+    assert!(!e.contains("Xby8"), "the key leaked: {e}");
+
+    let mut spec = crate::common::azure_spec(&location);
+    spec.azure.as_mut().unwrap().container = "no-such-container".into();
+    let e = AzureStore::open(&spec, 4).unwrap_err().to_string();
+    assert!(e.contains("container does not exist"), "{e}");
+
+    let mut spec = crate::common::gcs_spec(&location);
+    spec.gcs.as_mut().unwrap().token = djgc::config::GcsToken::File("/nonexistent/sa.json".into());
+    let e = GcsStore::open(&spec, 4).unwrap_err().to_string();
+    assert!(e.contains("/nonexistent/sa.json"), "{e}");
+
+    let mut spec = crate::common::gcs_spec(&location);
+    spec.gcs.as_mut().unwrap().bucket = "no-such-bucket".into();
+    let e = GcsStore::open(&spec, 4).unwrap_err().to_string();
+    assert!(e.contains("bucket does not exist"), "{e}");
+}
