@@ -74,6 +74,7 @@ pub fn identity(spec: &StoreSpec, database: &DatabaseConfig) -> Identity {
         fields.push(("bucket", s3.bucket.clone()));
     }
     if let Some(gcs) = &spec.gcs {
+        fields.push(("endpoint", gcs.emulator.clone().unwrap_or_default()));
         fields.push(("bucket", gcs.bucket.clone()));
     }
     if let Some(azure) = &spec.azure {
@@ -86,6 +87,11 @@ pub fn identity(spec: &StoreSpec, database: &DatabaseConfig) -> Identity {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect()
+}
+
+/// The hash of a stored key's exact bytes: its identity when confirming.
+fn key_hash(key: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(key.as_bytes())
 }
 
 /// A short digest of an identity, to tell plans apart at a glance.
@@ -327,7 +333,12 @@ pub fn check_identity(header: &PlanHeader, current: &Identity) -> Result<()> {
 }
 
 /// Confirms, just before deletion, that each orphan is still the object that
-/// was judged, and drops the others; returns how many were dropped. A plan
+/// was judged, and drops the others; returns how many were dropped.
+///
+/// An object is confirmed by its exact key ([`key_hash`]), never by the
+/// path it stands for ([`path_hash`], which takes `a./f` and `a/f`, or two
+/// Unicode forms of a name, for one path): what is deleted must be the
+/// very key that was seen unchanged. A plan
 /// judged from a listing is listed again (its sections or shard ranges); one judged
 /// from an S3 Inventory, which may be days old, is checked object by object
 /// with `HEAD`, in batches, rather than by listing the bucket the
@@ -337,7 +348,7 @@ pub fn confirm_unchanged(plan: &mut Plan, store: &dyn Store) -> Result<u64> {
     let any_age = SystemTime::now() + Duration::from_secs(86_400);
     if plan.report.inventory.is_some() {
         let confirmed = head_confirmed(plan, store, any_age)?;
-        return plan.retain_orphans(|o| confirmed.contains(path_hash(&o.key)));
+        return plan.retain_orphans(|o| confirmed.contains(key_hash(&o.key)));
     }
     let check = ListingCheck::new(plan, any_age)?;
     list_plan_sections(plan, store, &check);
@@ -425,7 +436,7 @@ fn head_confirmed(plan: &mut Plan, store: &dyn Store, cutoff: SystemTime) -> Res
                         && seconds(now.modified) == modified
                         && now.modified <= cutoff =>
                 {
-                    confirmed.insert(path_hash(&key));
+                    confirmed.insert(key_hash(&key));
                 }
                 Ok(_) => {}
                 Err(e) => errors.push(format!("store {}: confirming: {e}", store.name())),
@@ -494,7 +505,7 @@ impl ListingCheck {
         for orphan in plan.orphans()? {
             let orphan = orphan?;
             recorded.insert(
-                path_hash(&orphan.key),
+                key_hash(&orphan.key),
                 (orphan.size, mtime_ns(orphan.modified)),
             );
             objects.insert(path_hash(
@@ -532,7 +543,7 @@ impl ListingCheck {
             };
             stored[index].0 += 1;
             stored[index].1 += object.size;
-            let hash = path_hash(&object.key);
+            let hash = key_hash(&object.key);
             let planned = self.recorded.get(&hash);
             if object.modified <= self.cutoff
                 && planned == Some(&(object.size, mtime_ns(object.modified)))
@@ -566,7 +577,7 @@ impl ListingCheck {
         let changed = self.changed_objects.into_inner().expect("check lock");
         let sections = plan.sections.clone();
         let dropped = plan.retain_orphans(|o| {
-            confirmed.contains(path_hash(&o.key))
+            confirmed.contains(key_hash(&o.key))
                 && !changed.contains(path_hash(sections[o.section].object_of(&o.key)))
         })?;
         Ok((dropped, self.stored.into_inner().expect("check lock")))
@@ -622,6 +633,36 @@ mod tests {
         }
         assign_ranges(&spec, &mut sections, Shard { index: 1, count: 2 }, &sample);
         sections
+    }
+
+    #[test]
+    fn a_changed_key_is_not_confirmed_by_its_twin_with_a_trailing_dot() {
+        // Two orphans that are one path to path_hash ("Jr." and "Jr"); after
+        // the inventory, "Jr/f" is uploaded again. Its twin's HEAD must not
+        // vouch for it.
+        let sections = crate::layout::sections(&spec(), &["a".into()]).unwrap();
+        let then = SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000);
+        let twin = "_schema/a/t/name=Jr./f";
+        let changed = "_schema/a/t/name=Jr/f";
+        let mut spool = OrphanSpool::new().unwrap();
+        for key in [twin, changed] {
+            spool.push(1, 5, then, key).unwrap();
+        }
+        let report = Report {
+            schemas: vec!["a".into()],
+            inventory: Some(crate::report::InventoryReport {
+                manifest: "s3://b/inventory/manifest.json".into(),
+                created: "2020-09-13T12:26:40Z".into(),
+            }),
+            ..Default::default()
+        };
+        let mut plan = Plan::new(sections, report, spool).unwrap();
+        let store = crate::store::MemoryStore::new("twins");
+        store.insert(twin, 5, then);
+        store.insert(changed, 9, SystemTime::now());
+        confirm_unchanged(&mut plan, &store).unwrap();
+        let kept: Vec<String> = plan.orphans().unwrap().map(|o| o.unwrap().key).collect();
+        assert_eq!(kept, vec![twin.to_string()]);
     }
 
     #[test]

@@ -31,7 +31,7 @@
 //!   (`x-ms-source-if-match`), waiting while the copy is pending; then a
 //!   delete of that version only (`If-Match`).
 //! * Azure drops the trailing dots of every path segment of a blob name
-//!   (`Jr./f` is stored as `Jr/f`): see [`crate::keys::azure_stored_name`]
+//!   (`Jr./f` is stored as `Jr/f`): see [`crate::refs::refset::path_hash`]
 //!   for how references are matched to such names.
 
 use std::collections::HashSet;
@@ -173,6 +173,10 @@ impl Name {
 
 #[derive(Deserialize)]
 struct Properties {
+    /// `directory` for the folder entries of a hierarchical-namespace
+    /// account, which are not objects.
+    #[serde(rename = "ResourceType", default)]
+    resource_type: Option<String>,
     #[serde(rename = "Last-Modified", default)]
     last_modified: Option<String>,
     #[serde(rename = "Content-Length", default)]
@@ -371,8 +375,8 @@ impl AzureStore {
             Auth::Sas(sas) => append_query(url, sas),
             Auth::Chain(provider) => {
                 let credential = provider.get_credential().await.map_err(|e| Failure {
-                    status: Some(401),
-                    message: format!("cannot get a token: {e}"),
+                    status: None,
+                    message: format!("cannot get a token from {}: {e}", self.credential_source),
                 })?;
                 match credential.as_ref() {
                     AzureCredential::BearerToken(token) => {
@@ -570,7 +574,7 @@ impl AzureStore {
         }
         let text = response.text().await.map_err(|e| Failure {
             status: None,
-            message: format!("unreadable listing: {e}"),
+            message: format!("unreadable listing: {}", http::describe_transport(e)),
         })?;
         let unreadable = |e: String| Failure {
             status: None,
@@ -585,6 +589,8 @@ impl AzureStore {
         };
         for entry in results.blobs.entries {
             match entry {
+                Entry::Blob(blob)
+                    if blob.properties.resource_type.as_deref() == Some("directory") => {}
                 Entry::Blob(blob) => page.blobs.push(ObjectMeta {
                     key: blob.name.decode().map_err(unreadable)?,
                     size: blob.properties.content_length.unwrap_or(0),
@@ -915,7 +921,20 @@ impl AzureStore {
             .map(str::to_string);
         match response.status().as_u16() {
             200..=299 => {}
-            404 => return Ok(Moved::SourceMissing),
+            // Gone, or the server could not read it (a source it may not
+            // read also answers 404): only a source that is really gone is
+            // `SourceMissing`, which restore takes for "nothing to do".
+            404 => {
+                return match self.properties(from).await {
+                    Ok(None) => Ok(Moved::SourceMissing),
+                    Ok(Some(_)) => Err(StoreError::new(
+                        "copy",
+                        from,
+                        format!("the server could not read the source to copy it ({error_code})"),
+                    )),
+                    Err(f) => Err(self.failure("copy", from, f)),
+                }
+            }
             409 | 412 if error_code != "SourceConditionNotMet" => return Ok(Moved::TargetExists),
             412 => {
                 return Err(StoreError::new(
@@ -925,6 +944,13 @@ impl AzureStore {
                 ))
             }
             _ => return Err(self.failure("copy", from, http::failure(response).await)),
+        }
+        if status.is_none() {
+            status = self
+                .properties(to)
+                .await
+                .map_err(|f| self.failure("copy", to, f))?
+                .and_then(|p| p.copy_status);
         }
         let waited = std::time::Instant::now();
         while status.as_deref() == Some("pending") {
@@ -942,11 +968,16 @@ impl AzureStore {
                 .map_err(|f| self.failure("copy", to, f))?
                 .and_then(|p| p.copy_status);
         }
-        if let Some(other) = status.filter(|s| s != "success") {
+        // Only a copy the server says succeeded lets the source go: a copy
+        // that failed, or whose target vanished meanwhile, keeps it.
+        if status.as_deref() != Some("success") {
             return Err(StoreError::new(
                 "copy",
                 from,
-                format!("the server-side copy ended {other:?}; the source is left in place"),
+                format!(
+                    "the server-side copy did not end in success ({}); the source is left in place",
+                    status.as_deref().unwrap_or("no copy status")
+                ),
             ));
         }
         let response = self

@@ -234,10 +234,16 @@ impl GcsStore {
         let url = format!("{}/storage/v1/b/{}", self.base, self.bucket);
         let outcome = self.runtime.block_on(async {
             let response = self.send(Method::GET, &url, &[], None).await?;
-            if response.status().is_success() {
-                Ok(())
-            } else {
-                Err(http::failure(response).await)
+            match response.status().as_u16() {
+                200..=299 => Ok(()),
+                // Object roles (roles/storage.objectAdmin) may not read the
+                // bucket's metadata: listing the store's own keys is what
+                // djgc needs.
+                403 => self
+                    .list_bucket(&self.root, None, false, None)
+                    .await
+                    .map(drop),
+                _ => Err(http::failure(response).await),
             }
         });
         let Err(failure) = outcome else { return Ok(()) };
@@ -299,8 +305,8 @@ impl GcsStore {
                 let mut request = self.http.client().request(method.clone(), url).query(query);
                 if let Some(provider) = &self.credentials {
                     let credential = provider.get_credential().await.map_err(|e| Failure {
-                        status: Some(401),
-                        message: format!("cannot get a token: {e}"),
+                        status: None,
+                        message: format!("cannot get a token from {}: {e}", self.credential_source),
                     })?;
                     request = request.bearer_auth(&credential.bearer);
                 }
@@ -465,7 +471,16 @@ impl GcsStore {
             if rewrite.done {
                 break;
             }
-            token = rewrite.rewrite_token;
+            match rewrite.rewrite_token {
+                Some(next) => token = Some(next),
+                None => {
+                    return Err(StoreError::new(
+                        "copy",
+                        from,
+                        "the rewrite is not done and gave no token to go on; the source is left in place",
+                    ))
+                }
+            }
         }
         let response = self
             .send(

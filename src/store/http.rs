@@ -122,7 +122,7 @@ impl Http {
 
 /// A transport error with its causes (reqwest's own text leaves them out).
 /// The URL is left out: a shared access signature may be in it.
-fn describe_transport(error: reqwest::Error) -> String {
+pub fn describe_transport(error: reqwest::Error) -> String {
     let error = error.without_url();
     let mut text = error.to_string();
     let mut source = std::error::Error::source(&error);
@@ -271,7 +271,7 @@ pub async fn read_batch_answer(
         .to_string();
     let text = response.text().await.map_err(|e| Failure {
         status: None,
-        message: format!("unreadable batch answer: {e}"),
+        message: format!("unreadable batch answer: {}", describe_transport(e)),
     })?;
     batch_answers(&content_type, &text).map_err(|message| Failure {
         status: None,
