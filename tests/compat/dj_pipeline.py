@@ -10,6 +10,13 @@ same configuration as djgc:
 OUT.json receives dj.gc's stats (dry run), including its orphan lists, and in
 verify mode the number of rows loaded, in swap mode under "djgc" what the
 djgc Python module's collect() returns for the same call.
+
+On GCS and Azure stores dj.gc 2.3.5 is wrong (its listing yields hash keys
+with a doubled '/', so every hash-addressed object looks orphaned): there the
+stats are the truth instead, made of dj.gc's parts that are right: the
+references it reads from the rows, the stored keys as the provider's own SDK
+lists them (google-cloud-storage, azure-storage-blob), and dj.gc's coverage
+rules. dj.gc's own answer is kept under "dj_gc".
 """
 
 import json
@@ -137,8 +144,62 @@ def verify():
     return {"rows_loaded": loaded}
 
 
+def provider_listing(spec, prefix):
+    """Every key (store-relative) and size under `prefix`, listed by the
+    provider's SDK rather than the fsspec client DataJoint writes through."""
+    location = spec["location"].strip("/")
+    full = f"{location}/{prefix}" if location else prefix
+    if spec["protocol"] == "gcs":
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage
+
+        client = storage.Client(project="djgc", credentials=AnonymousCredentials())
+        blobs = ((b.name, b.size) for b in client.list_blobs(spec["bucket"], prefix=full))
+    else:
+        from azure.storage.blob import ContainerClient
+
+        container = ContainerClient.from_connection_string(spec["connection_string"], spec["container"])
+        blobs = ((b.name, b.size) for b in container.list_blobs(name_starts_with=full))
+    cut = len(location) + 1 if location else 0
+    return {name[cut:]: size for name, size in blobs}
+
+
+def truth(collector, spec):
+    """dj.gc's stats as they would be with a correct listing."""
+    from datajoint.gc import _BASE32_HASH, _is_covered
+
+    hash_referenced = collector.hash_references()
+    schema_referenced = collector.schema_references()
+    hash_prefix = spec.get("hash_prefix", "_hash").strip("/")
+    schema_prefix = spec.get("schema_prefix", "_schema").strip("/")
+    hash_stored = {
+        k: v
+        for k, v in provider_listing(spec, f"{hash_prefix}/{schema_name}/").items()
+        if not k.endswith(".manifest.json") and _BASE32_HASH.match(k.rsplit("/", 1)[-1])
+    }
+    schema_stored = provider_listing(spec, f"{schema_prefix}/{schema_name}/")
+    orphaned_hash = sorted(set(hash_stored) - hash_referenced)
+    orphaned_schema = sorted(p for p in schema_stored if not _is_covered(p, schema_referenced))
+    return {
+        "hash_paths_referenced": len(hash_referenced),
+        "hash_paths_stored": len(hash_stored),
+        "hash_paths_orphaned": len(orphaned_hash),
+        "hash_paths_orphaned_bytes": sum(hash_stored[p] for p in orphaned_hash),
+        "orphaned_hash_paths": orphaned_hash,
+        "schema_paths_referenced": len(schema_referenced),
+        "schema_paths_stored": len(schema_stored),
+        "schema_paths_orphaned": len(orphaned_schema),
+        "schema_paths_orphaned_bytes": sum(schema_stored[p] for p in orphaned_schema),
+        "orphaned_schema_paths": orphaned_schema,
+    }
+
+
 extra = verify() if mode == "verify" else populate()
-stats = dj.gc.GarbageCollector(schema, store="main").collect(dry_run=True)
+collector = dj.gc.GarbageCollector(schema, store="main")
+stats = collector.collect(dry_run=True)
+store_spec = dj.config["stores"]["main"]
+if store_spec["protocol"] in ("gcs", "azure"):
+    stats = {**truth(collector, store_spec), "dj_gc": stats}
 if mode == "swap":
     import os
 

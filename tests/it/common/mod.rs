@@ -616,6 +616,8 @@ pub fn datajoint(env: &Env, mode: &str, schema: &str) -> Value {
         .args([mode, schema])
         .arg(&out_file)
         .current_dir(env.dir.path())
+        // Where gcsfs and google-cloud-storage find the GCS emulator.
+        .env("STORAGE_EMULATOR_HOST", GCS_EMULATOR)
         .output()
         .unwrap();
     assert!(
