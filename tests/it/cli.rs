@@ -212,7 +212,7 @@ fn every_subcommand_has_an_example_and_shells_complete_them() {
 
 #[test]
 fn ls_counts_what_the_store_holds_per_prefix() {
-    for kind in [Kind::File, Kind::S3] {
+    for kind in [Kind::File, Kind::S3, Kind::Gcs, Kind::Azure] {
         let mut env = Env::with_store(Backend::PostgreSql, kind);
         let schema = unique_schema("ls");
         env.fixture(&FixtureSpec {

@@ -6,6 +6,7 @@
 mod common;
 
 mod cli;
+mod cloud_faults;
 mod collect;
 mod crash;
 mod datajoint_compat;

@@ -32,7 +32,7 @@ struct Faults {
 }
 
 /// Reads one HTTP/1.1 message head and body (Content-Length or chunked).
-fn read_message(reader: &mut BufReader<TcpStream>) -> Option<(String, Vec<u8>)> {
+pub(crate) fn read_message(reader: &mut BufReader<TcpStream>) -> Option<(String, Vec<u8>)> {
     let mut head = String::new();
     loop {
         let mut line = String::new();
