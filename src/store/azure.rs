@@ -48,8 +48,8 @@ use tokio::sync::mpsc;
 
 use super::http::{self, batch_body, Failure, Http};
 use super::{
-    delete_inside, refuse_move, Deleted, KeyRange, ListSink, Listing, Moved, ObjectMeta, Store,
-    StoreError, StoreErrorKind, LIST_BATCH,
+    delete_in_chunks, delete_inside, move_each, Deleted, KeyRange, ListSink, Listing, Moved,
+    ObjectMeta, Store, StoreError, StoreErrorKind, LIST_BATCH,
 };
 use crate::config::StoreSpec;
 use crate::error::{Error, Result};
@@ -1021,14 +1021,12 @@ impl Store for AzureStore {
 
     fn delete(&self, section_prefix: &str, keys: &[String]) -> Vec<Result<Deleted, StoreError>> {
         delete_inside(section_prefix, keys, |inside| {
-            self.runtime.block_on(async {
-                stream::iter(inside.chunks(AZURE_BATCH))
-                    .map(|chunk| self.delete_batch(chunk))
-                    .buffered(REQUESTS_IN_FLIGHT)
-                    .flat_map(stream::iter)
-                    .collect()
-                    .await
-            })
+            self.runtime.block_on(delete_in_chunks(
+                inside,
+                AZURE_BATCH,
+                REQUESTS_IN_FLIGHT,
+                |chunk| self.delete_batch(chunk),
+            ))
         })
     }
 
@@ -1037,16 +1035,12 @@ impl Store for AzureStore {
         from_prefix: &str,
         moves: &[(String, String)],
     ) -> Vec<Result<Moved, StoreError>> {
-        let work = stream::iter(moves)
-            .map(|(from, to)| async move {
-                match refuse_move(from_prefix, from, to) {
-                    Some(refused) => Err(refused),
-                    None => self.move_object(from, to).await,
-                }
-            })
-            .buffered(REQUESTS_IN_FLIGHT)
-            .collect();
-        self.runtime.block_on(work)
+        self.runtime.block_on(move_each(
+            from_prefix,
+            moves,
+            REQUESTS_IN_FLIGHT,
+            |from, to| self.move_object(from, to),
+        ))
     }
 
     fn head(&self, keys: &[String]) -> Vec<Result<Option<ObjectMeta>, StoreError>> {

@@ -417,6 +417,55 @@ pub(crate) fn delete_inside(
         .collect()
 }
 
+/// Deletes `keys` in chunks of `size` keys, one `batch` call per chunk,
+/// `in_flight` chunks at a time; one outcome per key, in order. The
+/// batched deletes of GCS (100 a request) and Azure (256).
+pub(crate) async fn delete_in_chunks<'a, 'b, F, Fut>(
+    keys: &'a [&'b str],
+    size: usize,
+    in_flight: usize,
+    batch: F,
+) -> Vec<Result<Deleted, StoreError>>
+where
+    F: Fn(&'a [&'b str]) -> Fut,
+    Fut: std::future::Future<Output = Vec<Result<Deleted, StoreError>>>,
+{
+    use futures_util::stream::{self, StreamExt};
+    stream::iter(keys.chunks(size.max(1)))
+        .map(batch)
+        .buffered(in_flight.max(1))
+        .flat_map(stream::iter)
+        .collect()
+        .await
+}
+
+/// Moves each `(from, to)` pair with `move_one`, `in_flight` at a time,
+/// refusing first what [`refuse_move`] refuses; one outcome per pair, in
+/// order: [`Store::rename`] of every object store.
+pub(crate) async fn move_each<'a, F, Fut>(
+    from_prefix: &'a str,
+    moves: &'a [(String, String)],
+    in_flight: usize,
+    move_one: F,
+) -> Vec<Result<Moved, StoreError>>
+where
+    F: Fn(&'a str, &'a str) -> Fut,
+    Fut: std::future::Future<Output = Result<Moved, StoreError>>,
+{
+    use futures_util::stream::{self, StreamExt};
+    let move_one = &move_one;
+    stream::iter(moves)
+        .map(|(from, to)| async move {
+            match refuse_move(from_prefix, from, to) {
+                Some(refused) => Err(refused),
+                None => move_one(from, to).await,
+            }
+        })
+        .buffered(in_flight.max(1))
+        .collect()
+        .await
+}
+
 /// How hard to work a store.
 #[derive(Clone, Copy, Debug)]
 pub struct OpenOptions {

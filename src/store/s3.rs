@@ -37,7 +37,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::keyspace::{list_parallel, Page, PageLister};
 use super::{
-    delete_inside, refuse_move, too_large, Deleted, KeyRange, ListSink, Moved, ObjectMeta, Store,
+    delete_inside, move_each, too_large, Deleted, KeyRange, ListSink, Moved, ObjectMeta, Store,
     StoreError, StoreErrorKind, SMALL_OBJECT_LIMIT,
 };
 use crate::config::StoreSpec;
@@ -464,16 +464,12 @@ impl Store for S3Store {
         from_prefix: &str,
         moves: &[(String, String)],
     ) -> Vec<Result<Moved, StoreError>> {
-        let work = stream::iter(moves)
-            .map(|(from, to)| async move {
-                match refuse_move(from_prefix, from, to) {
-                    Some(refused) => Err(refused),
-                    None => self.move_object(from, to).await,
-                }
-            })
-            .buffered(SINGLE_KEY_REQUESTS_IN_FLIGHT)
-            .collect();
-        self.runtime.handle().block_on(work)
+        self.runtime.handle().block_on(move_each(
+            from_prefix,
+            moves,
+            SINGLE_KEY_REQUESTS_IN_FLIGHT,
+            |from, to| self.move_object(from, to),
+        ))
     }
 
     fn put(&self, key: &str, body: Vec<u8>) -> Result<(), StoreError> {
