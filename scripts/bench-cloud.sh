@@ -14,8 +14,8 @@
 # The emulators, not djgc, set the pace here: fake-gcs-server's filesystem
 # backend reads every object of the bucket for each LIST request (4-17 s a
 # page at 115,000 objects, measured), and Azurite answered no List Blobs
-# within ten minutes at 100,000 blobs; at 10,000 objects both ran, GCS's
-# listing at the server's own rate whatever the concurrency. The figures
+# request within several minutes at 100,000 blobs; at 10,000 objects GCS's
+# listing ran at the server's own rate whatever the concurrency. The figures
 # measure the emulators' limits, not a cloud provider's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
