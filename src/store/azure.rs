@@ -49,7 +49,7 @@ use tokio::sync::mpsc;
 use super::http::{self, batch_body, Failure, Http};
 use super::{
     delete_in_chunks, delete_inside, move_each, Deleted, KeyRange, ListSink, Listing, Moved,
-    ObjectMeta, Store, StoreError, StoreErrorKind, LIST_BATCH,
+    ObjectMeta, Store, StoreError, LIST_BATCH,
 };
 use crate::config::StoreSpec;
 use crate::error::{Error, Result};
@@ -60,6 +60,8 @@ pub const AZURE_BATCH: usize = 256;
 const PAGE: usize = 5000;
 /// A first page spanning at most this many folders splits its part.
 const SPLIT_SPAN: usize = 16;
+/// What else to check when access is denied.
+const PERMISSIONS: &str = "the container's permissions";
 /// Batch requests (or single-object requests of a move) in flight.
 const REQUESTS_IN_FLIGHT: usize = 8;
 /// The REST API version asked for (Blob Batch needs 2018-11-09 or later).
@@ -306,21 +308,12 @@ impl AzureStore {
 
     /// An access denial, with where the credentials came from.
     fn denied(&self, error: &str) -> String {
-        format!(
-            "access denied: check the credentials (from {}) and the container's permissions \
-             ({error})",
-            self.credential_source
-        )
+        http::denied(&self.credential_source, PERMISSIONS, error)
     }
 
     /// `operation` on `key` failed.
     fn failure(&self, operation: &'static str, key: &str, failure: Failure) -> StoreError {
-        if failure.kind() == StoreErrorKind::AccessDenied {
-            let message = self.denied(&failure.message);
-            return StoreError::new(operation, key, message)
-                .with_kind(StoreErrorKind::AccessDenied);
-        }
-        failure.into_error(operation, key)
+        failure.into_store_error(operation, key, &self.credential_source, PERMISSIONS)
     }
 
     fn container_url(&self) -> String {

@@ -35,13 +35,15 @@ use super::http::{self, batch_body, Failure, Http};
 use super::keyspace::{list_parallel, Page, PageLister};
 use super::{
     delete_in_chunks, delete_inside, move_each, Deleted, KeyRange, ListSink, Moved, ObjectMeta,
-    Store, StoreError, StoreErrorKind,
+    Store, StoreError,
 };
 use crate::config::{GcsToken, StoreSpec};
 use crate::error::{Error, Result};
 
 /// Deletes per batch request: the most GCS takes in one.
 pub const GCS_BATCH: usize = 100;
+/// What else to check when access is denied.
+const PERMISSIONS: &str = "the bucket's permissions";
 /// Batch requests (or single-object requests of a move) in flight.
 const REQUESTS_IN_FLIGHT: usize = 8;
 /// An object name as one path segment: everything but unreserved characters
@@ -261,20 +263,12 @@ impl GcsStore {
 
     /// An access denial, with where the credentials came from.
     fn denied(&self, error: &str) -> String {
-        format!(
-            "access denied: check the credentials (from {}) and the bucket's permissions ({error})",
-            self.credential_source
-        )
+        http::denied(&self.credential_source, PERMISSIONS, error)
     }
 
     /// `operation` on `key` failed.
     fn failure(&self, operation: &'static str, key: &str, failure: Failure) -> StoreError {
-        if failure.kind() == StoreErrorKind::AccessDenied {
-            let message = self.denied(&failure.message);
-            return StoreError::new(operation, key, message)
-                .with_kind(StoreErrorKind::AccessDenied);
-        }
-        failure.into_error(operation, key)
+        failure.into_store_error(operation, key, &self.credential_source, PERMISSIONS)
     }
 
     fn bucket_key(&self, key: &str) -> String {

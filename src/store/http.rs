@@ -33,6 +33,25 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// The error for `operation` on `key` of a store whose credentials came
+    /// from `credential_source`: a denial says where they came from and
+    /// what else to check (`permissions`, such as "the bucket's
+    /// permissions").
+    pub fn into_store_error(
+        self,
+        operation: &'static str,
+        key: &str,
+        credential_source: &str,
+        permissions: &str,
+    ) -> StoreError {
+        if self.kind() == StoreErrorKind::AccessDenied {
+            let message = denied(credential_source, permissions, &self.message);
+            return StoreError::new(operation, key, message)
+                .with_kind(StoreErrorKind::AccessDenied);
+        }
+        self.into_error(operation, key)
+    }
+
     /// How the collector should take the failure.
     pub fn kind(&self) -> StoreErrorKind {
         status_kind(self.status)
@@ -43,6 +62,11 @@ impl Failure {
         let kind = self.kind();
         StoreError::new(operation, key, self.message).with_kind(kind)
     }
+}
+
+/// An access denial, with where the credentials came from.
+pub fn denied(credential_source: &str, permissions: &str, error: &str) -> String {
+    format!("access denied: check the credentials (from {credential_source}) and {permissions} ({error})")
 }
 
 /// The kind of a failure with this status.
