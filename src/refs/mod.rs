@@ -28,7 +28,7 @@ use crate::layout::{Section, MANIFEST_SUFFIX};
 use crate::progress::Progress;
 use crate::refs::codec::{referenced_path, RefKind};
 use crate::refs::db::{CodecTable, Database};
-use crate::refs::refset::{path_hash, RefSet};
+use crate::refs::refset::{path_hash, undotted, undotted_hash, RefSet};
 
 /// Referenced paths of one store, by the kind of column they came from.
 #[derive(Debug, Default)]
@@ -58,14 +58,14 @@ impl References {
 
     /// Whether a stored key is accounted for by some reference.
     pub fn covers(&self, key: &str) -> bool {
-        let key = key.strip_suffix(MANIFEST_SUFFIX).unwrap_or(key);
-        if self.contains(path_hash(key)) {
+        let key = undotted(key.strip_suffix(MANIFEST_SUFFIX).unwrap_or(key));
+        if self.contains(undotted_hash(&key)) {
             return true;
         }
         key.rmatch_indices('/')
             .map(|(i, _)| i)
             .filter(|&i| i > 0)
-            .any(|i| self.contains(path_hash(&key[..i])))
+            .any(|i| self.contains(undotted_hash(&key[..i])))
     }
 }
 

@@ -10,6 +10,8 @@
 //! With 10^9 references and 10^10 probes that is expected about once in
 //! 2,000 runs, and it never deletes a live object.
 
+use std::borrow::Cow;
+
 use nohash_hasher::IntSet;
 use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
 use xxhash_rust::xxh3::xxh3_64;
@@ -30,13 +32,25 @@ use xxhash_rust::xxh3::xxh3_64;
 /// more. Paths with neither (nearly all) are hashed as they are.
 #[inline]
 pub fn path_hash(path: &str) -> u64 {
-    let undotted;
-    let path = if path.ends_with('.') || path.contains("./") {
-        undotted = without_trailing_dots(path);
-        undotted.as_str()
+    undotted_hash(&undotted(path))
+}
+
+/// `path` without the trailing dots of its segments; borrowed when it has
+/// none (nearly always). Every prefix of the result that ends at a `/` is
+/// itself undotted, so a caller hashing a path and its folders undots once
+/// and hashes each with [`undotted_hash`].
+#[inline]
+pub fn undotted(path: &str) -> Cow<'_, str> {
+    if path.ends_with('.') || path.contains("./") {
+        Cow::Owned(without_trailing_dots(path))
     } else {
-        path
-    };
+        Cow::Borrowed(path)
+    }
+}
+
+/// [`path_hash`] of a path [`undotted`] already: of its NFC form.
+#[inline]
+pub fn undotted_hash(path: &str) -> u64 {
     if path.is_ascii() || is_nfc_quick(path.chars()) == IsNormalized::Yes {
         return xxh3_64(path.as_bytes());
     }
