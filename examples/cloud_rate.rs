@@ -5,8 +5,9 @@
 //! `djgc collect --delete` does. Used by `scripts/bench-cloud.sh`; it
 //! empties the schema's sections.
 //!
-//! Usage: `cloud_rate CONFIG SCHEMA [LIST_CONCURRENCY]`; the store is the
-//! config's default store.
+//! Usage: `cloud_rate CONFIG SCHEMA [LIST_CONCURRENCY] [--list-only]`; the
+//! store is the config's default store. `--list-only` leaves the objects in
+//! place, for emulators that cannot delete a large store in useful time.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -44,10 +45,12 @@ fn list_all(store: &dyn Store, prefixes: &[String]) -> (Vec<(String, Vec<String>
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (config, schema, concurrency) = match args.as_slice() {
+    let list_only = args.last().is_some_and(|a| a == "--list-only");
+    let positional = &args[..args.len() - usize::from(list_only)];
+    let (config, schema, concurrency) = match positional {
         [config, schema] => (config, schema, 32),
         [config, schema, concurrency] => (config, schema, concurrency.parse()?),
-        _ => anyhow::bail!("usage: cloud_rate CONFIG SCHEMA [LIST_CONCURRENCY]"),
+        _ => anyhow::bail!("usage: cloud_rate CONFIG SCHEMA [LIST_CONCURRENCY] [--list-only]"),
     };
     let spec = Config::load(Some(config.into()))?.store(None)?;
     let prefixes: Vec<String> = sections(&spec, std::slice::from_ref(schema))?
@@ -72,6 +75,9 @@ fn main() -> anyhow::Result<()> {
          {split_rate:.0} keys/s"
     );
     println!("djgc / one stream: {:.1}x", split_rate / single_rate);
+    if list_only {
+        return Ok(());
+    }
 
     let batches: Vec<(&str, &[String])> = found
         .iter()

@@ -275,19 +275,7 @@ if ! gcs_up; then
   for _ in $(seq 60); do gcs_up && break; sleep 1; done
 fi
 gcs_up || { log "fake-gcs-server did not start; see $tools/fake-gcs.log"; exit 1; }
-python3 - <<'PY'
-import json, urllib.request, urllib.error
-try:
-    urllib.request.urlopen("http://127.0.0.1:4443/storage/v1/b/djgc-tests", timeout=5)
-except urllib.error.HTTPError as e:
-    if e.code != 404:
-        raise
-    request = urllib.request.Request(
-        "http://127.0.0.1:4443/storage/v1/b?project=djgc",
-        data=json.dumps({"name": "djgc-tests"}).encode(),
-        headers={"Content-Type": "application/json"}, method="POST")
-    urllib.request.urlopen(request, timeout=5)
-PY
+python3 "$(dirname "$0")/emulator-bucket.py" gcs 4443
 
 # --- Azurite (Azure Blob) --------------------------------------------------------
 # The npm package azurite, Blob service only, on 127.0.0.1:10000 with the
@@ -317,28 +305,7 @@ if ! azure_up; then
   for _ in $(seq 60); do azure_up && break; sleep 1; done
 fi
 azure_up || { log "Azurite did not start; see $tools/azurite.log"; exit 1; }
-python3 - <<'PY'
-# Creates the tests' container, signed with the development account's
-# published key (Shared Key); 409 means it is there already.
-import base64, hashlib, hmac, urllib.request, urllib.error
-from email.utils import formatdate
-account = "devstoreaccount1"
-key = base64.b64decode("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==")
-date = formatdate(usegmt=True)
-version = "2021-08-06"
-to_sign = ("PUT\n" + "\n" * 11 + f"x-ms-date:{date}\nx-ms-version:{version}\n"
-           f"/{account}/{account}/djgc-tests\nrestype:container")
-signature = base64.b64encode(hmac.new(key, to_sign.encode(), hashlib.sha256).digest()).decode()
-request = urllib.request.Request(
-    f"http://127.0.0.1:10000/{account}/djgc-tests?restype=container", method="PUT",
-    headers={"x-ms-date": date, "x-ms-version": version,
-             "Authorization": f"SharedKey {account}:{signature}", "Content-Length": "0"})
-try:
-    urllib.request.urlopen(request, timeout=5)
-except urllib.error.HTTPError as e:
-    if e.code != 409:
-        raise
-PY
+python3 "$(dirname "$0")/emulator-bucket.py" azure 10000
 
 # Each must answer the way the tests connect.
 mariadb -h127.0.0.1 -P3306 -udjgc -pdjgc -e 'SELECT 1' >/dev/null
