@@ -13,6 +13,11 @@
 //! There are no folders on S3: nothing to prune, and a folder object (Zarr)
 //! is simply its keys.
 //!
+//! Quarantine and restore move objects by server-side copy, pinned to the
+//! ETag looked at; CopyObject takes at most 5 GiB, so a larger object (raw
+//! recordings often are) is copied in ranges with UploadPartCopy into a
+//! multipart upload, which is aborted if any part fails.
+//!
 //! The [`Store`] interface is synchronous; this store owns a small tokio
 //! runtime and bridges to it. Secrets go only to the SDK's credential
 //! provider and never into a message.
@@ -30,9 +35,9 @@ use aws_sdk_s3::config::{
 };
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
 use aws_sdk_s3::Client;
-use futures_util::stream::{self, StreamExt};
+use futures_util::stream::{self, StreamExt, TryStreamExt};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::keyspace::{list_parallel, Page, PageLister};
@@ -48,6 +53,11 @@ pub const MAX_ATTEMPTS: u32 = 8;
 /// Single-key requests in flight: deletes when the server lacks
 /// DeleteObjects, and the copies of a move.
 const SINGLE_KEY_REQUESTS_IN_FLIGHT: usize = 16;
+/// The largest object one CopyObject request copies; larger ones are copied
+/// in parts of this size. S3's limit for both.
+pub const COPY_PART_SIZE: u64 = 5 << 30;
+/// UploadPartCopy requests in flight for one object.
+const COPY_PARTS_IN_FLIGHT: usize = 4;
 /// What a CopySource must escape: everything but unreserved characters and `/`.
 const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'/')
@@ -67,6 +77,8 @@ pub struct S3Store {
     list_concurrency: usize,
     /// Set once the server has answered DeleteObjects with "not implemented".
     single_key_deletes: AtomicBool,
+    /// Objects above this many bytes are moved by multipart copy.
+    copy_part_size: u64,
     /// Where the credentials came from, named when access is denied.
     credential_source: &'static str,
 }
@@ -152,6 +164,7 @@ impl S3Store {
             runtime,
             list_concurrency: list_concurrency.max(1),
             single_key_deletes: AtomicBool::new(false),
+            copy_part_size: COPY_PART_SIZE,
             credential_source,
         };
         store.check_bucket(&endpoint)?;
@@ -217,31 +230,61 @@ impl S3Store {
         format!("{}{key}", self.root)
     }
 
-    /// Moves one object: unless something is at `to`, a server-side copy,
-    /// then the source deleted. A crash in between leaves both copies.
-    /// CopyObject takes objects of up to 5 GiB; a larger one fails here and
-    /// stays where it is.
+    /// Copies objects larger than `bytes` in parts of that size (default
+    /// [`COPY_PART_SIZE`], S3's limit; tests use small parts). S3 wants
+    /// parts of at least 5 MiB.
+    pub fn with_copy_part_size(mut self, bytes: u64) -> Self {
+        self.copy_part_size = bytes.max(1);
+        self
+    }
+
+    /// Moves one object: unless something is at `to`, a server-side copy
+    /// of the version of `from` looked at (its ETag), then the source
+    /// deleted. A crash in between leaves both copies.
     async fn move_object(&self, from: &str, to: &str) -> Result<Moved, StoreError> {
         if self.head_object(to).await?.is_some() {
             return Ok(Moved::TargetExists);
         }
+        let head = match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(self.bucket_key(from))
+            .send()
+            .await
+        {
+            Ok(head) => head,
+            Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(404) => {
+                return Ok(Moved::SourceMissing)
+            }
+            Err(e) => return Err(self.failure("move", from, &e)),
+        };
+        let etag = head.e_tag().ok_or_else(|| {
+            StoreError::new("move", from, "the server gave no ETag to pin the copy to")
+        })?;
+        let size = head.content_length().unwrap_or(0).max(0) as u64;
         let source = format!(
             "{}/{}",
             self.bucket,
             utf8_percent_encode(&self.bucket_key(from), COPY_SOURCE)
         );
-        let copied = self
-            .client
-            .copy_object()
-            .bucket(&self.bucket)
-            .key(self.bucket_key(to))
-            .copy_source(source)
-            .send()
-            .await;
-        match copied {
-            Ok(_) => {}
-            Err(e) if e.code() == Some("NoSuchKey") => return Ok(Moved::SourceMissing),
-            Err(e) => return Err(self.failure("copy", from, &e)),
+        if size > self.copy_part_size {
+            self.copy_in_parts(from, to, &source, etag, size).await?;
+        } else {
+            let copied = self
+                .client
+                .copy_object()
+                .bucket(&self.bucket)
+                .key(self.bucket_key(to))
+                .copy_source(&source)
+                .copy_source_if_match(etag)
+                .send()
+                .await;
+            match copied {
+                Ok(_) => {}
+                Err(e) if e.code() == Some("NoSuchKey") => return Ok(Moved::SourceMissing),
+                Err(e) => return Err(self.failure("copy", from, &e)),
+            }
         }
         self.client
             .delete_object()
@@ -251,6 +294,99 @@ impl S3Store {
             .await
             .map_err(|e| self.failure("delete", from, &e))?;
         Ok(Moved::Done)
+    }
+
+    /// Copies `source` (`size` bytes, version `etag`) onto `to` as a
+    /// multipart upload of ranges; on any failure the upload is aborted,
+    /// so no part of it becomes an object.
+    async fn copy_in_parts(
+        &self,
+        from: &str,
+        to: &str,
+        source: &str,
+        etag: &str,
+        size: u64,
+    ) -> Result<(), StoreError> {
+        let target = self.bucket_key(to);
+        let upload = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&target)
+            .send()
+            .await
+            .map_err(|e| self.failure("copy", from, &e))?;
+        let upload_id = upload
+            .upload_id()
+            .ok_or_else(|| StoreError::new("copy", from, "the server gave no upload id"))?;
+        let part_size = self.copy_part_size;
+        let copied: Result<Vec<CompletedPart>, StoreError> =
+            stream::iter((0..size.div_ceil(part_size)).map(|part| {
+                let first = part * part_size;
+                let last = (first + part_size).min(size) - 1;
+                (part as i32 + 1, format!("bytes={first}-{last}"))
+            }))
+            .map(|(number, range)| {
+                let request = self
+                    .client
+                    .upload_part_copy()
+                    .bucket(&self.bucket)
+                    .key(&target)
+                    .upload_id(upload_id)
+                    .part_number(number)
+                    .copy_source(source)
+                    .copy_source_range(range)
+                    .copy_source_if_match(etag);
+                async move {
+                    let answer = request
+                        .send()
+                        .await
+                        .map_err(|e| self.failure("copy", from, &e))?;
+                    Ok(CompletedPart::builder()
+                        .part_number(number)
+                        .set_e_tag(
+                            answer
+                                .copy_part_result()
+                                .and_then(|r| r.e_tag())
+                                .map(String::from),
+                        )
+                        .build())
+                }
+            })
+            .buffered(COPY_PARTS_IN_FLIGHT)
+            .try_collect()
+            .await;
+        let completed = match copied {
+            Ok(parts) => self
+                .client
+                .complete_multipart_upload()
+                .bucket(&self.bucket)
+                .key(&target)
+                .upload_id(upload_id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts))
+                        .build(),
+                )
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| self.failure("copy", from, &e)),
+            Err(e) => Err(e),
+        };
+        if completed.is_err() {
+            // Best effort: an upload left behind holds no object, and a
+            // bucket lifecycle rule for incomplete uploads removes it.
+            let _ = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(&target)
+                .upload_id(upload_id)
+                .send()
+                .await;
+        }
+        completed
     }
 
     /// The size and modification time of the object at `key`, or `None`

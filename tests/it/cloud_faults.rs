@@ -74,7 +74,7 @@ fn serve(client: TcpStream, upstream: &str, faults: &Faults) {
     let mut from_server = BufReader::new(server.try_clone().unwrap());
     let mut writer = client.try_clone().unwrap();
     let mut from_client = BufReader::new(client);
-    while let Some((head, body)) = read_message(&mut from_client) {
+    while let Some((head, body)) = read_message(&mut from_client, false) {
         let n = faults.requests.fetch_add(1, Ordering::Relaxed);
         if faults.throttle && n % 3 == 2 {
             faults.throttled.fetch_add(1, Ordering::Relaxed);
@@ -88,7 +88,9 @@ fn serve(client: TcpStream, upstream: &str, faults: &Faults) {
             && (head.contains("/batch/storage/v1") || head.contains("comp=batch"));
         server.write_all(head.as_bytes()).unwrap();
         server.write_all(&body).unwrap();
-        let Some((answer_head, answer_body)) = read_message(&mut from_server) else {
+        let Some((answer_head, answer_body)) =
+            read_message(&mut from_server, head.starts_with("HEAD "))
+        else {
             return;
         };
         if batch && faults.drop_first_answer && answer_head.contains(" 20") {

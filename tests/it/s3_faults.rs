@@ -3,7 +3,8 @@
 //! the proxy answers every third request `503 SlowDown` without forwarding it;
 //! answers each DeleteObjects request that names a schema-section key with a
 //! per-key error for each of its keys (nothing in it is deleted); or answers
-//! every DeleteObjects request `501 NotImplemented`.
+//! every DeleteObjects request `501 NotImplemented`; or denies the part
+//! copies of a multipart copy after the first.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -26,13 +27,22 @@ struct Faults {
     foreign_delete_errors: bool,
     /// Mark every listing page truncated, without a continuation token.
     truncated_without_token: bool,
+    /// Answer every UploadPartCopy after the first 403 AccessDenied.
+    deny_later_part_copies: bool,
     requests: AtomicUsize,
+    /// UploadPartCopy requests seen.
+    part_copies: AtomicUsize,
     throttled: AtomicUsize,
     refused_batches: AtomicUsize,
 }
 
-/// Reads one HTTP/1.1 message head and body (Content-Length or chunked).
-pub(crate) fn read_message(reader: &mut BufReader<TcpStream>) -> Option<(String, Vec<u8>)> {
+/// Reads one HTTP/1.1 message head and body (Content-Length or chunked);
+/// the answer to a HEAD request (`answers_head`) has no body, whatever its
+/// Content-Length says.
+pub(crate) fn read_message(
+    reader: &mut BufReader<TcpStream>,
+    answers_head: bool,
+) -> Option<(String, Vec<u8>)> {
     let mut head = String::new();
     loop {
         let mut line = String::new();
@@ -50,6 +60,9 @@ pub(crate) fn read_message(reader: &mut BufReader<TcpStream>) -> Option<(String,
             .map(|l| l[name.len() + 1..].trim().to_string())
     };
     let mut body = Vec::new();
+    if answers_head {
+        return Some((head, body));
+    }
     if let Some(length) = header("content-length") {
         body.resize(length.parse().ok()?, 0);
         reader.read_exact(&mut body).ok()?;
@@ -84,7 +97,7 @@ fn serve(client: TcpStream, upstream: &str, faults: &Faults) {
     let mut from_server = BufReader::new(server.try_clone().unwrap());
     let mut writer = client.try_clone().unwrap();
     let mut from_client = BufReader::new(client);
-    while let Some((head, body)) = read_message(&mut from_client) {
+    while let Some((head, body)) = read_message(&mut from_client, false) {
         let n = faults.requests.fetch_add(1, Ordering::Relaxed);
         if faults.throttle && n % 3 == 2 {
             faults.throttled.fetch_add(1, Ordering::Relaxed);
@@ -92,6 +105,21 @@ fn serve(client: TcpStream, upstream: &str, faults: &Faults) {
                 &mut writer,
                 "503 Slow Down",
                 "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>",
+            );
+            continue;
+        }
+        let part_copy = head.lines().next().unwrap_or("").contains("uploadId=")
+            && head
+                .to_ascii_lowercase()
+                .contains("x-amz-copy-source-range:");
+        if part_copy
+            && faults.part_copies.fetch_add(1, Ordering::Relaxed) > 0
+            && faults.deny_later_part_copies
+        {
+            respond(
+                &mut writer,
+                "403 Forbidden",
+                "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>",
             );
             continue;
         }
@@ -134,7 +162,9 @@ fn serve(client: TcpStream, upstream: &str, faults: &Faults) {
         }
         server.write_all(head.as_bytes()).unwrap();
         server.write_all(&body).unwrap();
-        let Some((response_head, response_body)) = read_message(&mut from_server) else {
+        let Some((response_head, response_body)) =
+            read_message(&mut from_server, head.starts_with("HEAD "))
+        else {
             return;
         };
         let listing = head.starts_with("GET") && head.contains("list-type=2");
@@ -348,4 +378,77 @@ fn failures_carry_their_kind() {
     let wrong = crate::common::s3_spec(&location, crate::common::S3_ENDPOINT, "not-the-secret");
     let denied = djgc::store::S3Store::open(&wrong, 4).err().unwrap();
     assert!(denied.to_string().contains("access denied"), "{denied}");
+}
+
+/// An S3 store through a proxy with these faults, copying objects above
+/// 5 MiB in parts of 5 MiB; and an object of three such parts in it.
+fn store_with_a_large_object(faults: Faults) -> (djgc::store::S3Store, Arc<Faults>, Vec<u8>) {
+    let faults = Arc::new(faults);
+    let proxy = start_proxy(faults.clone());
+    let location = unique_schema("parts");
+    let spec = crate::common::s3_spec(&location, &proxy, crate::common::S3_SECRET_KEY);
+    let store = djgc::store::S3Store::open(&spec, 4)
+        .unwrap()
+        .with_copy_part_size(5 << 20);
+    let large: Vec<u8> = (0..(11u32 << 20) + 7).map(|i| (i % 251) as u8).collect();
+    use djgc::store::Store;
+    store.put("_schema/s/t/id=1/large", large.clone()).unwrap();
+    store
+        .put("_schema/s/t/id=2/small", b"small".to_vec())
+        .unwrap();
+    (store, faults, large)
+}
+
+#[test]
+fn objects_above_the_copy_limit_move_in_parts() {
+    use djgc::store::{Moved, Store};
+    let (store, faults, large) = store_with_a_large_object(Faults::default());
+    let moves = [
+        ("_schema/s/t/id=1/large", "_trash/r/_schema/s/t/id=1/large"),
+        ("_schema/s/t/id=2/small", "_trash/r/_schema/s/t/id=2/small"),
+    ]
+    .map(|(from, to)| (from.to_string(), to.to_string()));
+    let outcomes = store.rename("_schema/s/", &moves);
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| o.as_ref().ok() == Some(&Moved::Done)),
+        "{outcomes:?}"
+    );
+    // 11 MiB + 7 bytes in parts of 5 MiB; the small object in one request.
+    assert_eq!(faults.part_copies.load(Ordering::Relaxed), 3);
+    let moved = store.get("_trash/r/_schema/s/t/id=1/large").unwrap();
+    assert!(
+        moved.as_deref() == Some(&large[..]),
+        "the moved object differs"
+    );
+    assert_eq!(
+        store
+            .get("_trash/r/_schema/s/t/id=2/small")
+            .unwrap()
+            .as_deref(),
+        Some(&b"small"[..])
+    );
+    assert_eq!(store.get("_schema/s/t/id=1/large").unwrap(), None);
+    assert_eq!(store.get("_schema/s/t/id=2/small").unwrap(), None);
+}
+
+#[test]
+fn a_failed_part_copy_leaves_the_source_and_no_target() {
+    use djgc::store::Store;
+    let (store, faults, large) = store_with_a_large_object(Faults {
+        deny_later_part_copies: true,
+        ..Faults::default()
+    });
+    let moves = [(
+        "_schema/s/t/id=1/large".to_string(),
+        "_trash/r/_schema/s/t/id=1/large".to_string(),
+    )];
+    let outcomes = store.rename("_schema/s/", &moves);
+    let error = outcomes[0].as_ref().unwrap_err();
+    assert!(error.to_string().contains("denied"), "{error}");
+    assert!(faults.part_copies.load(Ordering::Relaxed) >= 2);
+    let kept = store.get("_schema/s/t/id=1/large").unwrap();
+    assert!(kept.as_deref() == Some(&large[..]), "the source changed");
+    assert_eq!(store.get("_trash/r/_schema/s/t/id=1/large").unwrap(), None);
 }
