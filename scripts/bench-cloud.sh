@@ -65,9 +65,9 @@ fixture_args="--hash-rows $objects --rows-per-content 2 --npy-rows $((objects / 
 # An emulator of its own for protocol $1 on 127.0.0.1:$2, in memory; its
 # pid in $emulator. Azurite may ignore SIGTERM while busy: stopped with -9.
 emulator=
-stop_emulator() { [ -z "$emulator" ] || { kill -9 "$emulator" 2>/dev/null; wait "$emulator" 2>/dev/null || true; emulator=; }; }
+stop_emulator() { [ -z "$emulator" ] || { kill -9 "$emulator" 2>/dev/null || true; wait "$emulator" 2>/dev/null || true; emulator=; }; }
 proxy=
-trap 'stop_emulator; [ -z "$proxy" ] || kill "$proxy" 2>/dev/null' EXIT
+trap 'stop_emulator; [ -z "$proxy" ] || kill "$proxy" 2>/dev/null || true' EXIT
 start_emulator() {
     if (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null; then
         echo "bench: port $2 is taken; stop what listens there" >&2
@@ -123,5 +123,6 @@ for protocol in $protocols; do
         ${LIST_ONLY:+--list-only}) | sed 's/^/  /'
     kill "$proxy" 2>/dev/null
     wait "$proxy" 2>/dev/null || true
+    proxy=
     stop_emulator
 done

@@ -56,6 +56,10 @@ const SINGLE_KEY_REQUESTS_IN_FLIGHT: usize = 16;
 /// The largest object one CopyObject request copies; larger ones are copied
 /// in parts of this size. S3's limit for both.
 pub const COPY_PART_SIZE: u64 = 5 << 30;
+/// The most parts a multipart upload may have, and the least size of a part
+/// but the last.
+const MAX_PARTS: u64 = 10_000;
+const MIN_PART_SIZE: u64 = 5 << 20;
 /// UploadPartCopy requests in flight for one object.
 const COPY_PARTS_IN_FLIGHT: usize = 4;
 /// What a CopySource must escape: everything but unreserved characters and `/`.
@@ -231,10 +235,10 @@ impl S3Store {
     }
 
     /// Copies objects larger than `bytes` in parts of that size (default
-    /// [`COPY_PART_SIZE`], S3's limit; tests use small parts). S3 wants
-    /// parts of at least 5 MiB.
+    /// [`COPY_PART_SIZE`], S3's limit; tests use small parts). Parts are
+    /// never smaller than S3's least, 5 MiB.
     pub fn with_copy_part_size(mut self, bytes: u64) -> Self {
-        self.copy_part_size = bytes.max(1);
+        self.copy_part_size = bytes.max(MIN_PART_SIZE);
         self
     }
 
@@ -319,11 +323,13 @@ impl S3Store {
         let upload_id = upload
             .upload_id()
             .ok_or_else(|| StoreError::new("copy", from, "the server gave no upload id"))?;
-        let part_size = self.copy_part_size;
+        // Large enough that no upload needs more parts than S3 allows.
+        let part_size = self.copy_part_size.max(size.div_ceil(MAX_PARTS));
         let copied: Result<Vec<CompletedPart>, StoreError> =
             stream::iter((0..size.div_ceil(part_size)).map(|part| {
                 let first = part * part_size;
                 let last = (first + part_size).min(size) - 1;
+                // At most MAX_PARTS parts: the number fits.
                 (part as i32 + 1, format!("bytes={first}-{last}"))
             }))
             .map(|(number, range)| {
