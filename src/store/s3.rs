@@ -34,6 +34,7 @@ use aws_sdk_s3::config::{
     Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
 use aws_sdk_s3::Client;
@@ -249,19 +250,8 @@ impl S3Store {
         if self.head_object(to).await?.is_some() {
             return Ok(Moved::TargetExists);
         }
-        let head = match self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(self.bucket_key(from))
-            .send()
-            .await
-        {
-            Ok(head) => head,
-            Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(404) => {
-                return Ok(Moved::SourceMissing)
-            }
-            Err(e) => return Err(self.failure("move", from, &e)),
+        let Some(head) = self.head_output("move", from).await? else {
+            return Ok(Moved::SourceMissing);
         };
         let etag = head.e_tag().ok_or_else(|| {
             StoreError::new("move", from, "the server gave no ETag to pin the copy to")
@@ -395,9 +385,13 @@ impl S3Store {
         completed
     }
 
-    /// The size and modification time of the object at `key`, or `None`
-    /// when there is none.
-    async fn head_object(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
+    /// The HEAD answer for the object at `key`, or `None` when there is
+    /// none; a failure is reported as part of `operation`.
+    async fn head_output(
+        &self,
+        operation: &'static str,
+        key: &str,
+    ) -> Result<Option<HeadObjectOutput>, StoreError> {
         match self
             .client
             .head_object()
@@ -406,14 +400,20 @@ impl S3Store {
             .send()
             .await
         {
-            Ok(head) => Ok(Some(ObjectMeta {
-                key: key.to_string(),
-                size: head.content_length().unwrap_or(0).max(0) as u64,
-                modified: uploaded(head.last_modified()),
-            })),
+            Ok(head) => Ok(Some(head)),
             Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(404) => Ok(None),
-            Err(e) => Err(self.failure("head", key, &e)),
+            Err(e) => Err(self.failure(operation, key, &e)),
         }
+    }
+
+    /// The size and modification time of the object at `key`, or `None`
+    /// when there is none.
+    async fn head_object(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
+        Ok(self.head_output("head", key).await?.map(|head| ObjectMeta {
+            key: key.to_string(),
+            size: head.content_length().unwrap_or(0).max(0) as u64,
+            modified: uploaded(head.last_modified()),
+        }))
     }
 
     async fn delete_batch(&self, keys: &[&str]) -> Vec<Result<Deleted, StoreError>> {
