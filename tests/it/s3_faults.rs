@@ -3,13 +3,14 @@
 //! the proxy answers every third request `503 SlowDown` without forwarding it;
 //! answers each DeleteObjects request that names a schema-section key with a
 //! per-key error for each of its keys (nothing in it is deleted); or answers
-//! every DeleteObjects request `501 NotImplemented`; or denies the part
-//! copies of a multipart copy after the first.
+//! every DeleteObjects request `501 NotImplemented`; denies the part copies
+//! of a multipart copy after the first; or runs a writer just before the
+//! first copy request reaches the server.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::common::{read_lines, report, stderr, unique_schema, Env, Kind};
 use djgc::fixture::FixtureSpec;
@@ -29,6 +30,9 @@ struct Faults {
     truncated_without_token: bool,
     /// Answer every UploadPartCopy after the first 403 AccessDenied.
     deny_later_part_copies: bool,
+    /// Run once, before the first copy request (CopyObject or
+    /// UploadPartCopy) is passed on: a writer racing a move.
+    before_first_copy: Mutex<Option<Box<dyn FnOnce() + Send>>>,
     requests: AtomicUsize,
     /// UploadPartCopy requests seen.
     part_copies: AtomicUsize,
@@ -108,10 +112,14 @@ fn serve(client: TcpStream, upstream: &str, faults: &Faults) {
             );
             continue;
         }
+        let lower_head = head.to_ascii_lowercase();
+        if lower_head.contains("\nx-amz-copy-source:") {
+            if let Some(writer) = faults.before_first_copy.lock().unwrap().take() {
+                writer();
+            }
+        }
         let part_copy = head.lines().next().unwrap_or("").contains("uploadId=")
-            && head
-                .to_ascii_lowercase()
-                .contains("x-amz-copy-source-range:");
+            && lower_head.contains("x-amz-copy-source-range:");
         if part_copy
             && faults.part_copies.fetch_add(1, Ordering::Relaxed) > 0
             && faults.deny_later_part_copies
@@ -383,10 +391,17 @@ fn failures_carry_their_kind() {
 /// An S3 store through a proxy with these faults, copying objects above
 /// 5 MiB in parts of 5 MiB; and an object of three such parts in it.
 fn store_with_a_large_object(faults: Faults) -> (djgc::store::S3Store, Arc<Faults>, Vec<u8>) {
+    store_with_a_large_object_at(&unique_schema("parts"), faults)
+}
+
+/// As [`store_with_a_large_object`], at this store location.
+fn store_with_a_large_object_at(
+    location: &str,
+    faults: Faults,
+) -> (djgc::store::S3Store, Arc<Faults>, Vec<u8>) {
     let faults = Arc::new(faults);
     let proxy = start_proxy(faults.clone());
-    let location = unique_schema("parts");
-    let spec = crate::common::s3_spec(&location, &proxy, crate::common::S3_SECRET_KEY);
+    let spec = crate::common::s3_spec(location, &proxy, crate::common::S3_SECRET_KEY);
     let store = djgc::store::S3Store::open(&spec, 4)
         .unwrap()
         .with_copy_part_size(5 << 20);
@@ -451,4 +466,42 @@ fn a_failed_part_copy_leaves_the_source_and_no_target() {
     let kept = store.get("_schema/s/t/id=1/large").unwrap();
     assert!(kept.as_deref() == Some(&large[..]), "the source changed");
     assert_eq!(store.get("_trash/r/_schema/s/t/id=1/large").unwrap(), None);
+}
+
+#[test]
+fn a_source_rewritten_after_the_move_looked_is_not_moved() {
+    use djgc::store::Store;
+    // CopyObject for the small object, UploadPartCopy for the large one,
+    // rewritten at its own size so that every part range stays valid.
+    let large_again: Vec<u8> = (0..(11u32 << 20) + 7).map(|i| (i % 13) as u8).collect();
+    for (key, again) in [
+        ("_schema/s/t/id=2/small", b"written again".to_vec()),
+        ("_schema/s/t/id=1/large", large_again),
+    ] {
+        let location = unique_schema("rewritten");
+        // The writer goes straight to the server, not through the proxy.
+        let direct = crate::common::s3_spec(
+            &location,
+            crate::common::S3_ENDPOINT,
+            crate::common::S3_SECRET_KEY,
+        );
+        let writer = djgc::store::S3Store::open(&direct, 1).unwrap();
+        let written = again.clone();
+        let rewrite: Box<dyn FnOnce() + Send> = Box::new(move || writer.put(key, written).unwrap());
+        let (store, _faults, _) = store_with_a_large_object_at(
+            &location,
+            Faults {
+                before_first_copy: Mutex::new(Some(rewrite)),
+                ..Faults::default()
+            },
+        );
+        let target = format!("_trash/r/{key}");
+        let outcomes = store.rename("_schema/s/", &[(key.to_string(), target.clone())]);
+        assert!(outcomes[0].is_err(), "{key}: {outcomes:?}");
+        assert!(
+            store.get(key).unwrap() == Some(again),
+            "{key}: the new version was moved or deleted"
+        );
+        assert_eq!(store.get(&target).unwrap(), None, "{key}");
+    }
 }
