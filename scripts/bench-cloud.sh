@@ -21,7 +21,8 @@
 # preloading 100,000 with -data had not finished after 11 CPU minutes) and
 # its filesystem backend reads every object for each LIST page (4-17 s a
 # page at 115,000); Azurite deletes in time proportional to the container
-# (10 ms a blob at 2,000 blobs, 57 ms at 10,000, one at a time or batched).
+# (10 ms a blob at 2,000 blobs, 57 ms at 10,000, one at a time; batched
+# about the same).
 # Hence 10,000 objects by default: at 100,000 a run takes hours. LIST_ONLY=1
 # measures the listing and leaves the deletes out.
 set -euo pipefail
