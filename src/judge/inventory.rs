@@ -2,13 +2,14 @@
 //!
 //! Listing a bucket of billions of objects takes hours of LIST requests even
 //! in parallel; AWS writes the same listing daily or weekly as an S3
-//! Inventory report: a `manifest.json` naming CSV (or CSV.gz) data files of
-//! `bucket, key, size, last modified, ...` rows. djgc reads the report
-//! instead of listing (`--inventory MANIFEST`, the manifest's local path or
-//! `s3://bucket/key` on the store's endpoint with its credentials), reading
-//! every data file once (a few at a time, each spooled to a temporary file
-//! when it comes from the bucket) and handing each row to the sections (and shard
-//! ranges) it belongs to, so the rest of the scan cannot tell the difference.
+//! Inventory report: a `manifest.json` naming CSV (or CSV.gz) or Parquet
+//! data files of `bucket, key, size, last modified, ...` rows. djgc reads the
+//! report instead of listing (`--inventory MANIFEST`, the manifest's local
+//! path or `s3://bucket/key` on the store's endpoint with its credentials),
+//! reading every data file once (a few at a time, each spooled to a
+//! temporary file when it comes from the bucket) and handing each row to the
+//! sections (and shard ranges) it belongs to, so the rest of the scan cannot
+//! tell the difference.
 //!
 //! An inventory lags the bucket, so it is trusted only to name candidates:
 //! * objects written after it are not in it, so are never judged; an object
@@ -18,11 +19,16 @@
 //!   ([`crate::judge::planfile::confirm_unchanged`]): one gone or changed since is
 //!   skipped, never deleted.
 //!
-//! Keys in CSV inventories are URL-encoded with `+` for a space. Versioned
-//! inventories list every version: only current versions that are not
-//! delete markers are objects. Parquet and ORC reports are refused (no lean
-//! crate reads Parquet; the `parquet` crate would double djgc's build).
+//! Keys in CSV inventories are URL-encoded with `+` for a space; Parquet
+//! holds them as they are, in columns found by name in each file's own
+//! schema (`key`, `size`, `last_modified_date`, ...), the format AWS
+//! recommends for large buckets. Versioned inventories list every version:
+//! only current versions that are not delete markers are objects. Parquet
+//! is read without Arrow (its row reader), with the codecs pyarrow and
+//! Spark write by default (Snappy, gzip, LZ4); another codec is refused by
+//! name. ORC reports are refused.
 
+use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -30,6 +36,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::record::{Field, Row};
+use parquet::schema::types::{Type, TypePtr};
 use percent_encoding::percent_decode_str;
 use rayon::prelude::*;
 use serde::Deserialize;
@@ -52,7 +61,7 @@ pub struct Inventory {
     pub created: SystemTime,
     files: Vec<String>,
     source: Source,
-    columns: Columns,
+    format: Format,
     /// The store's `location` in the bucket (`""` or ending in `/`): keys
     /// outside it belong to no section.
     root: String,
@@ -68,7 +77,16 @@ enum Source {
     Bucket(S3Store),
 }
 
-/// The positions of the fields djgc reads in a row (`fileSchema`).
+/// How the data files hold their rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// CSV rows whose fields the manifest's `fileSchema` names.
+    Csv(Columns),
+    /// Parquet files that name their own columns.
+    Parquet,
+}
+
+/// The positions of the fields djgc reads in a CSV row (`fileSchema`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Columns {
     key: usize,
@@ -92,6 +110,8 @@ struct Manifest {
 struct ManifestFile {
     key: String,
 }
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl Inventory {
     /// Reads the manifest at `manifest` (a local path or `s3://bucket/key`)
@@ -139,14 +159,17 @@ impl Inventory {
                 parsed.source_bucket, spec.name, s3.bucket
             )));
         }
-        if !parsed.file_format.eq_ignore_ascii_case("csv") {
-            return Err(bad(format!(
-                "its format is {}; djgc reads CSV inventories (choose CSV in the \
-                 inventory configuration)",
-                parsed.file_format
-            )));
-        }
-        let columns = Columns::from_schema(&parsed.file_schema).map_err(bad)?;
+        let format = match parsed.file_format.to_ascii_lowercase().as_str() {
+            "csv" => Format::Csv(Columns::from_schema(&parsed.file_schema).map_err(bad)?),
+            "parquet" => Format::Parquet,
+            _ => {
+                return Err(bad(format!(
+                    "its format is {}; djgc reads CSV and Parquet inventories (choose one \
+                     of them in the inventory configuration)",
+                    parsed.file_format
+                )))
+            }
+        };
         let millis: u64 = parsed.creation_timestamp.trim().parse().map_err(|_| {
             bad(format!(
                 "creationTimestamp {:?} is not milliseconds since 1970",
@@ -159,7 +182,7 @@ impl Inventory {
             created: UNIX_EPOCH + Duration::from_millis(millis),
             files: parsed.files.into_iter().map(|f| f.key).collect(),
             source,
-            columns,
+            format,
             root: if location.is_empty() {
                 String::new()
             } else {
@@ -191,92 +214,128 @@ impl Inventory {
         sections: &[Section],
         sink: &SectionSink<'_>,
     ) -> ControlFlow<()> {
-        let error = |e: Box<dyn std::error::Error + Send + Sync>| {
-            sink(
+        let mut router = Router::new(sections, sink);
+        let read = match self.format {
+            Format::Csv(columns) => self.read_csv(file, columns, &mut router),
+            Format::Parquet => self.read_parquet(file, &mut router),
+        };
+        match read {
+            Ok(ControlFlow::Continue(())) => router.flush(),
+            Ok(ControlFlow::Break(())) => ControlFlow::Break(()),
+            // The rest of a damaged file cannot be trusted.
+            Err(e) => sink(
                 0,
                 Listing::Error(StoreError::new("read inventory", file, e)),
-            )
-        };
-        let reader = match self.open_file(file) {
-            Ok(reader) => reader,
-            Err(e) => return error(e),
+            ),
+        }
+    }
+
+    /// Hands each object of a CSV data file to `router`.
+    fn read_csv(
+        &self,
+        file: &str,
+        columns: Columns,
+        router: &mut Router<'_, '_>,
+    ) -> std::result::Result<ControlFlow<()>, BoxError> {
+        let raw = BufReader::with_capacity(1 << 20, self.fetch(file)?);
+        let reader: Box<dyn Read> = if file.ends_with(".gz") {
+            Box::new(BufReader::with_capacity(
+                1 << 20,
+                flate2::read::MultiGzDecoder::new(raw),
+            ))
+        } else {
+            Box::new(raw)
         };
         let mut rows = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
             .from_reader(reader);
-        let mut batches: Vec<Vec<ObjectMeta>> = vec![Vec::new(); sections.len()];
         for row in rows.records() {
-            let object = match row.map_err(Into::into).and_then(|r| self.object(&r)) {
-                Ok(Some(object)) => object,
-                Ok(None) => continue,
-                // The rest of a damaged file cannot be trusted.
-                Err(e) => return error(e),
-            };
-            for (index, section) in sections.iter().enumerate() {
-                if object.key.starts_with(&section.prefix) && section.range.contains(&object.key) {
-                    let batch = &mut batches[index];
-                    batch.push(object.clone());
-                    if batch.len() >= LIST_BATCH {
-                        sink(index, Listing::Objects(std::mem::take(batch)))?;
-                    }
+            if let Some(object) = self.csv_object(&row?, columns)? {
+                if router.push(object).is_break() {
+                    return Ok(ControlFlow::Break(()));
                 }
             }
         }
-        for (index, batch) in batches.into_iter().enumerate() {
-            if !batch.is_empty() {
-                sink(index, Listing::Objects(batch))?;
-            }
-        }
-        ControlFlow::Continue(())
+        Ok(ControlFlow::Continue(()))
     }
 
-    /// A data file, decompressed when its name ends in `.gz`.
-    fn open_file(
+    /// Hands each object of a Parquet data file to `router`, reading only
+    /// the columns djgc needs.
+    fn read_parquet(
         &self,
-        key: &str,
-    ) -> std::result::Result<Box<dyn Read>, Box<dyn std::error::Error + Send + Sync>> {
-        let raw: Box<dyn Read> = match &self.source {
+        file: &str,
+        router: &mut Router<'_, '_>,
+    ) -> std::result::Result<ControlFlow<()>, BoxError> {
+        let reader = SerializedFileReader::new(self.fetch(file)?)?;
+        let schema = reader.metadata().file_metadata().schema();
+        let needed: Vec<TypePtr> = schema
+            .get_fields()
+            .iter()
+            .filter(|field| ParquetRow::COLUMNS.contains(&field.name()))
+            .cloned()
+            .collect();
+        for (column, label) in [
+            ("key", "the key"),
+            ("size", "Size"),
+            ("last_modified_date", "Last modified"),
+        ] {
+            if !needed.iter().any(|field| field.name() == column) {
+                return Err(format!(
+                    "its rows have no {column} column; add {label} to the inventory's fields"
+                )
+                .into());
+            }
+        }
+        let projection = Type::group_type_builder(schema.name())
+            .with_fields(needed)
+            .build()?;
+        for row in reader.get_row_iter(Some(projection))? {
+            if let Some(object) = self.parquet_object(&row?)? {
+                if router.push(object).is_break() {
+                    return Ok(ControlFlow::Break(()));
+                }
+            }
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+
+    /// A data file, opened where it is or spooled from the bucket to an
+    /// unnamed file (so memory stays flat whatever its size).
+    fn fetch(&self, key: &str) -> std::result::Result<File, BoxError> {
+        match &self.source {
             Source::Bucket(store) => {
-                // Spooled to an unnamed file, so memory stays flat whatever
-                // the file's size.
                 let mut file = tempfile::tempfile()?;
                 if !store.download(key, &mut file)? {
                     return Err(format!("listed in {} but not in its bucket", self.manifest).into());
                 }
                 file.seek(SeekFrom::Start(0))?;
-                Box::new(BufReader::with_capacity(1 << 20, file))
+                Ok(file)
             }
             Source::Local(dir) => {
                 let name = key.rsplit('/').next().unwrap_or(key);
                 let beside = dir.join(name);
                 let in_data = dir.join("../data").join(name);
                 let path = if beside.is_file() { beside } else { in_data };
-                let file = std::fs::File::open(&path).map_err(|e| {
+                File::open(&path).map_err(|e| {
                     format!(
                         "{}: {e} (looked beside the manifest and in ../data/)",
                         path.display()
                     )
-                })?;
-                Box::new(BufReader::with_capacity(1 << 20, file))
+                    .into()
+                })
             }
-        };
-        Ok(if key.ends_with(".gz") {
-            Box::new(BufReader::with_capacity(
-                1 << 20,
-                flate2::read::MultiGzDecoder::new(raw),
-            ))
-        } else {
-            raw
-        })
+        }
     }
 
-    /// The store object a row describes, or `None` for a row that is not
-    /// one (outside the store's location, an old version, a delete marker).
-    fn object(
+    /// The store object a CSV row describes, or `None` for a row that is
+    /// not one (outside the store's location, an old version, a delete
+    /// marker).
+    fn csv_object(
         &self,
         row: &csv::StringRecord,
-    ) -> std::result::Result<Option<ObjectMeta>, Box<dyn std::error::Error + Send + Sync>> {
+        columns: Columns,
+    ) -> std::result::Result<Option<ObjectMeta>, BoxError> {
         let field = |index: usize| {
             row.get(index).ok_or_else(|| {
                 format!(
@@ -292,21 +351,21 @@ impl Inventory {
                 .transpose()?
                 .is_some_and(|v| v.eq_ignore_ascii_case("true")))
         };
-        if self.columns.is_latest.is_some() && !is(self.columns.is_latest)? {
+        if columns.is_latest.is_some() && !is(columns.is_latest)? {
             return Ok(None);
         }
-        if is(self.columns.is_delete_marker)? {
+        if is(columns.is_delete_marker)? {
             return Ok(None);
         }
-        let key = decode_key(field(self.columns.key)?)?;
+        let key = decode_key(field(columns.key)?)?;
         let Some(key) = key.strip_prefix(self.root.as_str()) else {
             return Ok(None);
         };
-        let size = field(self.columns.size)?;
+        let size = field(columns.size)?;
         let size: u64 = size
             .parse()
             .map_err(|_| format!("key {key:?}: size {size:?} is not a number"))?;
-        let modified = field(self.columns.modified)?;
+        let modified = field(columns.modified)?;
         let modified = humantime::parse_rfc3339(modified)
             .map_err(|e| format!("key {key:?}: last modified {modified:?}: {e}"))?;
         Ok(Some(ObjectMeta {
@@ -314,6 +373,138 @@ impl Inventory {
             size,
             modified,
         }))
+    }
+
+    /// The store object a Parquet row describes, or `None` as for CSV.
+    fn parquet_object(&self, row: &Row) -> std::result::Result<Option<ObjectMeta>, BoxError> {
+        let row = ParquetRow::read(row)?;
+        // A versioned inventory's rows that are not current objects.
+        if row.is_latest == Some(false) || row.is_delete_marker {
+            return Ok(None);
+        }
+        let key = row.key.ok_or("a row has no key")?;
+        let Some(key) = key.strip_prefix(self.root.as_str()) else {
+            return Ok(None);
+        };
+        let size = row.size.ok_or_else(|| format!("key {key:?} has no size"))?;
+        let modified = row
+            .modified
+            .ok_or_else(|| format!("key {key:?} has no last_modified_date"))?;
+        Ok(Some(ObjectMeta {
+            key: key.to_string(),
+            size,
+            modified,
+        }))
+    }
+}
+
+/// The fields of one Parquet inventory row that djgc reads.
+#[derive(Debug, Default)]
+struct ParquetRow {
+    key: Option<String>,
+    size: Option<u64>,
+    modified: Option<SystemTime>,
+    /// `None` when the inventory lists only current versions.
+    is_latest: Option<bool>,
+    is_delete_marker: bool,
+}
+
+impl ParquetRow {
+    /// The columns read, as AWS names them.
+    const COLUMNS: [&'static str; 5] = [
+        "key",
+        "size",
+        "last_modified_date",
+        "is_latest",
+        "is_delete_marker",
+    ];
+
+    fn read(row: &Row) -> std::result::Result<ParquetRow, String> {
+        let mut read = ParquetRow::default();
+        for (name, field) in row.get_column_iter() {
+            match (name.as_str(), field) {
+                (_, Field::Null) => {}
+                ("key", Field::Str(key)) => read.key = Some(key.clone()),
+                ("key", Field::Bytes(bytes)) => {
+                    read.key = Some(
+                        String::from_utf8(bytes.data().to_vec())
+                            .map_err(|_| "a key is not UTF-8".to_string())?,
+                    )
+                }
+                ("size", Field::Long(size)) => {
+                    read.size = Some(
+                        u64::try_from(*size)
+                            .map_err(|_| format!("key {:?}: size {size} is negative", read.key))?,
+                    )
+                }
+                ("last_modified_date", Field::TimestampMillis(ms)) => {
+                    read.modified = Some(since_1970(*ms, 1_000_000)?)
+                }
+                ("last_modified_date", Field::TimestampMicros(us)) => {
+                    read.modified = Some(since_1970(*us, 1_000)?)
+                }
+                ("is_latest", Field::Bool(latest)) => read.is_latest = Some(*latest),
+                ("is_delete_marker", Field::Bool(marker)) => read.is_delete_marker = *marker,
+                (name, other) => {
+                    return Err(format!(
+                        "key {:?}: column {name} holds {other:?}, not what S3 Inventory \
+                         writes there",
+                        read.key
+                    ))
+                }
+            }
+        }
+        Ok(read)
+    }
+}
+
+/// A time `count` units of `nanos_per_unit` after 1970.
+fn since_1970(count: i64, nanos_per_unit: u64) -> std::result::Result<SystemTime, String> {
+    u64::try_from(count)
+        .ok()
+        .and_then(|count| count.checked_mul(nanos_per_unit))
+        .map(|nanos| UNIX_EPOCH + Duration::from_nanos(nanos))
+        .ok_or_else(|| format!("last modified time {count} is before 1970"))
+}
+
+/// Hands one data file's objects to the sections (and ranges) holding
+/// their keys, a batch of at most [`LIST_BATCH`] at a time.
+struct Router<'s, 'f> {
+    sections: &'s [Section],
+    sink: &'s SectionSink<'f>,
+    batches: Vec<Vec<ObjectMeta>>,
+}
+
+impl<'s, 'f> Router<'s, 'f> {
+    fn new(sections: &'s [Section], sink: &'s SectionSink<'f>) -> Self {
+        Router {
+            sections,
+            sink,
+            batches: vec![Vec::new(); sections.len()],
+        }
+    }
+
+    fn push(&mut self, object: ObjectMeta) -> ControlFlow<()> {
+        for (index, section) in self.sections.iter().enumerate() {
+            if object.key.starts_with(&section.prefix) && section.range.contains(&object.key) {
+                let batch = &mut self.batches[index];
+                batch.push(object.clone());
+                if batch.len() >= LIST_BATCH {
+                    (self.sink)(index, Listing::Objects(std::mem::take(batch)))?;
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Hands on what is left.
+    fn flush(self) -> ControlFlow<()> {
+        for (index, batch) in self.batches.into_iter().enumerate() {
+            if !batch.is_empty() {
+                (self.sink)(index, Listing::Objects(batch))?;
+            }
+        }
+        ControlFlow::Continue(())
     }
 }
 

@@ -4,12 +4,13 @@
 
 use std::io::Write;
 use std::ops::ControlFlow;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::common::{
-    read_lines, report, s3_spec, stderr, unique_schema, Env, Kind, S3_BUCKET, S3_ENDPOINT,
+    python, read_lines, report, s3_spec, stderr, unique_schema, Env, Kind, S3_BUCKET, S3_ENDPOINT,
     S3_SECRET_KEY,
 };
 use djgc::config::Backend;
@@ -25,8 +26,14 @@ const KEEP: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'.');
 
-const SCHEMA: &str =
+const CSV_SCHEMA: &str =
     "Bucket, Key, VersionId, IsLatest, IsDeleteMarker, Size, LastModifiedDate, ETag";
+
+/// The `fileSchema` AWS writes in the manifest of a Parquet inventory.
+const PARQUET_SCHEMA: &str = "message s3.inventory { required binary bucket (UTF8); \
+    required binary key (UTF8); optional binary version_id (UTF8); optional boolean is_latest; \
+    optional boolean is_delete_marker; optional int64 size; \
+    optional int64 last_modified_date (TIMESTAMP_MILLIS); optional binary e_tag (UTF8);}";
 
 /// Every object of a store, with size and modification time.
 fn objects(store: &dyn Store) -> Vec<ObjectMeta> {
@@ -41,68 +48,150 @@ fn objects(store: &dyn Store) -> Vec<ObjectMeta> {
     all.into_inner().unwrap()
 }
 
-fn row(
-    key: &str,
-    version: &str,
+/// One row of an inventory: an object version as AWS lists it.
+struct Row {
+    key: String,
+    version: &'static str,
     latest: bool,
     marker: bool,
     size: u64,
     modified: SystemTime,
-) -> String {
-    let encoded = utf8_percent_encode(key, KEEP)
-        .to_string()
-        .replace("%20", "+");
-    let when = humantime::format_rfc3339_millis(modified);
-    format!("\"{S3_BUCKET}\",\"{encoded}\",\"{version}\",\"{latest}\",\"{marker}\",\"{size}\",\"{when}\",\"\"\"etag\"\"\"\n")
 }
 
-/// An inventory of `env`'s store as AWS writes it, taken at `created`: in
-/// the bucket (its `s3://` manifest) and copied to a local folder (its
-/// manifest path). Two data files, one gzipped; besides the store's objects
+impl Row {
+    fn new(key: &str, version: &'static str, latest: bool, marker: bool, size: u64) -> Row {
+        Row {
+            key: key.to_string(),
+            version,
+            latest,
+            marker,
+            size,
+            modified: SystemTime::now() - Duration::from_secs(3600),
+        }
+    }
+
+    /// As a CSV inventory writes it: every field quoted, the key URL-encoded.
+    fn csv(&self) -> String {
+        let encoded = utf8_percent_encode(&self.key, KEEP)
+            .to_string()
+            .replace("%20", "+");
+        let when = humantime::format_rfc3339_millis(self.modified);
+        let Row {
+            version,
+            latest,
+            marker,
+            size,
+            ..
+        } = self;
+        format!("\"{S3_BUCKET}\",\"{encoded}\",\"{version}\",\"{latest}\",\"{marker}\",\"{size}\",\"{when}\",\"\"\"etag\"\"\"\n")
+    }
+
+    /// As `tests/compat/parquet_inventory.py` takes it: the key as it is, no
+    /// size for a delete marker.
+    fn json(&self) -> Value {
+        serde_json::json!({
+            "bucket": S3_BUCKET,
+            "key": self.key,
+            "version_id": self.version,
+            "is_latest": self.latest,
+            "is_delete_marker": self.marker,
+            "size": (!self.marker).then_some(self.size),
+            "last_modified_ms": self.modified.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64,
+            "e_tag": "\"etag\"",
+        })
+    }
+}
+
+/// The two formats djgc reads.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Format {
+    Csv,
+    Parquet,
+}
+
+/// Two data files of `rows` in `format`: for CSV one gzipped and one not,
+/// for Parquet one Snappy (pyarrow's default) and one gzip, written by
+/// pyarrow.
+fn data_files(dir: &Path, rows: &[Row], format: Format) -> Vec<(&'static str, Vec<u8>)> {
+    let (first, second) = rows.split_at(rows.len() / 2);
+    match format {
+        Format::Csv => {
+            let text = |rows: &[Row]| rows.iter().map(Row::csv).collect::<String>();
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(text(first).as_bytes()).unwrap();
+            vec![
+                ("part-0.csv.gz", gz.finish().unwrap()),
+                ("part-1.csv", text(second).into_bytes()),
+            ]
+        }
+        Format::Parquet => [
+            ("part-0.parquet", first, "snappy"),
+            ("part-1.parquet", second, "gzip"),
+        ]
+        .into_iter()
+        .map(|(name, rows, codec)| {
+            let out = dir.join(name);
+            let json: Vec<Value> = rows.iter().map(Row::json).collect();
+            let mut child = Command::new(python())
+                .arg(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/tests/compat/parquet_inventory.py"
+                ))
+                .arg(&out)
+                .arg(codec)
+                .stdin(Stdio::piped())
+                .spawn()
+                .unwrap();
+            serde_json::to_writer(child.stdin.take().unwrap(), &json).unwrap();
+            assert!(
+                child.wait().unwrap().success(),
+                "parquet_inventory.py {name}"
+            );
+            (name, std::fs::read(&out).unwrap())
+        })
+        .collect(),
+    }
+}
+
+/// An inventory of `env`'s store as AWS writes it in `format`, taken at
+/// `created`: in the bucket (its `s3://` manifest) and copied to a local
+/// folder (its manifest path). Two data files; besides the store's objects
 /// it lists an object outside the store, an old version and a delete marker.
-fn write_inventory(env: &Env, created: SystemTime, label: &str) -> (String, PathBuf) {
+fn write_inventory(
+    env: &Env,
+    created: SystemTime,
+    label: &str,
+    format: Format,
+) -> (String, PathBuf) {
     let (location, store) = env.remote.as_ref().unwrap();
-    let mut rows: Vec<String> = objects(store.as_ref())
+    let mut rows: Vec<Row> = objects(store.as_ref())
         .iter()
-        .map(|o| {
-            row(
-                &format!("{location}/{}", o.key),
-                "v2",
-                true,
-                false,
-                o.size,
-                o.modified,
-            )
+        .map(|o| Row {
+            modified: o.modified,
+            ..Row::new(&format!("{location}/{}", o.key), "v2", true, false, o.size)
         })
         .collect();
-    let first = rows[0].clone();
-    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
-    rows.push(row(
+    assert!(!rows.is_empty());
+    // Rows that are not current objects, in a folder the scan judges: taken
+    // for objects, they would be orphans.
+    let judged = objects(store.as_ref())
+        .into_iter()
+        .find_map(|o| {
+            o.key
+                .starts_with("_schema/")
+                .then(|| o.key[..o.key.rfind('/').unwrap()].to_string())
+        })
+        .unwrap();
+    let key = |k: &str| format!("{location}/{judged}/{k}");
+    rows.push(Row::new(
         "elsewhere/not the store.bin",
         "v1",
         true,
         false,
         3,
-        an_hour_ago,
     ));
-    let key = |k: &str| format!("{location}/{k}");
-    rows.push(row(
-        &key("_schema/gone/old version"),
-        "v1",
-        false,
-        false,
-        9,
-        an_hour_ago,
-    ));
-    rows.push(row(
-        &key("_schema/gone/deleted+marked"),
-        "v3",
-        true,
-        true,
-        0,
-        an_hour_ago,
-    ));
-    assert!(rows.contains(&first));
+    rows.push(Row::new(&key("old version"), "v1", false, false, 9));
+    rows.push(Row::new(&key("deleted+marked"), "v3", true, true, 0));
 
     let home = crate::common::new_s3_location(label);
     let bucket_root = S3Store::open(&s3_spec("", S3_ENDPOINT, S3_SECRET_KEY), 4).unwrap();
@@ -111,28 +200,25 @@ fn write_inventory(env: &Env, created: SystemTime, label: &str) -> (String, Path
     let dated = local.join("2026-11-26T00-00Z");
     std::fs::create_dir_all(&dated).unwrap();
     std::fs::create_dir_all(local.join("data")).unwrap();
-    let half = rows.len() / 2;
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(rows[..half].concat().as_bytes()).unwrap();
-    let files = [
-        ("part-0.csv.gz", gz.finish().unwrap()),
-        ("part-1.csv", rows[half..].concat().into_bytes()),
-    ];
     let mut listed = Vec::new();
-    for (name, body) in files {
+    for (name, body) in data_files(&local.join("data"), &rows, format) {
         let data_key = format!("{config}/data/{name}");
         bucket_root.put(&data_key, body.clone()).unwrap();
         std::fs::write(local.join("data").join(name), body).unwrap();
         listed.push(serde_json::json!({"key": data_key, "size": 0, "MD5checksum": ""}));
     }
     let millis = created.duration_since(UNIX_EPOCH).unwrap().as_millis();
+    let (file_format, file_schema) = match format {
+        Format::Csv => ("CSV", CSV_SCHEMA),
+        Format::Parquet => ("Parquet", PARQUET_SCHEMA),
+    };
     let manifest = serde_json::json!({
         "sourceBucket": S3_BUCKET,
         "destinationBucket": format!("arn:aws:s3:::{S3_BUCKET}"),
         "version": "2016-11-30",
         "creationTimestamp": millis.to_string(),
-        "fileFormat": "CSV",
-        "fileSchema": SCHEMA,
+        "fileFormat": file_format,
+        "fileSchema": file_schema,
         "files": listed,
     })
     .to_string();
@@ -173,16 +259,29 @@ fn scan(env: &Env, schema: &str, extra: &[&str], orphans: &str) -> (Value, Vec<S
 }
 
 #[test]
-fn an_inventory_gives_the_listing_orphans_and_lags_safely() {
-    let mut env = Env::with_store(Backend::MySql, Kind::S3);
+fn a_csv_inventory_gives_the_listing_orphans_and_lags_safely() {
+    an_inventory_gives_the_listing_orphans_and_lags_safely(Backend::MySql, Format::Csv);
+}
+
+#[test]
+fn a_parquet_inventory_gives_the_listing_orphans_and_lags_safely() {
+    an_inventory_gives_the_listing_orphans_and_lags_safely(Backend::PostgreSql, Format::Parquet);
+}
+
+fn an_inventory_gives_the_listing_orphans_and_lags_safely(backend: Backend, format: Format) {
+    let mut env = Env::with_store(backend, Kind::S3);
     let schema = unique_schema("inventory");
     let truth = env.fixture(&FixtureSpec::small(&schema, "main"));
     env.write_config(None);
     let (listed, listed_orphans) = scan(&env, &schema, &[], "listed");
     assert_eq!(listed_orphans, truth.orphans);
 
-    let (in_bucket, local) =
-        write_inventory(&env, SystemTime::now() + Duration::from_secs(2), "inv");
+    let (in_bucket, local) = write_inventory(
+        &env,
+        SystemTime::now() + Duration::from_secs(2),
+        "inv",
+        format,
+    );
     for manifest in [in_bucket.as_str(), local.to_str().unwrap()] {
         let (r, orphans) = scan(&env, &schema, &["--inventory", manifest], "from-inventory");
         assert_eq!(orphans, truth.orphans, "{manifest}");
@@ -258,8 +357,12 @@ fn a_plan_judged_from_an_inventory_needs_it_named_again() {
     let schema = unique_schema("invplan");
     let truth = env.fixture(&FixtureSpec::small(&schema, "main"));
     env.write_config(None);
-    let (in_bucket, local) =
-        write_inventory(&env, SystemTime::now() + Duration::from_secs(2), "invplan");
+    let (in_bucket, local) = write_inventory(
+        &env,
+        SystemTime::now() + Duration::from_secs(2),
+        "invplan",
+        Format::Csv,
+    );
     let plan = env.dir.path().join("plan.jsonl");
     let plan = plan.to_str().unwrap();
     let args = ["--inventory", &in_bucket, "--plan", plan];
@@ -299,6 +402,7 @@ fn objects_newer_than_the_inventory_are_never_judged() {
         &env,
         SystemTime::now() - Duration::from_secs(86_400),
         "young",
+        Format::Parquet,
     );
     let (r, orphans) = scan(&env, &schema, &["--inventory", &manifest], "young-orphans");
     assert!(orphans.is_empty(), "{orphans:?}");
@@ -311,7 +415,7 @@ fn inventories_of_another_bucket_or_format_are_refused_by_name() {
     let schema = unique_schema("invbad");
     env.fixture(&FixtureSpec::small(&schema, "main"));
     env.write_config(None);
-    let (_, local) = write_inventory(&env, SystemTime::now(), "bad");
+    let (_, local) = write_inventory(&env, SystemTime::now(), "bad", Format::Csv);
     let text = std::fs::read_to_string(&local).unwrap();
     for (from, to, expected) in [
         (
@@ -321,8 +425,8 @@ fn inventories_of_another_bucket_or_format_are_refused_by_name() {
         ),
         (
             "\"fileFormat\":\"CSV\"".to_string(),
-            "\"fileFormat\":\"Parquet\"".to_string(),
-            "format is Parquet",
+            "\"fileFormat\":\"ORC\"".to_string(),
+            "format is ORC",
         ),
         (
             "LastModifiedDate".to_string(),
@@ -345,4 +449,58 @@ fn inventories_of_another_bucket_or_format_are_refused_by_name() {
     let missing = env.dir.path().join("nowhere/manifest.json");
     let out = env.djgc(&["scan", &schema, "--inventory", missing.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+/// A Parquet data file that cannot be read, or lacks a column djgc needs,
+/// is a problem that names it and blocks deletion: never a shorter listing
+/// (which would make its objects look absent, so never judged) passed off
+/// as the bucket.
+#[test]
+fn an_unreadable_parquet_file_blocks_deletion_by_name() {
+    let mut env = Env::with_store(Backend::PostgreSql, Kind::S3);
+    let schema = unique_schema("invparq");
+    let truth = env.fixture(&FixtureSpec::small(&schema, "main"));
+    env.write_config(None);
+    assert!(!truth.orphans.is_empty());
+    let (_, local) = write_inventory(&env, SystemTime::now(), "parq", Format::Parquet);
+    let data = local.parent().unwrap().parent().unwrap().join("data");
+    let before = env.keys();
+    // A CSV file under a Parquet name, then a Parquet file without `size`.
+    let mut damaged = vec![(
+        "part-1.parquet",
+        b"\"b\",\"k\",\"1\"\n".to_vec(),
+        "part-1.parquet",
+    )];
+    let out = data.join("sizeless.parquet");
+    let status = Command::new(python())
+        .args([
+            "-c",
+            "import sys, pyarrow as pa, pyarrow.parquet as pq; \
+             pq.write_table(pa.table({'bucket': ['b'], 'key': ['k'], \
+             'last_modified_date': pa.array([0], pa.timestamp('ms'))}), sys.argv[1])",
+            out.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    damaged.push((
+        "part-1.parquet",
+        std::fs::read(&out).unwrap(),
+        "no size column",
+    ));
+    for (name, body, expected) in damaged {
+        std::fs::write(data.join(name), body).unwrap();
+        let out = env.djgc(&[
+            "collect",
+            &schema,
+            "--min-age",
+            "0s",
+            "--inventory",
+            local.to_str().unwrap(),
+            "--delete",
+        ]);
+        assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+        assert!(stderr(&out).contains(expected), "{}", stderr(&out));
+        assert_eq!(env.keys(), before);
+    }
 }
