@@ -83,6 +83,7 @@ fn pipeline(c: &mut Criterion) {
         schema_codecs: Vec::new(),
         shard: None,
         inventory: None,
+        interrupt: Default::default(),
     };
     let references = || {
         let mut scan = ReferenceScan::default();

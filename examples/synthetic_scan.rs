@@ -120,6 +120,7 @@ fn main() -> anyhow::Result<()> {
         schema_codecs: Vec::new(),
         shard: None,
         inventory: None,
+        interrupt: Default::default(),
     };
     let started = Instant::now();
     let database = Reader::connect(&config.database, options.jobs)?;

@@ -30,6 +30,7 @@ pub mod config;
 pub mod error;
 #[cfg(feature = "fixture")]
 pub mod fixture;
+pub mod interrupt;
 pub mod judge;
 pub mod keys;
 pub mod layout;
@@ -51,8 +52,20 @@ mod tests {
     /// before it (and itself), so there is no import circle, and the
     /// layout the README draws is the one the code has.
     const LAYERS: &[&str] = &[
-        "keys", "error", "runtime", "progress", "config", "store", "layout", "report", "refs",
-        "judge", "act", "run", "fixture",
+        "keys",
+        "error",
+        "runtime",
+        "interrupt",
+        "progress",
+        "config",
+        "store",
+        "layout",
+        "report",
+        "refs",
+        "judge",
+        "act",
+        "run",
+        "fixture",
     ];
 
     /// The top-level modules that the non-test code of `path` (a file or

@@ -79,9 +79,17 @@ pub struct DeleteOutcome {
     /// rows written meanwhile cannot be ruled out.
     #[serde(default)]
     pub unverified: bool,
+    /// Orphans not attempted because the run was interrupted.
+    #[serde(default)]
+    pub left: u64,
 }
 
 impl DeleteOutcome {
+    /// Orphans deleted or moved into quarantine.
+    pub fn disposed(&self) -> u64 {
+        self.hash_paths_deleted + self.schema_paths_deleted + self.quarantined
+    }
+
     /// Adds another part's counts (a delete worker's, a shard's) to these.
     pub fn add_counts(&mut self, other: &DeleteOutcome) {
         self.hash_paths_deleted += other.hash_paths_deleted;
@@ -92,6 +100,7 @@ impl DeleteOutcome {
         self.quarantined += other.quarantined;
         self.quarantined_bytes += other.quarantined_bytes;
         self.lost += other.lost;
+        self.left += other.left;
         self.unverified |= other.unverified;
         if self.stopped.is_none() {
             self.stopped.clone_from(&other.stopped);
@@ -125,6 +134,14 @@ pub struct Report {
     /// references that point outside their schema's sections.
     pub warnings: Vec<String>,
     pub dry_run: bool,
+    /// The run was interrupted (a signal): its figures are of what it did
+    /// before it stopped.
+    #[serde(default)]
+    pub partial: bool,
+    /// Orphans of this plan file disposed of by earlier, interrupted runs
+    /// (`apply` going on from their journal): included in the counts above.
+    #[serde(default)]
+    pub resumed_after: u64,
     pub seconds: f64,
     /// The djgc that wrote the report, and when its run started and
     /// finished (RFC 3339): what an unattended run's log needs.
@@ -427,6 +444,8 @@ impl Report {
         }
         self.rescued += other.rescued;
         self.changed_skipped += other.changed_skipped;
+        self.partial |= other.partial;
+        self.resumed_after += other.resumed_after;
         let (mine, theirs) = (&mut self.outcome, &other.outcome);
         mine.add_counts(theirs);
         mine.quarantine_run = match (mine.quarantine_run.take(), &theirs.quarantine_run) {

@@ -27,10 +27,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
+use crate::act::journal::{self, Journal};
 use crate::act::quarantine::{self as trash, Trash};
-use crate::act::{self, DeleteOptions};
+use crate::act::{self, Control, DeleteOptions};
 use crate::config::{Config, StoreSpec};
 use crate::error::{Error, Result};
+use crate::interrupt::Interrupt;
 use crate::judge::inventory::Inventory;
 use crate::judge::plan::Plan;
 use crate::judge::{self, planfile, reference_query, ScanOptions};
@@ -68,6 +70,7 @@ pub struct Session {
     store: Box<dyn Store>,
     jobs: usize,
     reader: OnceLock<Arc<Reader>>,
+    interrupt: Interrupt,
 }
 
 impl Session {
@@ -88,7 +91,15 @@ impl Session {
             store,
             jobs,
             reader: OnceLock::new(),
+            interrupt: Interrupt::default(),
         })
+    }
+
+    /// Makes the session's runs stop early, cleanly, once `interrupt` is
+    /// raised (see [`crate::interrupt`]).
+    pub fn with_interrupt(mut self, interrupt: Interrupt) -> Session {
+        self.interrupt = interrupt;
+        self
     }
 
     /// The store's configuration.
@@ -313,6 +324,7 @@ pub fn collect(
             .as_deref()
             .map(|manifest| Inventory::open(manifest, &session.spec).map(Arc::new))
             .transpose()?,
+        interrupt: session.interrupt.clone(),
     };
     let mut plan = judge::scan(reader, &session.spec, session.store(), &options, progress)?;
     let query = plan_query(session, &plan, &request.schema_codecs)?;
@@ -320,14 +332,19 @@ pub fn collect(
     if let Some(path) = &request.orphans_out {
         plan.write_orphan_list(path)?;
     }
+    let mut journal = None;
     if let Some(path) = &request.plan_out {
         let identity = planfile::identity(&session.spec, &session.config.database);
         planfile::write(path, &plan, identity, &request.schema_codecs)?;
+        if disposal.action != Action::DryRun && !plan.is_blocked() {
+            journal = Some(Journal::create(path)?);
+        }
     }
     if disposal.action != Action::DryRun && plan.report.inventory.is_some() && !plan.is_blocked() {
         plan.report.changed_skipped = planfile::confirm_unchanged(&mut plan, session.store())?;
     }
-    finish(session, plan, &query, disposal, started, progress)
+    let finished = finish(session, plan, &query, disposal, journal.as_ref(), progress);
+    finished.map(|collection| collection.closed(started))
 }
 
 /// Carries out a plan written by a scan: its orphans that are still
@@ -359,6 +376,22 @@ pub fn apply(
     let query = plan_query(session, &plan, &header.schema_codecs)?;
     plan.report.run_id = request.run_id.clone();
     let inventory = plan_inventory(&plan, request.inventory.as_deref(), &session.spec)?;
+    // What earlier, interrupted runs of this plan did is not done again.
+    let (journal, earlier) = match disposal.action {
+        Action::DryRun => (None, None),
+        _ => {
+            let (journal, earlier) = Journal::resume(&request.plan)?;
+            (Some(journal), earlier)
+        }
+    };
+    if let Some(earlier) = &earlier {
+        plan.retain_orphans(|o| !earlier.done.contains(&journal::key_hash(&o.key)))?;
+        progress.notice(Notice::Info(&format!(
+            "going on from {}: {} orphans were disposed of by earlier runs of this plan",
+            journal::path_of(&request.plan).display(),
+            earlier.done.len()
+        )));
+    }
     if !plan.is_blocked() {
         plan.report.changed_skipped = planfile::confirm_for_apply(
             &mut plan,
@@ -367,7 +400,13 @@ pub fn apply(
             cutoff(request.min_age),
         )?;
     }
-    finish(session, plan, &query, disposal, started, progress)
+    let mut collection = finish(session, plan, &query, disposal, journal.as_ref(), progress)?;
+    if let Some(earlier) = earlier {
+        let report = &mut collection.report;
+        report.resumed_after = earlier.done.len() as u64;
+        report.outcome.add_counts(&earlier.outcome);
+    }
+    Ok(collection.closed(started))
 }
 
 /// The store a plan file was made for, as its header says: open a
@@ -417,13 +456,14 @@ fn plan_query(session: &Session, plan: &Plan, schema_codecs: &[String]) -> Resul
         ))
 }
 
-/// Tells the plan's problems, disposes of its orphans, and closes the report.
+/// Tells the plan's problems and disposes of its orphans (recording each
+/// finished batch in `journal`).
 fn finish(
     session: &Session,
     mut plan: Plan,
     query: &ReferenceQuery,
     disposal: &Disposal,
-    started: SystemTime,
+    journal: Option<&Journal>,
     progress: &dyn Progress,
 ) -> Result<Collection> {
     for warning in &plan.report.warnings {
@@ -432,12 +472,27 @@ fn finish(
     for problem in &plan.report.scan_errors {
         progress.notice(Notice::Problem(problem));
     }
-    let verdict = dispose(session, &mut plan, query, disposal, progress)?;
-    plan.report.finish_run(started);
+    let control = Control {
+        interrupt: session.interrupt.clone(),
+        journal,
+    };
+    let verdict = dispose(session, &mut plan, query, disposal, &control, progress)?;
     Ok(Collection {
         report: plan.report,
         verdict,
     })
+}
+
+impl Collection {
+    /// Closes the report of a run begun at `started`; an interrupted run
+    /// ends as failed (exit 1), whatever it did before.
+    fn closed(mut self, started: SystemTime) -> Collection {
+        self.report.finish_run(started);
+        if self.report.partial {
+            self.verdict = Verdict::ItemsFailed;
+        }
+        self
+    }
 }
 
 /// Deletes or quarantines a plan's orphans after re-reading the database,
@@ -447,6 +502,7 @@ fn dispose(
     plan: &mut Plan,
     query: &ReferenceQuery,
     disposal: &Disposal,
+    control: &Control<'_>,
     progress: &dyn Progress,
 ) -> Result<Verdict> {
     let trash = match &disposal.action {
@@ -487,18 +543,26 @@ fn dispose(
     let warned = plan.report.warnings.len();
     let read_live = || reader.references_for_deletion(query);
     let done = match &trash {
-        Some(trash) => act::quarantine(plan, store, trash, &options, Some(&read_live), progress)
-            .map(|run| {
-                if let Some(header) = run {
-                    progress.notice(Notice::Info(&format!(
-                        "quarantine run {} under {}/ (restore with: djgc restore {})",
-                        header.run,
-                        trash.prefix(),
-                        header.run
-                    )));
-                }
-            }),
-        None => act::execute(plan, store, &options, Some(&read_live), progress),
+        Some(trash) => act::quarantine(
+            plan,
+            store,
+            trash,
+            &options,
+            Some(&read_live),
+            control,
+            progress,
+        )
+        .map(|run| {
+            if let Some(header) = run {
+                progress.notice(Notice::Info(&format!(
+                    "quarantine run {} under {}/ (restore with: djgc restore {})",
+                    header.run,
+                    trash.prefix(),
+                    header.run
+                )));
+            }
+        }),
+        None => act::execute(plan, store, &options, Some(&read_live), control, progress),
     };
     for warning in &plan.report.warnings[warned..] {
         progress.notice(Notice::Warning(warning));

@@ -15,15 +15,18 @@
 //! went wrong looks like: a schema read as empty, rows in another store, a
 //! wrong `location`.
 
+pub mod journal;
 pub mod quarantine;
 pub mod watch;
 
 use std::collections::HashMap;
 use std::time::SystemTime;
 
+use crate::act::journal::Journal;
 use crate::act::quarantine::{put_back, Entry, RunHeader, Trash};
 use crate::act::watch::{ReadReferences, Watch};
 use crate::error::{Error, Result};
+use crate::interrupt::Interrupt;
 use crate::judge::plan::mtime_ns;
 use crate::judge::plan::Plan;
 use crate::layout::SectionKind;
@@ -68,6 +71,15 @@ pub struct DeleteOptions {
     pub max_orphan_fraction: f64,
     /// Delete even when the guard objects.
     pub force: bool,
+}
+
+/// What may end a disposal early, and where its progress is recorded.
+#[derive(Default)]
+pub(crate) struct Control<'a> {
+    /// Once raised, no further batch is started; those in flight finish.
+    pub interrupt: Interrupt,
+    /// Each finished batch is recorded here, for a later run to go on from.
+    pub journal: Option<&'a Journal>,
 }
 
 /// The guard's objections to deleting what `report` found, one per schema or
@@ -129,10 +141,11 @@ pub(crate) fn execute(
     store: &dyn Store,
     options: &DeleteOptions,
     live: Option<&ReadReferences<'_>>,
+    control: &Control<'_>,
     progress: &dyn Progress,
 ) -> Result<()> {
     check_allowed(plan, options)?;
-    dispose(plan, store, options, None, live, progress)
+    dispose(plan, store, options, None, live, control, progress)
 }
 
 /// Like [`execute`], but moves the orphans into a new quarantine run of
@@ -146,6 +159,7 @@ pub(crate) fn quarantine(
     trash: &Trash,
     options: &DeleteOptions,
     live: Option<&ReadReferences<'_>>,
+    control: &Control<'_>,
     progress: &dyn Progress,
 ) -> Result<Option<RunHeader>> {
     check_allowed(plan, options)?;
@@ -156,7 +170,15 @@ pub(crate) fn quarantine(
     let header = trash.begin(store, plan, SystemTime::now())?;
     plan.report.outcome.quarantine_run = Some(header.run.clone());
     let run_prefix = trash.run_prefix(&header.run);
-    dispose(plan, store, options, Some(&run_prefix), live, progress)?;
+    dispose(
+        plan,
+        store,
+        options,
+        Some(&run_prefix),
+        live,
+        control,
+        progress,
+    )?;
     Ok(Some(header))
 }
 
@@ -189,14 +211,17 @@ struct Tally {
 
 /// Deletes the plan's orphans, or with `trash_run` (a run prefix) moves
 /// each to the same key under it; with `live`, re-checks while doing so.
+/// Interrupted, it starts no further batch and skips the final re-check.
 fn dispose(
     plan: &mut Plan,
     store: &dyn Store,
     options: &DeleteOptions,
     trash_run: Option<&str>,
     live: Option<&ReadReferences<'_>>,
+    control: &Control<'_>,
     progress: &dyn Progress,
 ) -> Result<()> {
+    let interrupt = &control.interrupt;
     let (count, bytes) = plan
         .orphans()?
         .try_fold((0, 0), |(n, b), o| o.map(|o| (n + 1, b + o.size)))?;
@@ -215,13 +240,15 @@ fn dispose(
                 let rx = rx.clone();
                 scope.spawn(move || {
                     let mut tally = Tally::default();
-                    let outcome = &mut tally.outcome;
                     for mut batch in rx {
+                        if interrupt.requested() {
+                            continue;
+                        }
                         if let Some(watch) = watch {
                             match watch.fresh() {
                                 Ok(references) => tally.rescued += batch.drop_covered(&references),
                                 Err(failure) => {
-                                    outcome.errors += batch.keys.len() as u64;
+                                    tally.outcome.errors += batch.keys.len() as u64;
                                     progress.delete_failed(
                                         &batch.keys[0],
                                         &format!(
@@ -235,9 +262,15 @@ fn dispose(
                             }
                         }
                         let section = &sections[batch.section];
+                        // This batch's counts and finished keys, for the journal.
+                        let mut outcome = DeleteOutcome::default();
+                        let mut done: Vec<&str> = Vec::with_capacity(batch.keys.len());
                         for ((key, size), result) in batch.keys.iter().zip(&batch.sizes).zip(
                             dispose_batch(store, &section.prefix, &batch.keys, trash_run),
                         ) {
+                            if result.is_ok() {
+                                done.push(key);
+                            }
                             match result {
                                 Ok(Disposed::Deleted) => {
                                     match section.kind {
@@ -259,6 +292,18 @@ fn dispose(
                                 }
                             }
                         }
+                        if let Some(journal) = control.journal {
+                            if let Err(e) = journal.record(&done, &outcome) {
+                                progress.delete_failed(
+                                    &batch.keys[0],
+                                    &format!(
+                                        "done, but not recorded for a resumed run (nor will \
+                                         later batches be): {e}"
+                                    ),
+                                );
+                            }
+                        }
+                        tally.outcome.add_counts(&outcome);
                     }
                     tally
                 })
@@ -270,6 +315,9 @@ fn dispose(
         let fed = (|| -> Result<()> {
             let mut pending: HashMap<usize, Batch> = HashMap::new();
             for orphan in plan.orphans()? {
+                if interrupt.requested() {
+                    break;
+                }
                 let orphan = orphan?;
                 let batch = pending
                     .entry(orphan.section)
@@ -317,6 +365,25 @@ fn dispose(
     plan.report.rescued += tally.rescued;
     plan.report.dry_run = false;
     fed?;
+    if interrupt.requested() {
+        let outcome = &mut plan.report.outcome;
+        let finished = outcome.disposed() + outcome.already_gone + outcome.errors + tally.rescued;
+        outcome.left = count.saturating_sub(finished);
+        let left = outcome.left;
+        outcome.stopped.get_or_insert_with(|| {
+            format!("interrupted: the batches in flight finished, {left} orphans were left")
+        });
+        plan.report.partial = true;
+        if live.is_some() {
+            outcome.unverified = true;
+            plan.report.warnings.push(
+                "interrupted before the re-check after deleting, so losses to rows written \
+                 meanwhile cannot be ruled out"
+                    .to_string(),
+            );
+        }
+        return Ok(());
+    }
     if let Some(read) = live {
         audit(plan, store, trash_run, read)?;
     }

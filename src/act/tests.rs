@@ -8,9 +8,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
+use super::journal::{key_hash, Journal};
 use super::quarantine::Trash;
-use super::{execute, guard_objections, quarantine, DeleteOptions};
+use super::{execute, guard_objections, quarantine, Control, DeleteOptions};
 use crate::error::Error;
+use crate::interrupt::Interrupt;
 use crate::judge::{scan_with, ScanOptions};
 use crate::layout::{Section, SectionKind};
 use crate::progress::Progress;
@@ -61,6 +63,7 @@ fn options() -> ScanOptions {
         schema_codecs: Vec::new(),
         shard: None,
         inventory: None,
+        interrupt: Default::default(),
     }
 }
 
@@ -113,7 +116,15 @@ fn a_failed_deletion_is_counted_reported_and_the_rest_go_on() {
     std::fs::create_dir(&changed).unwrap();
     std::fs::write(changed.join("inside"), "x").unwrap();
 
-    execute(&mut plan, &store, &OPTIONS, None, &progress).unwrap();
+    execute(
+        &mut plan,
+        &store,
+        &OPTIONS,
+        None,
+        &Control::default(),
+        &progress,
+    )
+    .unwrap();
     let outcome = &plan.report.outcome;
     assert_eq!(
         (
@@ -145,7 +156,15 @@ fn a_plan_with_scan_problems_is_refused_before_any_deletion() {
     )
     .unwrap();
     assert!(plan.is_blocked());
-    let err = execute(&mut plan, &store, &OPTIONS, None, &progress).unwrap_err();
+    let err = execute(
+        &mut plan,
+        &store,
+        &OPTIONS,
+        None,
+        &Control::default(),
+        &progress,
+    )
+    .unwrap_err();
     assert!(matches!(err, Error::Refused(_)), "{err}");
     assert!(ORPHANS.iter().all(|k| dir.path().join(k).exists()));
     assert!(progress.deleted.lock().unwrap().is_empty());
@@ -271,6 +290,7 @@ fn rows_written_while_deleting_keep_their_objects_or_are_reported_lost() {
         &store,
         &options,
         Some(&read),
+        &Control::default(),
         &Recorder::default(),
     )
     .unwrap();
@@ -303,6 +323,7 @@ fn rows_written_while_quarantining_get_their_objects_back() {
         &trash,
         &options,
         Some(&read),
+        &Control::default(),
         &Recorder::default(),
     )
     .unwrap();
@@ -324,7 +345,15 @@ fn a_failed_re_read_stops_the_deletion() {
         ..OPTIONS
     };
     let progress = Recorder::default();
-    execute(&mut plan, &store, &options, Some(&read), &progress).unwrap();
+    execute(
+        &mut plan,
+        &store,
+        &options,
+        Some(&read),
+        &Control::default(),
+        &progress,
+    )
+    .unwrap();
     let outcome = &plan.report.outcome;
     // The first batch may have gone before the watch's first read failed;
     // nothing after it did.
@@ -362,6 +391,7 @@ fn a_database_that_stops_answering_pauses_then_stops_the_deletion() {
         &store,
         &options,
         Some(&read),
+        &Control::default(),
         &Recorder::default(),
     )
     .unwrap();
@@ -423,4 +453,69 @@ fn guard_objects_to_unreferenced_schemas_and_mostly_orphaned_sections() {
     );
     // An empty schema with an empty store is fine.
     assert!(guard_objections(&report(0, &[("_hash/a/", 0, 0)]), 0.5).is_empty());
+}
+
+/// Raises an interrupt at the first deletion it hears of.
+struct InterruptAtFirst(Interrupt);
+
+impl Progress for InterruptAtFirst {
+    fn deleted(&self, _key: &str, _bytes: u64) {
+        self.0.request();
+    }
+}
+
+#[test]
+fn an_interrupt_finishes_the_batch_in_flight_starts_no_other_and_journals_it() {
+    let (store, mut plan) = slow_store_and_plan();
+    let dir = tempfile::tempdir().unwrap();
+    let plan_file = dir.path().join("plan.jsonl");
+    std::fs::write(&plan_file, "the plan's bytes").unwrap();
+    let journal = Journal::create(&plan_file).unwrap();
+    let interrupt = Interrupt::default();
+    let control = Control {
+        interrupt: interrupt.clone(),
+        journal: Some(&journal),
+    };
+    let options = DeleteOptions {
+        workers: 1,
+        ..OPTIONS
+    };
+    let read = || Ok(references(Vec::new()).references);
+    let progress = InterruptAtFirst(interrupt);
+    execute(
+        &mut plan,
+        &store,
+        &options,
+        Some(&read),
+        &control,
+        &progress,
+    )
+    .unwrap();
+
+    let outcome = &plan.report.outcome;
+    assert_eq!(outcome.schema_paths_deleted, 1000, "{outcome:?}");
+    assert_eq!(outcome.left, 4000, "{outcome:?}");
+    assert!(outcome.stopped.as_deref().unwrap().contains("interrupted"));
+    assert!(plan.report.partial);
+    // The final re-check was skipped, and the report says so.
+    assert!(outcome.unverified);
+    let remaining = (0..5000)
+        .filter(|i| present(&store, &format!("_schema/s/t/id={i:05}/f")))
+        .count();
+    assert_eq!(remaining, 4000);
+    assert!(present(&store, LIVE));
+
+    drop(journal);
+    let (_, earlier) = Journal::resume(&plan_file).unwrap();
+    let earlier = earlier.unwrap();
+    assert_eq!(earlier.outcome.schema_paths_deleted, 1000);
+    let journaled = (0..5000)
+        .map(|i| format!("_schema/s/t/id={i:05}/f"))
+        .filter(|key| earlier.done.contains(&key_hash(key)))
+        .filter(|key| !present(&store, key))
+        .count();
+    assert_eq!(
+        journaled, 1000,
+        "the journal names exactly the deleted keys"
+    );
 }

@@ -27,6 +27,7 @@ use std::time::{Instant, SystemTime};
 
 use crate::config::StoreSpec;
 use crate::error::Result;
+use crate::interrupt::Interrupt;
 use crate::judge::inventory::Inventory;
 use crate::judge::plan::{OrphanSpool, Plan};
 use crate::layout::shard::{self, Shard};
@@ -56,6 +57,8 @@ pub struct ScanOptions {
     pub shard: Option<Shard>,
     /// Read the store's objects from this S3 Inventory instead of listing.
     pub inventory: Option<Arc<Inventory>>,
+    /// Once raised, listing stops at its next page and the plan is blocked.
+    pub interrupt: Interrupt,
 }
 
 impl ScanOptions {
@@ -206,6 +209,9 @@ pub fn scan_with(
             scope.spawn(move || {
                 let labels: Vec<String> = sections.iter().map(Section::label).collect();
                 let send = |index: usize, item: Listing| {
+                    if options.interrupt.requested() {
+                        return ControlFlow::Break(());
+                    }
                     if let Listing::Objects(objects) = &item {
                         progress.listed(&labels[index], objects.len() as u64);
                     }
@@ -329,7 +335,10 @@ pub fn scan_with(
             }
         }
         lister.join().expect("lister thread panicked");
-
+        if options.interrupt.requested() {
+            errors.push("interrupted before the listing finished".to_string());
+            report.partial = true;
+        }
         report.scan_errors = errors.finish();
         report.warnings = warnings.finish();
         report.seconds = started.elapsed().as_secs_f64();

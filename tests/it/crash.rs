@@ -220,3 +220,168 @@ fn sigkill_during_a_quarantine_leaves_runs_that_restore_exactly() {
         }
     }
 }
+
+/// How a run is stopped part-way.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Stop {
+    /// A scheduler's warning: the run must end cleanly, soon.
+    Term,
+    /// No warning at all.
+    Kill,
+}
+
+/// Runs `djgc ARGS -v`, and once it has logged `items` deletions (or right
+/// away when 0), stops it with `stop`. Returns its exit code and how long it
+/// took to end after the signal.
+fn run_and_stop(env: &Env, args: &[&str], items: usize, stop: Stop) -> (Option<i32>, Duration) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_djgc"))
+        .args(args)
+        .arg("-v")
+        .current_dir(env.dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = 0;
+    while seen < items {
+        match lines.next() {
+            Some(line) => seen += usize::from(line.unwrap().starts_with("deleted ")),
+            None => break,
+        }
+    }
+    let signal = match stop {
+        Stop::Term => "-TERM",
+        Stop::Kill => "-KILL",
+    };
+    let sent = std::time::Instant::now();
+    let status = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Drain the rest of its log, so it never blocks writing it.
+    lines.for_each(drop);
+    let code = child.wait().unwrap().code();
+    (code, sent.elapsed())
+}
+
+/// The overnight-job cycle: a `collect --plan P --delete` stopped by
+/// SIGTERM ends within seconds, exit 1, with its report written and marked
+/// partial; `apply P` goes on from it, again and again, stopped by SIGTERM
+/// or SIGKILL at random points (five of each); the last run finishes.
+/// Every orphan ends deleted, no live object is touched, and the final
+/// report counts each orphan once (done by an earlier run, by the last,
+/// or found gone after a run killed before it could record its batch).
+#[test]
+fn runs_stopped_by_sigterm_or_sigkill_go_on_from_their_plan_and_count_each_orphan_once() {
+    let envs = [
+        Env::with_store(djgc::config::Backend::MySql, Kind::File),
+        Env::with_store(djgc::config::Backend::PostgreSql, Kind::S3),
+    ];
+    for mut env in envs {
+        // Enough orphans for ten stops part-way: a dozen delete batches on a
+        // file store, fewer on S3, whose batches take longer.
+        let mut spec = FixtureSpec::small(&unique_schema("resume"), "main");
+        spec.hash_rows = if env.kind() == Kind::File {
+            40_000
+        } else {
+            15_000
+        };
+        spec.rows_per_content = 1;
+        spec.npy_rows = 6000;
+        spec.folder_rows = 300;
+        spec.files_per_folder = 4;
+        let truth = env.fixture(&spec);
+        env.write_config(None);
+        assert!(truth.orphans.len() > 5_000, "{}", truth.orphans.len());
+        let schema = env.schemas[0].clone();
+        let before = env.sizes();
+        let plan = env.dir.path().join("plan.jsonl");
+        let report_file = env.dir.path().join("report.json");
+        let (plan, report_file) = (plan.to_str().unwrap(), report_file.to_str().unwrap());
+        let common = [
+            "--delete",
+            "--delete-concurrency",
+            "1",
+            "--report",
+            report_file,
+        ];
+        let collect: Vec<&str> = ["collect", &schema, "--min-age", "0s", "--plan", plan]
+            .into_iter()
+            .chain(common)
+            .collect();
+        let apply: Vec<&str> = ["apply", plan, "--min-age", "0s"]
+            .into_iter()
+            .chain(common)
+            .collect();
+        // A pseudo-random but repeatable order of stops and items.
+        let mut stops = [Stop::Term, Stop::Kill].repeat(5);
+        let mut seed = std::process::id() as usize;
+        for i in (1..stops.len()).rev() {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            stops.swap(i, (seed >> 33) % (i + 1));
+        }
+        let orphans_left = |now: &BTreeMap<String, u64>| {
+            truth
+                .orphans
+                .iter()
+                .filter(|k| now.contains_key(*k))
+                .count()
+        };
+        let (mut termed_mid_delete, mut killed_mid_delete) = (0, 0);
+        let mut left_before = truth.orphans.len();
+        for (round, stop) in stops.into_iter().enumerate() {
+            let what = format!("{:?}/{:?} round {round} {stop:?}", env.kind(), env.backend);
+            let args = if round == 0 { &collect } else { &apply };
+            let _ = std::fs::remove_file(report_file);
+            let items = 1 + (seed >> 40) % 3;
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+            let (code, took) = run_and_stop(&env, args, items, stop);
+            let now = env.sizes();
+            assert_live_intact(&before, &now, &truth, &what);
+            let left = orphans_left(&now);
+            let mid_delete = left > 0 && left < left_before;
+            left_before = left;
+            if stop == Stop::Kill {
+                killed_mid_delete += usize::from(mid_delete);
+                continue;
+            }
+            assert!(took < Duration::from_secs(10), "{what}: took {took:?}");
+            if code == Some(0) && left == 0 {
+                continue; // done before the signal came
+            }
+            assert_eq!(code, Some(1), "{what}");
+            let r: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(report_file).unwrap()).unwrap();
+            assert_eq!(r["partial"], true, "{what}: {r}");
+            assert_eq!(r["left"].as_u64().unwrap(), left as u64, "{what}: {r}");
+            termed_mid_delete += usize::from(mid_delete);
+        }
+        let what = format!("{:?}/{:?}", env.kind(), env.backend);
+        assert!(
+            termed_mid_delete >= 2,
+            "{what}: {termed_mid_delete} SIGTERMs mid-delete"
+        );
+        assert!(
+            killed_mid_delete >= 2,
+            "{what}: {killed_mid_delete} SIGKILLs mid-delete"
+        );
+        let r = env.djgc_ok(&["apply", plan, "--min-age", "0s", "--delete", "--json"]);
+        let after = env.sizes();
+        assert!(truth.orphans.iter().all(|k| !after.contains_key(k)));
+        assert_live_intact(&before, &after, &truth, "after the last run");
+        let counted = ["deleted", "already_gone", "changed_skipped", "errors"]
+            .map(|field| r[field].as_u64().unwrap());
+        assert_eq!(counted[3], 0, "{r}");
+        assert_eq!(
+            counted.iter().sum::<u64>(),
+            truth.orphans.len() as u64,
+            "each orphan counted once: {r}"
+        );
+        assert!(r["resumed_after"].as_u64().unwrap() > 0, "{r}");
+        assert_eq!(r["partial"], false);
+    }
+}

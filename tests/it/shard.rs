@@ -284,9 +284,11 @@ fn run_example(env: &Env, runs: Vec<Command>, reports: &Path) -> Value {
         let out = child.wait_with_output().unwrap();
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     }
+    // The reports only (the Slurm example writes its plans beside them).
     let mut files: Vec<String> = std::fs::read_dir(reports)
         .unwrap()
         .map(|e| e.unwrap().path().display().to_string())
+        .filter(|path| path.ends_with(".json"))
         .collect();
     files.sort();
     let mut args = vec!["merge-reports"];
@@ -332,6 +334,29 @@ fn the_array_job_examples_run_as_they_are() {
         .collect();
     let merged = run_example(&env, runs, &dir.join("djgc-reports/4242"));
     assert_eq!(comparable(merged), single, "Slurm example");
+    // Submitted again to go on from the first array job: each task applies
+    // its plan (a dry run here), and the reports add up to the same.
+    let resumed = (0..3)
+        .map(|task| {
+            let mut run = with_djgc_on_path("bash", dir);
+            run.arg(&script).envs([
+                ("DJGC_SCHEMAS", schema.as_str()),
+                ("DJGC_ARGS", "--min-age 7d --quiet"),
+                ("DJGC_RESUME", "djgc-reports/4242"),
+                ("SLURM_ARRAY_JOB_ID", "4243"),
+                ("SLURM_ARRAY_TASK_ID", &(task + 1).to_string()),
+                ("SLURM_ARRAY_TASK_MIN", "1"),
+                ("SLURM_ARRAY_TASK_COUNT", "3"),
+            ]);
+            run
+        })
+        .collect();
+    let merged = run_example(&env, resumed, &dir.join("djgc-reports/4243"));
+    assert_eq!(
+        merged["orphaned"], single["orphaned"],
+        "Slurm example resumed"
+    );
+    assert_eq!(merged["stored"], single["stored"], "Slurm example resumed");
 
     // Kubernetes: the Indexed Job's container command and environment, once
     // per completion index, with the test's schema and a local report folder.

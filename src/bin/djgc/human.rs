@@ -137,6 +137,20 @@ pub fn render(report: &Report, spec: &StoreSpec, min_age: Duration) -> String {
         if report.outcome.errors > 0 {
             let _ = writeln!(out, "  Errors:      {}", HumanCount(report.outcome.errors));
         }
+        if report.resumed_after > 0 {
+            let _ = writeln!(
+                out,
+                "  Resumed:     {} disposed of by earlier runs of this plan (counted above)",
+                HumanCount(report.resumed_after)
+            );
+        }
+    }
+    if report.partial {
+        let _ = writeln!(
+            out,
+            "  [PARTIAL - interrupted; {} orphans left]",
+            HumanCount(report.outcome.left)
+        );
     }
     if !report.scan_errors.is_empty() {
         let _ = writeln!(

@@ -4,14 +4,20 @@
 //! a deletion, lives in the library ([`djgc::run`]); this file only
 //! dispatches the commands of [`cli`], prints through [`status`] and
 //! [`human`], and maps the outcome to the exit codes scripts rely on:
-//! 0 done without errors, 1 done but some items failed, 2 usage or
-//! configuration error, 3 refused to delete (scan errors or a safety check).
+//! 0 done without errors, 1 done but some items failed (or interrupted),
+//! 2 usage or configuration error, 3 refused to delete (scan errors or a
+//! safety check).
+//!
+//! SIGTERM and SIGINT (a scheduler's time limit, Ctrl-C) raise the run's
+//! [`Interrupt`]: the batches in flight finish, the report is written
+//! marked partial, and the exit code is 1. A second signal exits at once.
 
 mod cli;
 mod human;
 mod status;
 
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 use clap::{CommandFactory, Parser};
 
@@ -19,6 +25,7 @@ use cli::{ApplyArgs, Cli, Command, OutputArgs, ScanArgs};
 use status::Console;
 
 use djgc::error::Error;
+use djgc::interrupt::Interrupt;
 use djgc::progress::Progress;
 use djgc::report::{merge_shards, Report};
 use djgc::run::{self, Collection, Disposal, Session, SessionOptions, Verdict};
@@ -43,8 +50,28 @@ impl From<Verdict> for Exit {
     }
 }
 
+/// The interrupt every session of this process honours, raised by
+/// SIGTERM and SIGINT.
+static INTERRUPT: OnceLock<Interrupt> = OnceLock::new();
+
+/// Makes SIGTERM and SIGINT raise [`INTERRUPT`]; once raised, the same
+/// signals end the process at once (exit 1).
+fn stop_on_signals() -> std::io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let flag = INTERRUPT.get_or_init(Interrupt::default).flag();
+    for signal in [SIGTERM, SIGINT] {
+        // The shutdown is registered first, so the first signal only arms it.
+        signal_hook::flag::register_conditional_shutdown(signal, 1, flag.clone())?;
+        signal_hook::flag::register(signal, flag.clone())?;
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = stop_on_signals() {
+        eprintln!("djgc: cannot catch SIGTERM/SIGINT, so a stop will not be clean: {e}");
+    }
     let mut console = Console::new(cli.log_format);
     if let Some((verbose, quiet)) = cli.command.bars() {
         console = console.with_bars(verbose, quiet, cli.progress);
@@ -93,7 +120,8 @@ fn failed_if(failed: bool) -> Exit {
 /// else the defaults.
 fn session(cli: &Cli, store: Option<&str>, work: Option<&cli::WorkArgs>) -> Result<Session, Error> {
     let options = work.map_or(SessionOptions::default(), cli::WorkArgs::session);
-    Session::open(cli.load_config()?, store, options)
+    let interrupt = INTERRUPT.get_or_init(Interrupt::default).clone();
+    Ok(Session::open(cli.load_config()?, store, options)?.with_interrupt(interrupt))
 }
 
 /// `scan`, and `collect` with its delete flags.

@@ -1,0 +1,36 @@
+//! Stopping a run early and cleanly, on the caller's word.
+//!
+//! An overnight job is ended by its scheduler: Slurm sends SIGTERM at the
+//! time limit (or on preemption), then SIGKILL after `KillWait`. The binary
+//! turns the signal into a request on an [`Interrupt`] the run was given;
+//! the run looks at it between units of work it can abandon (a listing
+//! page, a delete batch not yet sent) and ends with a report marked
+//! partial. Whatever was in flight finishes, so every object's fate is
+//! known and recorded. The library installs no signal handler itself.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// A request to stop, shared between whoever asks (a signal handler) and
+/// the run that honours it. Clones share one flag; the default is a fresh
+/// flag that nobody has raised.
+#[derive(Clone, Debug, Default)]
+pub struct Interrupt(Arc<AtomicBool>);
+
+impl Interrupt {
+    /// The flag itself, for a signal handler that sets it
+    /// (`signal_hook::flag::register`).
+    pub fn flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.0)
+    }
+
+    /// Asks the run to stop.
+    pub fn request(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a stop was asked for.
+    pub fn requested(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
