@@ -280,14 +280,41 @@ impl S3Store {
                 Err(e) => return Err(self.failure("copy", from, &e)),
             }
         }
-        self.client
+        // Only the version copied is deleted: a writer that replaced it
+        // since keeps the new version where it is.
+        let deleted = self
+            .client
             .delete_object()
             .bucket(&self.bucket)
             .key(self.bucket_key(from))
+            .if_match(etag)
             .send()
-            .await
-            .map_err(|e| self.failure("delete", from, &e))?;
-        Ok(Moved::Done)
+            .await;
+        match deleted {
+            Ok(_) => Ok(Moved::Done),
+            // Gone meanwhile: the copy is all that is left of it.
+            Err(e) if e.code() == Some("NoSuchKey") => Ok(Moved::Done),
+            Err(e) if e.code() == Some("PreconditionFailed") => {
+                // The copy holds the old version, which nothing needs: taken
+                // back, so a restore never puts it over the new one.
+                let undone = self
+                    .client
+                    .delete_object()
+                    .bucket(&self.bucket)
+                    .key(self.bucket_key(to))
+                    .send()
+                    .await;
+                let why = match undone {
+                    Ok(_) => "it was written again while being moved, so it was left in place",
+                    Err(_) => {
+                        "it was written again while being moved, so it was left in place \
+                         (a copy of its old version stays at the target)"
+                    }
+                };
+                Err(StoreError::new("move", from, why))
+            }
+            Err(e) => Err(self.failure("delete", from, &e)),
+        }
     }
 
     /// Copies `source` (`size` bytes, version `etag`) onto `to` as a

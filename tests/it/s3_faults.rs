@@ -33,6 +33,9 @@ struct Faults {
     /// Run once, before the first copy request (CopyObject or
     /// UploadPartCopy) is passed on: a writer racing a move.
     before_first_copy: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    /// Run once, before the first DeleteObject of one key is passed on: a
+    /// writer racing the end of a move.
+    before_first_key_delete: Mutex<Option<Box<dyn FnOnce() + Send>>>,
     requests: AtomicUsize,
     /// UploadPartCopy requests seen.
     part_copies: AtomicUsize,
@@ -115,6 +118,12 @@ fn serve(client: TcpStream, upstream: &str, faults: &Faults) {
         let lower_head = head.to_ascii_lowercase();
         if lower_head.contains("\nx-amz-copy-source:") {
             if let Some(writer) = faults.before_first_copy.lock().unwrap().take() {
+                writer();
+            }
+        }
+        let request_line = head.lines().next().unwrap_or("");
+        if request_line.starts_with("DELETE ") && !request_line.contains("uploadId=") {
+            if let Some(writer) = faults.before_first_key_delete.lock().unwrap().take() {
                 writer();
             }
         }
@@ -504,4 +513,39 @@ fn a_source_rewritten_after_the_move_looked_is_not_moved() {
         );
         assert_eq!(store.get(&target).unwrap(), None, "{key}");
     }
+}
+
+/// A writer replaces the source after it was copied, just before the move
+/// deletes it: the delete is pinned to the version copied, so the new
+/// version stays where it is and the stale copy is taken back.
+#[test]
+fn a_source_rewritten_between_its_copy_and_its_delete_stays() {
+    use djgc::store::Store;
+    let key = "_schema/s/t/id=2/small";
+    let location = unique_schema("rewritten-late");
+    let direct = crate::common::s3_spec(
+        &location,
+        crate::common::S3_ENDPOINT,
+        crate::common::S3_SECRET_KEY,
+    );
+    let writer = djgc::store::S3Store::open(&direct, 1).unwrap();
+    let rewrite: Box<dyn FnOnce() + Send> =
+        Box::new(move || writer.put(key, b"written again".to_vec()).unwrap());
+    let (store, _faults, _) = store_with_a_large_object_at(
+        &location,
+        Faults {
+            before_first_key_delete: Mutex::new(Some(rewrite)),
+            ..Faults::default()
+        },
+    );
+    let target = format!("_trash/r/{key}");
+    let outcomes = store.rename("_schema/s/", &[(key.to_string(), target.clone())]);
+    let error = outcomes[0].as_ref().unwrap_err().to_string();
+    assert!(error.contains("written again"), "{error}");
+    assert_eq!(
+        store.get(key).unwrap().as_deref(),
+        Some(&b"written again"[..]),
+        "the new version was deleted"
+    );
+    assert_eq!(store.get(&target).unwrap(), None);
 }
