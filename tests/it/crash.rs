@@ -36,6 +36,21 @@ enum KillPoint {
 
 /// Runs `djgc ARGS -v` and kills it with SIGKILL at `point`.
 fn run_and_kill(env: &Env, args: &[&str], point: KillPoint) {
+    run_and_stop(env, args, point, Stop::Kill);
+}
+
+/// How a run is stopped part-way.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Stop {
+    /// A scheduler's warning: the run must end cleanly, soon.
+    Term,
+    /// No warning at all.
+    Kill,
+}
+
+/// Runs `djgc ARGS -v` and stops it with `stop` at `point`. Returns its
+/// exit code and how long it took to end after the signal.
+fn run_and_stop(env: &Env, args: &[&str], point: KillPoint, stop: Stop) -> (Option<i32>, Duration) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_djgc"))
         .args(args)
         .arg("-v")
@@ -44,24 +59,33 @@ fn run_and_kill(env: &Env, args: &[&str], point: KillPoint) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     match point {
         KillPoint::After(delay) => std::thread::sleep(delay),
         KillPoint::AfterItems(n) => {
             let mut items = 0;
-            for line in BufReader::new(stderr).lines() {
+            while items < n {
+                let Some(line) = lines.next() else { break };
                 let line = line.unwrap();
-                if line.starts_with("deleted ") || line.starts_with("quarantined ") {
-                    items += 1;
-                    if items >= n {
-                        break;
-                    }
-                }
+                items +=
+                    usize::from(line.starts_with("deleted ") || line.starts_with("quarantined "));
             }
         }
     }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    let signal = match stop {
+        Stop::Term => "-TERM",
+        Stop::Kill => "-KILL",
+    };
+    let sent = std::time::Instant::now();
+    let status = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Drain the rest of its log, so it never blocks writing it.
+    lines.for_each(drop);
+    let code = child.wait().unwrap().code();
+    (code, sent.elapsed())
 }
 
 /// Kills while scanning or writing the manifest, then right after the
@@ -74,6 +98,16 @@ const KILL_POINTS: [KillPoint; 6] = [
     KillPoint::AfterItems(1),
     KillPoint::AfterItems(1),
 ];
+
+/// How many of the orphans `now` (one listing of the store: a request per
+/// orphan is slow on S3) still holds.
+fn orphans_left(truth: &FixtureOutcome, now: &BTreeMap<String, u64>) -> usize {
+    truth
+        .orphans
+        .iter()
+        .filter(|k| now.contains_key(*k))
+        .count()
+}
 
 /// Asserts every object but the orphans is still there with its size.
 fn assert_live_intact(
@@ -104,22 +138,14 @@ fn sigkill_during_a_delete_loses_no_live_object_and_a_rerun_finishes() {
             "--delete-concurrency",
             "1",
         ];
-        // One listing per check: a request per orphan is slow on S3.
-        let orphans_left = |now: &BTreeMap<String, u64>| {
-            truth
-                .orphans
-                .iter()
-                .filter(|k| now.contains_key(*k))
-                .count()
-        };
-        let mut left_before = orphans_left(&before);
+        let mut left_before = orphans_left(&truth, &before);
         let mut landed_mid_delete = 0;
         for point in KILL_POINTS {
             let what = format!("{:?}/{:?} killed {point:?}", env.kind(), env.backend);
             run_and_kill(&env, &args, point);
             let now = env.sizes();
             assert_live_intact(&before, &now, &truth, &what);
-            let left = orphans_left(&now);
+            let left = orphans_left(&truth, &now);
             if left > 0 && left < left_before {
                 landed_mid_delete += 1;
             }
@@ -134,7 +160,7 @@ fn sigkill_during_a_delete_loses_no_live_object_and_a_rerun_finishes() {
         let r = env.djgc_ok(&["collect", &schema, "--min-age", "0s", "--delete", "--json"]);
         assert_eq!(r["errors"], 0);
         let after = env.sizes();
-        assert_eq!(orphans_left(&after), 0);
+        assert_eq!(orphans_left(&truth, &after), 0);
         assert_live_intact(&before, &after, &truth, "after the rerun");
     }
 }
@@ -221,51 +247,6 @@ fn sigkill_during_a_quarantine_leaves_runs_that_restore_exactly() {
     }
 }
 
-/// How a run is stopped part-way.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Stop {
-    /// A scheduler's warning: the run must end cleanly, soon.
-    Term,
-    /// No warning at all.
-    Kill,
-}
-
-/// Runs `djgc ARGS -v`, and once it has logged `items` deletions (or right
-/// away when 0), stops it with `stop`. Returns its exit code and how long it
-/// took to end after the signal.
-fn run_and_stop(env: &Env, args: &[&str], items: usize, stop: Stop) -> (Option<i32>, Duration) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_djgc"))
-        .args(args)
-        .arg("-v")
-        .current_dir(env.dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut seen = 0;
-    while seen < items {
-        match lines.next() {
-            Some(line) => seen += usize::from(line.unwrap().starts_with("deleted ")),
-            None => break,
-        }
-    }
-    let signal = match stop {
-        Stop::Term => "-TERM",
-        Stop::Kill => "-KILL",
-    };
-    let sent = std::time::Instant::now();
-    let status = Command::new("kill")
-        .args([signal, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    // Drain the rest of its log, so it never blocks writing it.
-    lines.for_each(drop);
-    let code = child.wait().unwrap().code();
-    (code, sent.elapsed())
-}
-
 /// The overnight-job cycle: a `collect --plan P --delete` stopped by
 /// SIGTERM ends within seconds, exit 1, with its report written and marked
 /// partial; `apply P` goes on from it, again and again, stopped by SIGTERM
@@ -324,13 +305,6 @@ fn runs_stopped_by_sigterm_or_sigkill_go_on_from_their_plan_and_count_each_orpha
                 .wrapping_add(1442695040888963407);
             stops.swap(i, (seed >> 33) % (i + 1));
         }
-        let orphans_left = |now: &BTreeMap<String, u64>| {
-            truth
-                .orphans
-                .iter()
-                .filter(|k| now.contains_key(*k))
-                .count()
-        };
         let (mut termed_mid_delete, mut killed_mid_delete) = (0, 0);
         let mut left_before = truth.orphans.len();
         for (round, stop) in stops.into_iter().enumerate() {
@@ -339,10 +313,10 @@ fn runs_stopped_by_sigterm_or_sigkill_go_on_from_their_plan_and_count_each_orpha
             let _ = std::fs::remove_file(report_file);
             let items = 1 + (seed >> 40) % 3;
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-            let (code, took) = run_and_stop(&env, args, items, stop);
+            let (code, took) = run_and_stop(&env, args, KillPoint::AfterItems(items), stop);
             let now = env.sizes();
             assert_live_intact(&before, &now, &truth, &what);
-            let left = orphans_left(&now);
+            let left = orphans_left(&truth, &now);
             let mid_delete = left > 0 && left < left_before;
             left_before = left;
             if stop == Stop::Kill {

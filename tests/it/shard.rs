@@ -318,39 +318,30 @@ fn the_array_job_examples_run_as_they_are() {
 
     // Slurm: the script as sbatch runs it, once per array task.
     let script = repo.join("scripts/slurm/djgc-array.sbatch");
-    let runs = (0..3)
-        .map(|task| {
-            let mut run = with_djgc_on_path("bash", dir);
-            run.arg(&script).envs([
-                ("DJGC_SCHEMAS", schema.as_str()),
-                ("DJGC_ARGS", "--min-age 7d --quiet"),
-                ("SLURM_ARRAY_JOB_ID", "4242"),
-                ("SLURM_ARRAY_TASK_ID", &(task + 1).to_string()),
-                ("SLURM_ARRAY_TASK_MIN", "1"),
-                ("SLURM_ARRAY_TASK_COUNT", "3"),
-            ]);
-            run
-        })
-        .collect();
-    let merged = run_example(&env, runs, &dir.join("djgc-reports/4242"));
+    // The three tasks of array job `job`, with `more` variables.
+    let tasks = |job: &str, more: &[(&str, &str)]| -> Vec<Command> {
+        (0..3)
+            .map(|task| {
+                let mut run = with_djgc_on_path("bash", dir);
+                run.arg(&script)
+                    .envs([
+                        ("DJGC_SCHEMAS", schema.as_str()),
+                        ("DJGC_ARGS", "--min-age 7d --quiet"),
+                        ("SLURM_ARRAY_JOB_ID", job),
+                        ("SLURM_ARRAY_TASK_ID", &(task + 1).to_string()),
+                        ("SLURM_ARRAY_TASK_MIN", "1"),
+                        ("SLURM_ARRAY_TASK_COUNT", "3"),
+                    ])
+                    .envs(more.iter().copied());
+                run
+            })
+            .collect()
+    };
+    let merged = run_example(&env, tasks("4242", &[]), &dir.join("djgc-reports/4242"));
     assert_eq!(comparable(merged), single, "Slurm example");
     // Submitted again to go on from the first array job: each task applies
     // its plan (a dry run here), and the reports add up to the same.
-    let resumed = (0..3)
-        .map(|task| {
-            let mut run = with_djgc_on_path("bash", dir);
-            run.arg(&script).envs([
-                ("DJGC_SCHEMAS", schema.as_str()),
-                ("DJGC_ARGS", "--min-age 7d --quiet"),
-                ("DJGC_RESUME", "djgc-reports/4242"),
-                ("SLURM_ARRAY_JOB_ID", "4243"),
-                ("SLURM_ARRAY_TASK_ID", &(task + 1).to_string()),
-                ("SLURM_ARRAY_TASK_MIN", "1"),
-                ("SLURM_ARRAY_TASK_COUNT", "3"),
-            ]);
-            run
-        })
-        .collect();
+    let resumed = tasks("4243", &[("DJGC_RESUME", "djgc-reports/4242")]);
     let merged = run_example(&env, resumed, &dir.join("djgc-reports/4243"));
     assert_eq!(
         merged["orphaned"], single["orphaned"],
