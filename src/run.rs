@@ -358,6 +358,9 @@ pub fn apply(
     let started = SystemTime::now();
     disposal.check()?;
     let (header, mut plan) = planfile::read(&request.plan)?;
+    // Whether the scan was interrupted is its own story (and blocks the
+    // plan); this run is partial only if it is interrupted itself.
+    plan.report.partial = false;
     // A plan made for another store (or database) than the session's is
     // refused here, whoever opened the session.
     planfile::check_identity(
@@ -384,12 +387,14 @@ pub fn apply(
             (Some(journal), earlier)
         }
     };
+    let mut done_before = 0;
     if let Some(earlier) = &earlier {
-        plan.retain_orphans(|o| !earlier.done.contains(&journal::key_hash(&o.key)))?;
+        done_before =
+            plan.retain_orphans(|o| !earlier.done.contains(&journal::key_hash(&o.key)))?;
         progress.notice(Notice::Info(&format!(
-            "going on from {}: {} orphans were disposed of by earlier runs of this plan",
+            "going on from {}: {done_before} orphans were disposed of by earlier runs of \
+             this plan",
             journal::path_of(&request.plan).display(),
-            earlier.done.len()
         )));
     }
     if !plan.is_blocked() {
@@ -403,8 +408,11 @@ pub fn apply(
     let mut collection = finish(session, plan, &query, disposal, journal.as_ref(), progress)?;
     if let Some(earlier) = earlier {
         let report = &mut collection.report;
-        report.resumed_after = earlier.done.len() as u64;
+        report.resumed_after = done_before;
         report.outcome.add_counts(&earlier.outcome);
+        if report.outcome.unverified && collection.verdict == Verdict::Clean {
+            collection.verdict = Verdict::ItemsFailed;
+        }
     }
     Ok(collection.closed(started))
 }

@@ -124,7 +124,12 @@ impl Journal {
         };
         let line = BatchLine {
             done: done.iter().map(|k| format!("{:x}", key_hash(k))).collect(),
-            outcome: outcome.clone(),
+            // A failed key is not done: the next run tries it again and
+            // counts it then, so its error is not carried over.
+            outcome: DeleteOutcome {
+                errors: 0,
+                ..outcome.clone()
+            },
         };
         let mut text = serde_json::to_vec(&line).expect("a journal line serialises");
         text.push(b'\n');
@@ -168,13 +173,15 @@ impl Journal {
     }
 
     /// The earlier runs recorded at `path`, if it is a journal of the plan
-    /// with `digest`. A last line cut short (a run killed while writing
-    /// it) is passed over; any other line that is not a journal line is
-    /// an error naming the file.
+    /// with `digest`. A last line cut short (a run killed, or a disk full,
+    /// while writing it: no line break at its end) is cut off the file, so
+    /// the next record starts on a line of its own; any other line that is
+    /// not a journal line is an error naming the file.
     fn read(path: &Path, digest: &str) -> Result<Option<Earlier>> {
         let io = |e| Error::file(path, e);
-        let file = match OpenOptions::new()
+        let mut file = match OpenOptions::new()
             .read(true)
+            .write(true)
             .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(path)
         {
@@ -182,7 +189,14 @@ impl Journal {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io(e)),
         };
-        let mut lines = BufReader::new(file).lines();
+        let mut text = Vec::new();
+        file.read_to_end(&mut text).map_err(io)?;
+        let whole = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        if whole < text.len() {
+            file.set_len(whole as u64).map_err(io)?;
+            text.truncate(whole);
+        }
+        let mut lines = BufReader::new(&text[..]).lines();
         let header: Option<Header> = match lines.next() {
             Some(line) => serde_json::from_str(&line.map_err(io)?).ok(),
             None => None,
@@ -193,24 +207,16 @@ impl Journal {
             _ => return Ok(None),
         }
         let mut earlier = Earlier::default();
-        let mut cut_short = None;
         for (number, line) in lines.enumerate() {
             let line = line.map_err(io)?;
-            if let Some(bad) = cut_short.take() {
-                return Err(bad);
-            }
-            let batch: BatchLine = match serde_json::from_str(&line) {
-                Ok(batch) => batch,
-                Err(e) => {
-                    cut_short = Some(Error::Usage(format!(
-                        "{} line {}: not a djgc progress line ({e}); remove the file to \
-                         start the plan afresh",
-                        path.display(),
-                        number + 2
-                    )));
-                    continue;
-                }
-            };
+            let batch: BatchLine = serde_json::from_str(&line).map_err(|e| {
+                Error::Usage(format!(
+                    "{} line {}: not a djgc progress line ({e}); remove the file to \
+                     start the plan afresh",
+                    path.display(),
+                    number + 2
+                ))
+            })?;
             for hash in &batch.done {
                 let hash = u64::from_str_radix(hash, 16).map_err(|_| {
                     Error::Usage(format!(
@@ -266,7 +272,7 @@ mod tests {
     }
 
     #[test]
-    fn a_line_cut_short_at_the_end_is_passed_over_and_elsewhere_named() {
+    fn a_line_cut_short_at_the_end_is_cut_off_and_elsewhere_named() {
         let dir = tempfile::tempdir().unwrap();
         let plan = dir.path().join("plan.jsonl");
         std::fs::write(&plan, "a plan\n").unwrap();
@@ -276,8 +282,12 @@ mod tests {
         let path = path_of(&plan);
         let whole = std::fs::read_to_string(&path).unwrap();
         std::fs::write(&path, format!("{whole}{{\"done\":[\"12")).unwrap();
-        let (_, earlier) = Journal::resume(&plan).unwrap();
+        let (journal, earlier) = Journal::resume(&plan).unwrap();
         assert_eq!(earlier.unwrap().done.len(), 1);
+        // The torn tail is cut off: the next record reads back.
+        journal.record(&["b"], &deleted(1)).unwrap();
+        drop(journal);
+        assert_eq!(Journal::resume(&plan).unwrap().1.unwrap().done.len(), 2);
 
         std::fs::write(
             &path,

@@ -261,6 +261,10 @@ fn dispose(
                                 }
                             }
                         }
+                        // A fresh read may have waited on the database.
+                        if interrupt.requested() {
+                            continue;
+                        }
                         let section = &sections[batch.section];
                         // This batch's counts and finished keys, for the journal.
                         let mut outcome = DeleteOutcome::default();
@@ -376,6 +380,17 @@ fn dispose(
         plan.report.partial = true;
         if live.is_some() {
             outcome.unverified = true;
+            // Carried into the report of the run that goes on from here: its
+            // own re-check does not look at what this run disposed of.
+            if let Some(journal) = control.journal {
+                let unverified = DeleteOutcome {
+                    unverified: true,
+                    ..Default::default()
+                };
+                if let Err(e) = journal.record(&[], &unverified) {
+                    plan.report.warnings.push(e.to_string());
+                }
+            }
             plan.report.warnings.push(
                 "interrupted before the re-check after deleting, so losses to rows written \
                  meanwhile cannot be ruled out"

@@ -423,6 +423,8 @@ impl ParquetRow {
         let mut read = ParquetRow::default();
         for (name, field) in row.get_column_iter() {
             match (name.as_str(), field) {
+                // As in CSV: only a version marked current is an object.
+                ("is_latest", Field::Null) => read.is_latest = Some(false),
                 (_, Field::Null) => {}
                 ("key", Field::Str(key)) => read.key = Some(key.clone()),
                 ("key", Field::Bytes(bytes)) => {
