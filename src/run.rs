@@ -343,7 +343,12 @@ pub fn collect(
     if disposal.action != Action::DryRun && plan.report.inventory.is_some() && !plan.is_blocked() {
         plan.report.changed_skipped = planfile::confirm_unchanged(&mut plan, session.store())?;
     }
-    let finished = finish(session, plan, &query, disposal, journal.as_ref(), progress);
+    let control = Control {
+        interrupt: session.interrupt.clone(),
+        journal: journal.as_ref(),
+        earlier: None,
+    };
+    let finished = finish(session, plan, &query, disposal, &control, progress);
     finished.map(|collection| collection.closed(started))
 }
 
@@ -387,16 +392,18 @@ pub fn apply(
             (Some(journal), earlier)
         }
     };
-    let mut done_before = 0;
-    if let Some(earlier) = &earlier {
-        done_before =
-            plan.retain_orphans(|o| !earlier.done.contains(&journal::key_hash(&o.key)))?;
-        progress.notice(Notice::Info(&format!(
-            "going on from {}: {done_before} orphans were disposed of by earlier runs of \
-             this plan",
-            journal::path_of(&request.plan).display(),
-        )));
-    }
+    let done_before = match &earlier {
+        Some(earlier) => {
+            let done = plan.split_off(|o| earlier.done.contains(&journal::key_hash(&o.key)))?;
+            let count = done.orphans()?.count() as u64;
+            progress.notice(Notice::Info(&format!(
+                "going on from {}: {count} orphans were disposed of by earlier runs of this plan",
+                journal::path_of(&request.plan).display(),
+            )));
+            Some((done, count))
+        }
+        None => None,
+    };
     if !plan.is_blocked() {
         plan.report.changed_skipped = planfile::confirm_for_apply(
             &mut plan,
@@ -405,10 +412,24 @@ pub fn apply(
             cutoff(request.min_age),
         )?;
     }
-    let mut collection = finish(session, plan, &query, disposal, journal.as_ref(), progress)?;
-    if let Some(earlier) = earlier {
+    let control = Control {
+        interrupt: session.interrupt.clone(),
+        journal: journal.as_ref(),
+        earlier: done_before.as_ref().map(|(done, _)| done),
+    };
+    let mut collection = finish(session, plan, &query, disposal, &control, progress)?;
+    if let (Some(mut earlier), Some((_, count))) = (earlier, done_before) {
         let report = &mut collection.report;
-        report.resumed_after = done_before;
+        report.resumed_after = count;
+        // The re-check after this run's deletion looked at the earlier
+        // runs' deletions too; a quarantine's are re-checked by `purge`.
+        let rechecked = !report.dry_run
+            && !report.partial
+            && !report.outcome.unverified
+            && collection.verdict != Verdict::Refused;
+        if rechecked {
+            earlier.outcome.unverified = false;
+        }
         report.outcome.add_counts(&earlier.outcome);
         if report.outcome.unverified && collection.verdict == Verdict::Clean {
             collection.verdict = Verdict::ItemsFailed;
@@ -464,14 +485,13 @@ fn plan_query(session: &Session, plan: &Plan, schema_codecs: &[String]) -> Resul
         ))
 }
 
-/// Tells the plan's problems and disposes of its orphans (recording each
-/// finished batch in `journal`).
+/// Tells the plan's problems and disposes of its orphans under `control`.
 fn finish(
     session: &Session,
     mut plan: Plan,
     query: &ReferenceQuery,
     disposal: &Disposal,
-    journal: Option<&Journal>,
+    control: &Control<'_>,
     progress: &dyn Progress,
 ) -> Result<Collection> {
     for warning in &plan.report.warnings {
@@ -480,11 +500,7 @@ fn finish(
     for problem in &plan.report.scan_errors {
         progress.notice(Notice::Problem(problem));
     }
-    let control = Control {
-        interrupt: session.interrupt.clone(),
-        journal,
-    };
-    let verdict = dispose(session, &mut plan, query, disposal, &control, progress)?;
+    let verdict = dispose(session, &mut plan, query, disposal, control, progress)?;
     Ok(Collection {
         report: plan.report,
         verdict,

@@ -80,6 +80,9 @@ pub(crate) struct Control<'a> {
     pub interrupt: Interrupt,
     /// Each finished batch is recorded here, for a later run to go on from.
     pub journal: Option<&'a Journal>,
+    /// Orphans of the same plan deleted by earlier, interrupted runs: the
+    /// re-check after deleting looks at them too.
+    pub earlier: Option<&'a Plan>,
 }
 
 /// The guard's objections to deleting what `report` found, one per schema or
@@ -368,6 +371,10 @@ fn dispose(
     };
     plan.report.rescued += tally.rescued;
     plan.report.dry_run = false;
+    if fed.is_err() && live.is_some() {
+        // Deletion stopped early, before its re-check.
+        plan.report.outcome.unverified = true;
+    }
     fed?;
     if interrupt.requested() {
         let outcome = &mut plan.report.outcome;
@@ -400,7 +407,7 @@ fn dispose(
         return Ok(());
     }
     if let Some(read) = live {
-        audit(plan, store, trash_run, read)?;
+        audit(plan, store, trash_run, read, control.earlier)?;
     }
     Ok(())
 }
@@ -413,12 +420,15 @@ const LOST_KEYS_SHOWN: usize = 100;
 /// is in quarantine is put straight back; one that is gone from the store is
 /// lost and reported. Orphans still in place (rescued before their batch, or
 /// whose deletion failed) are neither. Nothing is held per deleted key, so
-/// memory does not grow with the number of orphans.
+/// memory does not grow with the number of orphans. Orphans `earlier` runs
+/// deleted are looked at as this run's are (those an earlier quarantine
+/// moved are in its own run, which `purge` re-checks).
 fn audit(
     plan: &mut Plan,
     store: &dyn Store,
     trash_run: Option<&str>,
     read: &ReadReferences<'_>,
+    earlier: Option<&Plan>,
 ) -> Result<()> {
     let references = match read() {
         Ok(references) => references,
@@ -436,6 +446,14 @@ fn audit(
         let orphan = orphan?;
         if references.covers(&orphan.key) {
             late.push(orphan);
+        }
+    }
+    if let (Some(earlier), None) = (earlier, trash_run) {
+        for orphan in earlier.orphans()? {
+            let orphan = orphan?;
+            if references.covers(&orphan.key) {
+                late.push(orphan);
+            }
         }
     }
     let mut failures = Vec::new();

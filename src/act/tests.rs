@@ -475,6 +475,7 @@ fn an_interrupt_finishes_the_batch_in_flight_starts_no_other_and_journals_it() {
     let control = Control {
         interrupt: interrupt.clone(),
         journal: Some(&journal),
+        earlier: None,
     };
     let options = DeleteOptions {
         workers: 1,
@@ -517,5 +518,45 @@ fn an_interrupt_finishes_the_batch_in_flight_starts_no_other_and_journals_it() {
     assert_eq!(
         journaled, 1000,
         "the journal names exactly the deleted keys"
+    );
+}
+
+/// A run going on from an interrupted one re-checks, after deleting, what
+/// the earlier run deleted too: one a row references by now is reported
+/// lost, so the earlier run's skipped re-check is made good.
+#[test]
+fn the_re_check_after_a_resumed_deletion_covers_the_earlier_runs_deletions() {
+    let (store, mut plan) = store_and_plan(std::time::Duration::ZERO);
+    // An earlier run deleted the first 1,000 orphans, then was stopped.
+    let earlier = plan
+        .split_off(|o| o.key.as_str() < "_schema/s/t/id=01000/f")
+        .unwrap();
+    let gone: Vec<String> = earlier.orphans().unwrap().map(|o| o.unwrap().key).collect();
+    assert_eq!(gone.len(), 1000);
+    store.0.delete("_schema/s/", &gone);
+    // A row committed since names one of them.
+    let read = || {
+        let mut references = references(Vec::new()).references;
+        references.insert(RefKind::Schema, EARLY);
+        Ok(references)
+    };
+    let control = Control {
+        earlier: Some(&earlier),
+        ..Control::default()
+    };
+    execute(
+        &mut plan,
+        &store,
+        &OPTIONS,
+        Some(&read),
+        &control,
+        &Recorder::default(),
+    )
+    .unwrap();
+    let outcome = &plan.report.outcome;
+    assert_eq!(outcome.schema_paths_deleted, 4000, "{outcome:?}");
+    assert_eq!(
+        (outcome.lost, outcome.lost_keys.clone()),
+        (1, vec![EARLY.to_string()])
     );
 }

@@ -126,6 +126,20 @@ impl Plan {
         Ok(dropped)
     }
 
+    /// Moves the orphans `take` accepts out of this plan into a plan of
+    /// their own (same sections, an empty report).
+    pub fn split_off(&mut self, mut take: impl FnMut(&Orphan) -> bool) -> Result<Plan> {
+        let mut taken = OrphanSpool::new()?;
+        let mut kept = OrphanSpool::new()?;
+        for orphan in self.orphans()? {
+            let orphan = orphan?;
+            let to = if take(&orphan) { &mut taken } else { &mut kept };
+            to.push(orphan.section, orphan.size, orphan.modified, &orphan.key)?;
+        }
+        self.spool = kept.finish()?;
+        Plan::new(self.sections.clone(), Report::default(), taken)
+    }
+
     /// Writes every orphan's store-relative path, one per line, to `path`:
     /// to a new file beside it, renamed over `path` once complete (a link
     /// planted at `path` is replaced, never written through).
