@@ -560,3 +560,28 @@ fn the_re_check_after_a_resumed_deletion_covers_the_earlier_runs_deletions() {
         (1, vec![EARLY.to_string()])
     );
 }
+
+/// An interrupt raised before the listing ends stops it and blocks the
+/// plan: a listing cut short must never pass for the store.
+#[test]
+fn an_interrupted_scan_is_partial_and_blocks_deletion() {
+    let (store, _) = store_and_plan(std::time::Duration::ZERO);
+    let interrupt = Interrupt::default();
+    interrupt.request();
+    let options = ScanOptions {
+        interrupt,
+        ..options()
+    };
+    let plan = scan_with(
+        || Ok(references(Vec::new())),
+        sections(),
+        &store,
+        &options,
+        &Recorder::default(),
+    )
+    .unwrap();
+    assert!(plan.report.partial);
+    assert!(plan.is_blocked(), "{:?}", plan.report.scan_errors);
+    assert!(plan.report.scan_errors[0].contains("interrupted"));
+    assert_eq!(plan.orphans().unwrap().count(), 0);
+}

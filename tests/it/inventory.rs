@@ -109,9 +109,9 @@ enum Format {
     Parquet,
 }
 
-/// Two data files of `rows` in `format`: for CSV one gzipped and one not,
-/// for Parquet one Snappy (pyarrow's default) and one gzip, written by
-/// pyarrow.
+/// The data files of `rows` in `format`: for CSV one gzipped and one not,
+/// for Parquet one Snappy (pyarrow's default), one gzip and one LZ4, written
+/// by pyarrow.
 fn data_files(dir: &Path, rows: &[Row], format: Format) -> Vec<(&'static str, Vec<u8>)> {
     let (first, second) = rows.split_at(rows.len() / 2);
     match format {
@@ -126,7 +126,8 @@ fn data_files(dir: &Path, rows: &[Row], format: Format) -> Vec<(&'static str, Ve
         }
         Format::Parquet => [
             ("part-0.parquet", first, "snappy"),
-            ("part-1.parquet", second, "gzip"),
+            ("part-1.parquet", &second[..second.len() / 2], "gzip"),
+            ("part-2.parquet", &second[second.len() / 2..], "lz4"),
         ]
         .into_iter()
         .map(|(name, rows, codec)| {
