@@ -61,6 +61,9 @@ pub const COPY_PART_SIZE: u64 = 5 << 30;
 /// but the last.
 const MAX_PARTS: u64 = 10_000;
 const MIN_PART_SIZE: u64 = 5 << 20;
+/// The largest part copied by one UploadPartCopy: well inside one
+/// request's time limit, where a 5 GiB part might not be.
+const LARGEST_COPY_PART: u64 = 512 << 20;
 /// UploadPartCopy requests in flight for one object.
 const COPY_PARTS_IN_FLIGHT: usize = 4;
 /// What a CopySource must escape: everything but unreserved characters and `/`.
@@ -235,9 +238,10 @@ impl S3Store {
         format!("{}{key}", self.root)
     }
 
-    /// Copies objects larger than `bytes` in parts of that size (default
-    /// [`COPY_PART_SIZE`], S3's limit; tests use small parts). Parts are
-    /// never smaller than S3's least, 5 MiB.
+    /// Copies objects larger than `bytes` in parts (default
+    /// [`COPY_PART_SIZE`], S3's limit; tests use small parts) of that size
+    /// or 512 MiB, whichever is smaller. Parts are never smaller than S3's
+    /// least, 5 MiB.
     pub fn with_copy_part_size(mut self, bytes: u64) -> Self {
         self.copy_part_size = bytes.max(MIN_PART_SIZE);
         self
@@ -263,7 +267,7 @@ impl S3Store {
             utf8_percent_encode(&self.bucket_key(from), COPY_SOURCE)
         );
         if size > self.copy_part_size {
-            self.copy_in_parts(from, to, &source, etag, size).await?;
+            self.copy_in_parts(from, to, &source, &head, size).await?;
         } else {
             let copied = self
                 .client
@@ -317,23 +321,31 @@ impl S3Store {
         }
     }
 
-    /// Copies `source` (`size` bytes, version `etag`) onto `to` as a
-    /// multipart upload of ranges; on any failure the upload is aborted,
-    /// so no part of it becomes an object.
+    /// Copies `source` (`size` bytes, the version `head` describes) onto
+    /// `to` as a multipart upload of ranges, with the headers and user
+    /// metadata CopyObject would carry over; on any failure the upload is
+    /// aborted, so no part of it becomes an object.
     async fn copy_in_parts(
         &self,
         from: &str,
         to: &str,
         source: &str,
-        etag: &str,
+        head: &HeadObjectOutput,
         size: u64,
     ) -> Result<(), StoreError> {
+        let etag = head.e_tag().unwrap_or_default();
         let target = self.bucket_key(to);
         let upload = self
             .client
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(&target)
+            .set_content_type(head.content_type().map(str::to_string))
+            .set_content_encoding(head.content_encoding().map(str::to_string))
+            .set_content_disposition(head.content_disposition().map(str::to_string))
+            .set_content_language(head.content_language().map(str::to_string))
+            .set_cache_control(head.cache_control().map(str::to_string))
+            .set_metadata(head.metadata().cloned())
             .send()
             .await
             .map_err(|e| self.failure("copy", from, &e))?;
@@ -341,7 +353,10 @@ impl S3Store {
             .upload_id()
             .ok_or_else(|| StoreError::new("copy", from, "the server gave no upload id"))?;
         // Large enough that no upload needs more parts than S3 allows.
-        let part_size = self.copy_part_size.max(size.div_ceil(MAX_PARTS));
+        let part_size = self
+            .copy_part_size
+            .min(LARGEST_COPY_PART)
+            .max(size.div_ceil(MAX_PARTS));
         let copied: Result<Vec<CompletedPart>, StoreError> =
             stream::iter((0..size.div_ceil(part_size)).map(|part| {
                 let first = part * part_size;

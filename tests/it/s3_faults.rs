@@ -549,3 +549,68 @@ fn a_source_rewritten_between_its_copy_and_its_delete_stays() {
     );
     assert_eq!(store.get(&target).unwrap(), None);
 }
+
+/// `boto3`-style requests straight to the S3 server (not through the
+/// proxy), from the compatibility environment's Python: what DataJoint's
+/// clients can set on an object that djgc's own `put` does not.
+fn botocore(script: &str, args: &[&str]) -> String {
+    let setup = format!(
+        "import json, sys, botocore.session\n\
+         s3 = botocore.session.get_session().create_client('s3', \
+         endpoint_url='http://{}', aws_access_key_id='{}', aws_secret_access_key='{}', \
+         region_name='us-east-1')\n\
+         bucket = '{}'\n",
+        crate::common::S3_ENDPOINT,
+        crate::common::S3_ACCESS_KEY,
+        crate::common::S3_SECRET_KEY,
+        crate::common::S3_BUCKET,
+    );
+    let out = std::process::Command::new(crate::common::python())
+        .arg("-c")
+        .arg(format!("{setup}{script}"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// An object copied in parts keeps what CopyObject keeps: its content
+/// headers and user metadata (a restore must give back the object whole).
+#[test]
+fn a_copy_in_parts_keeps_the_headers_and_metadata() {
+    use djgc::store::Store;
+    let location = unique_schema("metadata");
+    let (store, faults, large) = store_with_a_large_object_at(&location, Faults::default());
+    let key = "_schema/s/t/id=1/large";
+    let body = std::env::temp_dir().join(format!("{location}.body"));
+    std::fs::write(&body, &large).unwrap();
+    botocore(
+        "s3.put_object(Bucket=bucket, Key=sys.argv[1], Body=open(sys.argv[2], 'rb').read(), \
+         ContentType='application/x-npy', ContentDisposition='attachment; filename=\"a.npy\"', \
+         CacheControl='no-cache', Metadata={'djgc-test': 'kept'})",
+        &[&format!("{location}/{key}"), body.to_str().unwrap()],
+    );
+    std::fs::remove_file(&body).unwrap();
+    let target = format!("_trash/r/{key}");
+    let outcomes = store.rename("_schema/s/", &[(key.to_string(), target.clone())]);
+    assert!(outcomes[0].is_ok(), "{outcomes:?}");
+    assert!(faults.part_copies.load(Ordering::Relaxed) >= 3);
+    let head = botocore(
+        "h = s3.head_object(Bucket=bucket, Key=sys.argv[1])\n\
+         print(json.dumps([h.get(k) for k in \
+         ('ContentType', 'ContentDisposition', 'CacheControl', 'Metadata', 'ContentLength')]))",
+        &[&format!("{location}/{target}")],
+    );
+    let head: serde_json::Value = serde_json::from_str(&head).unwrap();
+    assert_eq!(
+        head,
+        serde_json::json!([
+            "application/x-npy",
+            "attachment; filename=\"a.npy\"",
+            "no-cache",
+            {"djgc-test": "kept"},
+            large.len()
+        ])
+    );
+}
