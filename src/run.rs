@@ -337,7 +337,7 @@ pub fn collect(
         let identity = planfile::identity(&session.spec, &session.config.database);
         planfile::write(path, &plan, identity, &request.schema_codecs)?;
         if disposal.action != Action::DryRun && !plan.is_blocked() {
-            journal = Some(Journal::create(path)?);
+            journal = unrecorded(Journal::create(path), progress)?;
         }
     }
     if disposal.action != Action::DryRun && plan.report.inventory.is_some() && !plan.is_blocked() {
@@ -387,10 +387,10 @@ pub fn apply(
     // What earlier, interrupted runs of this plan did is not done again.
     let (journal, earlier) = match disposal.action {
         Action::DryRun => (None, None),
-        _ => {
-            let (journal, earlier) = Journal::resume(&request.plan)?;
-            (Some(journal), earlier)
-        }
+        _ => match unrecorded(Journal::resume(&request.plan), progress)? {
+            Some((journal, earlier)) => (Some(journal), earlier),
+            None => (None, None),
+        },
     };
     let done_before = match &earlier {
         Some(earlier) => {
@@ -436,6 +436,22 @@ pub fn apply(
         }
     }
     Ok(collection.closed(started))
+}
+
+/// A plan's progress file as opened, or `None` (told as a warning) when it
+/// cannot be written: the run goes on, and if stopped, the next starts
+/// over. A damaged progress file is an error: whoever runs djgc decides.
+fn unrecorded<T>(opened: Result<T>, progress: &dyn Progress) -> Result<Option<T>> {
+    match opened {
+        Ok(opened) => Ok(Some(opened)),
+        Err(e @ Error::Usage(_)) => Err(e),
+        Err(e) => {
+            progress.notice(Notice::Warning(&format!(
+                "progress cannot be recorded, so a stopped run would start over: {e}"
+            )));
+            Ok(None)
+        }
+    }
 }
 
 /// The store a plan file was made for, as its header says: open a
