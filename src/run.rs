@@ -410,6 +410,7 @@ pub fn apply(
             session.store(),
             inventory.as_ref(),
             cutoff(request.min_age),
+            &session.interrupt,
         )?;
     }
     let control = Control {

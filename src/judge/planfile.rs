@@ -37,6 +37,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Backend, DatabaseConfig, StoreSpec};
 use crate::error::{Error, Result};
+use crate::interrupt::Interrupt;
 use crate::judge::inventory::Inventory;
 use crate::judge::plan::{from_mtime_ns, mtime_ns, OrphanSpool, Plan};
 use crate::layout::{file_name, is_content_hash_name, Section, SectionKind};
@@ -351,7 +352,7 @@ pub fn confirm_unchanged(plan: &mut Plan, store: &dyn Store) -> Result<u64> {
         return plan.retain_orphans(|o| confirmed.contains(key_hash(&o.key)));
     }
     let check = ListingCheck::new(plan, any_age)?;
-    list_plan_sections(plan, store, &check);
+    list_plan_sections(plan, store, &check, &Interrupt::default());
     check.keep_confirmed(plan, None).map(|(dropped, _)| dropped)
 }
 
@@ -365,11 +366,16 @@ pub fn confirm_unchanged(plan: &mut Plan, store: &dyn Store) -> Result<u64> {
 /// for its figures and its objects' other files, and each orphan is
 /// confirmed with `HEAD`. The plan's sections must have passed
 /// [`check_sections`].
+///
+/// Once `interrupt` is raised the listing stops at its next page and the
+/// plan is blocked (marked partial): nothing is confirmed from half a
+/// listing.
 pub fn confirm_for_apply(
     plan: &mut Plan,
     store: &dyn Store,
     inventory: Option<&Inventory>,
     cutoff: SystemTime,
+    interrupt: &Interrupt,
 ) -> Result<u64> {
     let cutoff = inventory.map_or(cutoff, |i| cutoff.min(i.created));
     let check = ListingCheck::new(plan, cutoff)?;
@@ -382,10 +388,16 @@ pub fn confirm_for_apply(
             Some(head_confirmed(plan, store, cutoff)?)
         }
         None => {
-            list_plan_sections(plan, store, &check);
+            list_plan_sections(plan, store, &check, interrupt);
             None
         }
     };
+    if interrupt.requested() {
+        plan.report
+            .scan_errors
+            .push("interrupted before the plan was confirmed".to_string());
+        plan.report.partial = true;
+    }
     let (dropped, stored) = check.keep_confirmed(plan, by_head)?;
     let mut orphaned = vec![(0u64, 0u64); plan.sections.len()];
     for orphan in plan.orphans()? {
@@ -459,7 +471,7 @@ fn head_confirmed(plan: &mut Plan, store: &dyn Store, cutoff: SystemTime) -> Res
 /// `check`. Sections sharing a prefix and range (the partitioned sections
 /// of several schemas) are listed once; each key goes to the section that
 /// owns it.
-fn list_plan_sections(plan: &Plan, store: &dyn Store, check: &ListingCheck) {
+fn list_plan_sections(plan: &Plan, store: &dyn Store, check: &ListingCheck, interrupt: &Interrupt) {
     let mut listings: Vec<(&str, &KeyRange)> = plan
         .sections
         .iter()
@@ -473,6 +485,9 @@ fn list_plan_sections(plan: &Plan, store: &dyn Store, check: &ListingCheck) {
             .collect();
         let source = format!("store {}: re-listing", store.name());
         store.list_range(prefix, range, &|item| {
+            if interrupt.requested() {
+                return ControlFlow::Break(());
+            }
             check.take(&plan.sections, &indexes, item, &source);
             ControlFlow::Continue(())
         });
@@ -696,5 +711,31 @@ mod tests {
         assert!(check(other, shard).is_err());
         // A shard no --shard would accept.
         assert!(check(sharded(), Some(Shard { index: 2, count: 2 })).is_err());
+    }
+
+    /// An apply stopped while it lists the store again confirms nothing
+    /// from half a listing: its plan is blocked and marked partial.
+    #[test]
+    fn an_apply_interrupted_while_confirming_is_blocked() {
+        let sections = crate::layout::sections(&spec(), &["a".into()]).unwrap();
+        let then = SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000);
+        let store = crate::store::MemoryStore::new("main");
+        let mut spool = OrphanSpool::new().unwrap();
+        for i in 0..10 {
+            let key = format!("_schema/a/t/id={i}/f");
+            store.insert(&key, 5, then);
+            spool.push(1, 5, then, &key).unwrap();
+        }
+        let report = Report {
+            schemas: vec!["a".into()],
+            ..Default::default()
+        };
+        let mut plan = Plan::new(sections, report, spool).unwrap();
+        let interrupt = Interrupt::default();
+        interrupt.request();
+        confirm_for_apply(&mut plan, &store, None, SystemTime::now(), &interrupt).unwrap();
+        assert!(plan.is_blocked());
+        assert!(plan.report.partial);
+        assert_eq!(plan.orphans().unwrap().count(), 0);
     }
 }
