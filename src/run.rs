@@ -346,7 +346,7 @@ pub fn collect(
     let control = Control {
         interrupt: session.interrupt.clone(),
         journal: journal.as_ref(),
-        earlier: None,
+        earlier: Vec::new(),
     };
     let finished = finish(session, plan, &query, disposal, &control, progress);
     finished.map(|collection| collection.closed(started))
@@ -404,19 +404,30 @@ pub fn apply(
         }
         None => None,
     };
+    let mut dropped = None;
     if !plan.is_blocked() {
-        plan.report.changed_skipped = planfile::confirm_for_apply(
+        let changed = planfile::confirm_for_apply(
             &mut plan,
             session.store(),
             inventory.as_ref(),
             cutoff(request.min_age),
             &session.interrupt,
         )?;
+        plan.report.changed_skipped = changed.orphans()?.count() as u64;
+        dropped = Some(changed);
+    }
+    // The re-check after deleting also looks at what earlier runs deleted:
+    // recorded as done, or found gone (deleted by a run killed before it
+    // could record them).
+    let mut earlier_deletions: Vec<&Plan> = Vec::new();
+    if let Some((done, _)) = &done_before {
+        earlier_deletions.push(done);
+        earlier_deletions.extend(dropped.as_ref());
     }
     let control = Control {
         interrupt: session.interrupt.clone(),
         journal: journal.as_ref(),
-        earlier: done_before.as_ref().map(|(done, _)| done),
+        earlier: earlier_deletions,
     };
     let mut collection = finish(session, plan, &query, disposal, &control, progress)?;
     if let (Some(mut earlier), Some((_, count))) = (earlier, done_before) {

@@ -80,9 +80,10 @@ pub(crate) struct Control<'a> {
     pub interrupt: Interrupt,
     /// Each finished batch is recorded here, for a later run to go on from.
     pub journal: Option<&'a Journal>,
-    /// Orphans of the same plan deleted by earlier, interrupted runs: the
-    /// re-check after deleting looks at them too.
-    pub earlier: Option<&'a Plan>,
+    /// Orphans of the same plan that earlier, interrupted runs deleted, or
+    /// may have (recorded as done, or found gone): the re-check after
+    /// deleting looks at them too.
+    pub earlier: Vec<&'a Plan>,
 }
 
 /// The guard's objections to deleting what `report` found, one per schema or
@@ -407,7 +408,7 @@ fn dispose(
         return Ok(());
     }
     if let Some(read) = live {
-        audit(plan, store, trash_run, read, control.earlier)?;
+        audit(plan, store, trash_run, read, &control.earlier)?;
     }
     Ok(())
 }
@@ -428,7 +429,7 @@ fn audit(
     store: &dyn Store,
     trash_run: Option<&str>,
     read: &ReadReferences<'_>,
-    earlier: Option<&Plan>,
+    earlier: &[&Plan],
 ) -> Result<()> {
     let references = match read() {
         Ok(references) => references,
@@ -448,7 +449,7 @@ fn audit(
             late.push(orphan);
         }
     }
-    if let (Some(earlier), None) = (earlier, trash_run) {
+    for earlier in earlier.iter().filter(|_| trash_run.is_none()) {
         for orphan in earlier.orphans()? {
             let orphan = orphan?;
             if references.covers(&orphan.key) {

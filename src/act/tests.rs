@@ -475,7 +475,7 @@ fn an_interrupt_finishes_the_batch_in_flight_starts_no_other_and_journals_it() {
     let control = Control {
         interrupt: interrupt.clone(),
         journal: Some(&journal),
-        earlier: None,
+        earlier: Vec::new(),
     };
     let options = DeleteOptions {
         workers: 1,
@@ -541,7 +541,7 @@ fn the_re_check_after_a_resumed_deletion_covers_the_earlier_runs_deletions() {
         Ok(references)
     };
     let control = Control {
-        earlier: Some(&earlier),
+        earlier: vec![&earlier],
         ..Control::default()
     };
     execute(

@@ -353,7 +353,9 @@ pub fn confirm_unchanged(plan: &mut Plan, store: &dyn Store) -> Result<u64> {
     }
     let check = ListingCheck::new(plan, any_age)?;
     list_plan_sections(plan, store, &check, &Interrupt::default());
-    check.keep_confirmed(plan, None).map(|(dropped, _)| dropped)
+    let (dropped, _) = check.keep_confirmed(plan, None)?;
+    let count = dropped.orphans()?.count() as u64;
+    Ok(count)
 }
 
 /// [`confirm_unchanged`] for a plan read from a file, which also judges
@@ -369,14 +371,15 @@ pub fn confirm_unchanged(plan: &mut Plan, store: &dyn Store) -> Result<u64> {
 ///
 /// Once `interrupt` is raised the listing stops at its next page and the
 /// plan is blocked (marked partial): nothing is confirmed from half a
-/// listing.
+/// listing. Returns the orphans dropped: gone (an interrupted run may have
+/// deleted them without recording it) or changed.
 pub fn confirm_for_apply(
     plan: &mut Plan,
     store: &dyn Store,
     inventory: Option<&Inventory>,
     cutoff: SystemTime,
     interrupt: &Interrupt,
-) -> Result<u64> {
+) -> Result<Plan> {
     let cutoff = inventory.map_or(cutoff, |i| cutoff.min(i.created));
     let check = ListingCheck::new(plan, cutoff)?;
     let by_head = match inventory {
@@ -575,13 +578,13 @@ impl ListingCheck {
 
     /// Keeps the orphans this listing confirmed (or, for a plan judged from
     /// an inventory, `by_head` confirmed) whose object did not change;
-    /// listing problems block the plan. Returns how many were dropped, and
-    /// each section's stored objects and bytes.
+    /// listing problems block the plan. Returns the orphans dropped (gone
+    /// or changed), and each section's stored objects and bytes.
     fn keep_confirmed(
         self,
         plan: &mut Plan,
         by_head: Option<RefSet>,
-    ) -> Result<(u64, Vec<(u64, u64)>)> {
+    ) -> Result<(Plan, Vec<(u64, u64)>)> {
         plan.report
             .scan_errors
             .extend(self.errors.into_inner().expect("check lock"));
@@ -591,9 +594,9 @@ impl ListingCheck {
         };
         let changed = self.changed_objects.into_inner().expect("check lock");
         let sections = plan.sections.clone();
-        let dropped = plan.retain_orphans(|o| {
-            confirmed.contains(key_hash(&o.key))
-                && !changed.contains(path_hash(sections[o.section].object_of(&o.key)))
+        let dropped = plan.split_off(|o| {
+            !confirmed.contains(key_hash(&o.key))
+                || changed.contains(path_hash(sections[o.section].object_of(&o.key)))
         })?;
         Ok((dropped, self.stored.into_inner().expect("check lock")))
     }

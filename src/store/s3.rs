@@ -266,8 +266,9 @@ impl S3Store {
             self.bucket,
             utf8_percent_encode(&self.bucket_key(from), COPY_SOURCE)
         );
-        if size > self.copy_part_size {
-            self.copy_in_parts(from, to, &source, &head, size).await?;
+        // The copy's own ETag, to take back exactly it if need be.
+        let copy_etag = if size > self.copy_part_size {
+            self.copy_in_parts(from, to, &source, &head, size).await?
         } else {
             let copied = self
                 .client
@@ -279,11 +280,14 @@ impl S3Store {
                 .send()
                 .await;
             match copied {
-                Ok(_) => {}
+                Ok(out) => out
+                    .copy_object_result()
+                    .and_then(|r| r.e_tag())
+                    .map(str::to_string),
                 Err(e) if e.code() == Some("NoSuchKey") => return Ok(Moved::SourceMissing),
                 Err(e) => return Err(self.failure("copy", from, &e)),
             }
-        }
+        };
         // Only the version copied is deleted: a writer that replaced it
         // since keeps the new version where it is.
         let deleted = self
@@ -300,17 +304,23 @@ impl S3Store {
             Err(e) if e.code() == Some("NoSuchKey") => Ok(Moved::Done),
             Err(e) if e.code() == Some("PreconditionFailed") => {
                 // The copy holds the old version, which nothing needs: taken
-                // back, so a restore never puts it over the new one.
-                let undone = self
-                    .client
-                    .delete_object()
-                    .bucket(&self.bucket)
-                    .key(self.bucket_key(to))
-                    .send()
-                    .await;
+                // back (only if it is still that copy), so a restore never
+                // puts it over the new one.
+                let undone = match copy_etag {
+                    Some(copy_etag) => self
+                        .client
+                        .delete_object()
+                        .bucket(&self.bucket)
+                        .key(self.bucket_key(to))
+                        .if_match(copy_etag)
+                        .send()
+                        .await
+                        .is_ok(),
+                    None => false,
+                };
                 let why = match undone {
-                    Ok(_) => "it was written again while being moved, so it was left in place",
-                    Err(_) => {
+                    true => "it was written again while being moved, so it was left in place",
+                    false => {
                         "it was written again while being moved, so it was left in place \
                          (a copy of its old version stays at the target)"
                     }
@@ -324,7 +334,8 @@ impl S3Store {
     /// Copies `source` (`size` bytes, the version `head` describes) onto
     /// `to` as a multipart upload of ranges, with the headers and user
     /// metadata CopyObject would carry over; on any failure the upload is
-    /// aborted, so no part of it becomes an object.
+    /// aborted, so no part of it becomes an object. Returns the new
+    /// object's ETag, if the server gave one.
     async fn copy_in_parts(
         &self,
         from: &str,
@@ -332,7 +343,7 @@ impl S3Store {
         source: &str,
         head: &HeadObjectOutput,
         size: u64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<String>, StoreError> {
         let etag = head.e_tag().unwrap_or_default();
         let target = self.bucket_key(to);
         let upload = self
@@ -408,7 +419,7 @@ impl S3Store {
                 )
                 .send()
                 .await
-                .map(drop)
+                .map(|done| done.e_tag().map(str::to_string))
                 .map_err(|e| self.failure("copy", from, &e)),
             Err(e) => Err(e),
         };
