@@ -54,4 +54,9 @@ ls -l "$dir"/csv "$dir"/parquet | awk '/part-/ {print "bench: " $9 ": " $5 " byt
 cargo build -q ${PROFILE_FLAG:---release} --example inventory_rate
 machine
 "${CARGO_TARGET_DIR:-target}/${PROFILE_DIR:-release}/examples/inventory_rate" "$dir/datajoint.json" bench \
-  "$dir/csv/manifest.json" "$dir/parquet/manifest.json"
+  "$dir/csv/manifest.json" "$dir/parquet/manifest.json" | tee "$dir/rates"
+# Every row was read and routed, or the rates mean nothing.
+if [ "$(grep -c ": $rows objects in" "$dir/rates")" -ne 2 ]; then
+  echo "bench: a manifest did not give all $rows objects" >&2
+  exit 1
+fi

@@ -27,6 +27,7 @@ use nohash_hasher::IntSet;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+pub(crate) use crate::judge::planfile::key_hash;
 use crate::report::DeleteOutcome;
 
 const FORMAT: &str = "djgc-progress/1";
@@ -84,11 +85,6 @@ pub(crate) fn plan_digest(plan: &Path) -> Result<String> {
         hasher.update(&buffer[..n]);
     }
     Ok(format!("{:032x}", hasher.digest128()))
-}
-
-/// The identity of a key in the journal.
-pub(crate) fn key_hash(key: &str) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(key.as_bytes())
 }
 
 impl Journal {

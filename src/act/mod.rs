@@ -272,11 +272,11 @@ fn dispose(
                         let section = &sections[batch.section];
                         // This batch's counts and finished keys, for the journal.
                         let mut outcome = DeleteOutcome::default();
-                        let mut done: Vec<&str> = Vec::with_capacity(batch.keys.len());
+                        let mut done: Vec<&str> = Vec::new();
                         for ((key, size), result) in batch.keys.iter().zip(&batch.sizes).zip(
                             dispose_batch(store, &section.prefix, &batch.keys, trash_run),
                         ) {
-                            if result.is_ok() {
+                            if result.is_ok() && control.journal.is_some() {
                                 done.push(key);
                             }
                             match result {

@@ -24,8 +24,8 @@
 //! schema (`key`, `size`, `last_modified_date`, ...), the format AWS
 //! recommends for large buckets. Versioned inventories list every version:
 //! only current versions that are not delete markers are objects. Parquet
-//! is read without Arrow (its row reader), with the codecs pyarrow and
-//! Spark write by default (Snappy, gzip, LZ4); another codec is refused by
+//! is read without Arrow (its row reader), with the codecs Snappy
+//! (pyarrow's default), gzip and LZ4; another codec is refused by
 //! name. ORC reports are refused.
 
 use std::fs::File;

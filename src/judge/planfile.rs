@@ -90,8 +90,9 @@ pub fn identity(spec: &StoreSpec, database: &DatabaseConfig) -> Identity {
         .collect()
 }
 
-/// The hash of a stored key's exact bytes: its identity when confirming.
-fn key_hash(key: &str) -> u64 {
+/// The hash of a stored key's exact bytes: its identity when confirming,
+/// and in a plan's progress file.
+pub(crate) fn key_hash(key: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(key.as_bytes())
 }
 
