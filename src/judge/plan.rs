@@ -112,32 +112,37 @@ impl Plan {
     /// Keeps only the orphans `keep` accepts, rewriting the spool; returns how
     /// many were dropped.
     pub fn retain_orphans(&mut self, mut keep: impl FnMut(&Orphan) -> bool) -> Result<u64> {
-        let mut kept = OrphanSpool::new()?;
-        let mut dropped = 0;
-        for orphan in self.orphans()? {
-            let orphan = orphan?;
-            if keep(&orphan) {
-                kept.push(orphan.section, orphan.size, orphan.modified, &orphan.key)?;
-            } else {
-                dropped += 1;
-            }
-        }
-        self.spool = kept.finish()?;
-        Ok(dropped)
+        self.take_out(|o| !keep(o), |_| Ok(()))
     }
 
     /// Moves the orphans `take` accepts out of this plan into a plan of
     /// their own (same sections, an empty report).
-    pub fn split_off(&mut self, mut take: impl FnMut(&Orphan) -> bool) -> Result<Plan> {
+    pub fn split_off(&mut self, take: impl FnMut(&Orphan) -> bool) -> Result<Plan> {
         let mut taken = OrphanSpool::new()?;
+        self.take_out(take, |o| taken.push(o.section, o.size, o.modified, &o.key))?;
+        Plan::new(self.sections.clone(), Report::default(), taken)
+    }
+
+    /// Rewrites the spool without the orphans `take` accepts, handing each
+    /// of those to `taken`; returns how many were taken.
+    fn take_out(
+        &mut self,
+        mut take: impl FnMut(&Orphan) -> bool,
+        mut taken: impl FnMut(&Orphan) -> Result<()>,
+    ) -> Result<u64> {
         let mut kept = OrphanSpool::new()?;
+        let mut count = 0;
         for orphan in self.orphans()? {
             let orphan = orphan?;
-            let to = if take(&orphan) { &mut taken } else { &mut kept };
-            to.push(orphan.section, orphan.size, orphan.modified, &orphan.key)?;
+            if take(&orphan) {
+                taken(&orphan)?;
+                count += 1;
+            } else {
+                kept.push(orphan.section, orphan.size, orphan.modified, &orphan.key)?;
+            }
         }
         self.spool = kept.finish()?;
-        Plan::new(self.sections.clone(), Report::default(), taken)
+        Ok(count)
     }
 
     /// Writes every orphan's store-relative path, one per line, to `path`:
