@@ -87,13 +87,12 @@ fn store_with_files() -> (tempfile::TempDir, FsStore) {
 }
 
 fn references(errors: Vec<String>) -> ReferenceScan {
-    let mut scan = ReferenceScan {
+    ReferenceScan {
         errors,
         by_schema: [("s".to_string(), 1)].into(),
+        references: References::from_paths([(RefKind::Schema, LIVE)]),
         ..Default::default()
-    };
-    scan.references.insert(RefKind::Schema, LIVE);
-    scan
+    }
 }
 
 #[test]
@@ -264,12 +263,11 @@ const LATE: &str = "_schema/s/t/id=04999/f";
 fn reads_with_late_rows() -> impl Fn() -> crate::Result<References> + Sync {
     let calls = AtomicUsize::new(0);
     move || {
-        let mut references = references(Vec::new()).references;
-        references.insert(RefKind::Schema, LATE);
+        let mut live = vec![(RefKind::Schema, LIVE), (RefKind::Schema, LATE)];
         if calls.fetch_add(1, Ordering::SeqCst) > 0 {
-            references.insert(RefKind::Schema, EARLY);
+            live.push((RefKind::Schema, EARLY));
         }
-        Ok(references)
+        Ok(References::from_paths(live))
     }
 }
 
@@ -536,9 +534,10 @@ fn the_re_check_after_a_resumed_deletion_covers_the_earlier_runs_deletions() {
     store.0.delete("_schema/s/", &gone);
     // A row committed since names one of them.
     let read = || {
-        let mut references = references(Vec::new()).references;
-        references.insert(RefKind::Schema, EARLY);
-        Ok(references)
+        Ok(References::from_paths([
+            (RefKind::Schema, LIVE),
+            (RefKind::Schema, EARLY),
+        ]))
     };
     let control = Control {
         earlier: vec![&earlier],

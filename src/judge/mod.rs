@@ -6,6 +6,9 @@
 //!  store ──(sections walked in parallel)──► bounded queue ──┘
 //! ```
 //!
+//! Judging (probing the reference sets) runs on `jobs` threads; the figures,
+//! the spool and the messages are kept by one.
+//!
 //! The listing starts at once, beside the reference scan, and fills a bounded
 //! queue; the judge takes nothing from it until the reference sets are
 //! complete (an object judged against a partial set could look orphaned), so
@@ -33,6 +36,7 @@ use crate::judge::plan::{OrphanSpool, Plan};
 use crate::layout::shard::{self, Shard};
 use crate::layout::{self, file_name, is_content_hash_name, Section, SectionKind};
 use crate::progress::Progress;
+use crate::refs::codec::RefKind;
 use crate::refs::refset::{path_hash, RefSet};
 use crate::refs::{Reader, ReferenceQuery, References};
 use crate::report::{InventoryReport, Report, SectionStats, ShardReport};
@@ -72,6 +76,13 @@ impl ScanOptions {
     }
 }
 
+/// A listed batch as the judging threads hand it on: its objects with
+/// their verdicts (`None` for a key outside the section), or a listing error.
+enum Judged {
+    Objects(usize, Vec<ObjectMeta>, Vec<Option<Verdict>>),
+    Error(crate::store::StoreError),
+}
+
 /// The verdict on one listed object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -90,17 +101,43 @@ pub struct Judge<'a> {
 }
 
 impl Judge<'_> {
-    pub fn judge(&self, kind: SectionKind, object: &ObjectMeta) -> Verdict {
-        if kind == SectionKind::Hash && !is_content_hash_name(file_name(&object.key)) {
-            return Verdict::Ignored;
+    /// The verdicts on a listed batch of `section`'s objects, in order:
+    /// `None` for a key that is not the section's.
+    pub fn judge(&self, section: &Section, objects: &[ObjectMeta]) -> Vec<Option<Verdict>> {
+        let mut verdicts: Vec<Option<Verdict>> = objects
+            .iter()
+            .map(|object| {
+                if !section.owns(&object.key) {
+                    None
+                } else if section.kind == SectionKind::Hash
+                    && !is_content_hash_name(file_name(&object.key))
+                {
+                    Some(Verdict::Ignored)
+                } else {
+                    Some(Verdict::Covered) // until the probes say otherwise
+                }
+            })
+            .collect();
+        let judged: Vec<usize> = (0..objects.len())
+            .filter(|&i| verdicts[i] == Some(Verdict::Covered))
+            .collect();
+        let keys: Vec<&str> = judged.iter().map(|&i| objects[i].key.as_str()).collect();
+        let likely = match section.kind {
+            SectionKind::Hash => RefKind::Hash,
+            SectionKind::Schema => RefKind::Schema,
+        };
+        let mut covered = Vec::with_capacity(keys.len());
+        self.references.covers_each(&keys, likely, &mut covered);
+        for (i, covered) in judged.into_iter().zip(covered) {
+            if !covered {
+                verdicts[i] = Some(if objects[i].modified > self.cutoff {
+                    Verdict::Young
+                } else {
+                    Verdict::Orphan
+                });
+            }
         }
-        if self.references.covers(&object.key) {
-            Verdict::Covered
-        } else if object.modified > self.cutoff {
-            Verdict::Young
-        } else {
-            Verdict::Orphan
-        }
+        verdicts
     }
 }
 
@@ -163,6 +200,7 @@ pub fn reference_query(
         store_is_default: spec.is_default,
         schema_codecs: schema_codecs.to_vec(),
         concurrency: jobs.clamp(1, 8),
+        rows_per_part: crate::refs::DEFAULT_ROWS_PER_PART,
         sections: layout::sections(spec, schemas)?,
         shard: None,
     })
@@ -281,59 +319,85 @@ pub fn scan_with(
         // The objects (rows' fields) with an unreferenced file too young to
         // judge: their other files are young too ([`Section::object_of`]).
         let mut young_objects = RefSet::default();
-        for (index, item) in rx {
-            let kind = sections[index].kind;
-            let objects = match item {
-                Listing::Objects(objects) => objects,
-                Listing::Error(e) => {
-                    errors.push(format!("store {}: {e}", store.name()));
-                    continue;
-                }
-            };
-            let section = &sections[index];
-            let stats = &mut report.sections[index];
-            for object in &objects {
-                if !section.owns(&object.key) {
-                    if section.is_unsafe(&object.key) {
-                        stats.unsafe_keys += 1;
-                        warnings.push(format!(
-                            "store {}: key {:?} is not a plain path inside {}; never deleted",
-                            store.name(),
-                            object.key,
-                            section.prefix
-                        ));
-                    }
-                    continue;
-                }
-                let verdict = judge.judge(kind, object);
-                if verdict == Verdict::Ignored {
-                    stats.ignored += 1;
-                    continue;
-                }
-                stats.stored += 1;
-                stats.stored_bytes += object.size;
-                match verdict {
-                    Verdict::Orphan if object.key.contains(['\n', '\r']) => errors.push(format!(
-                        "store {}: key {:?} contains a line break; djgc will not delete it",
-                        store.name(),
-                        object.key
-                    )),
-                    Verdict::Orphan => {
-                        stats.orphaned += 1;
-                        stats.orphaned_bytes += object.size;
-                        spool.push(index, object.size, object.modified, &object.key)?;
-                        progress.orphan(&object.key, object.size);
-                    }
-                    Verdict::Young => {
-                        stats.young_skipped += 1;
-                        if kind == SectionKind::Schema {
-                            young_objects.insert(path_hash(section.object_of(&object.key)));
+        // Judging (the reference probes) runs on `jobs` threads; what it
+        // records (figures, spool, messages) stays on this one.
+        std::thread::scope(|judges| -> Result<()> {
+            let (judged_tx, judged_rx) = crossbeam_channel::bounded::<Judged>(LISTING_QUEUE);
+            for _ in 0..options.jobs.max(1) {
+                let (rx, judged_tx, judge, sections) =
+                    (rx.clone(), judged_tx.clone(), &judge, &sections);
+                judges.spawn(move || {
+                    for (index, item) in rx {
+                        let judged = match item {
+                            Listing::Objects(objects) => {
+                                let verdicts = judge.judge(&sections[index], &objects);
+                                Judged::Objects(index, objects, verdicts)
+                            }
+                            Listing::Error(e) => Judged::Error(e),
+                        };
+                        if judged_tx.send(judged).is_err() {
+                            return;
                         }
                     }
-                    Verdict::Covered | Verdict::Ignored => {}
+                });
+            }
+            drop((rx, judged_tx));
+            for judged in judged_rx {
+                let (index, objects, verdicts) = match judged {
+                    Judged::Objects(index, objects, verdicts) => (index, objects, verdicts),
+                    Judged::Error(e) => {
+                        errors.push(format!("store {}: {e}", store.name()));
+                        continue;
+                    }
+                };
+                let section = &sections[index];
+                let kind = section.kind;
+                let stats = &mut report.sections[index];
+                for (object, verdict) in objects.iter().zip(verdicts) {
+                    let Some(verdict) = verdict else {
+                        if section.is_unsafe(&object.key) {
+                            stats.unsafe_keys += 1;
+                            warnings.push(format!(
+                                "store {}: key {:?} is not a plain path inside {}; never deleted",
+                                store.name(),
+                                object.key,
+                                section.prefix
+                            ));
+                        }
+                        continue;
+                    };
+                    if verdict == Verdict::Ignored {
+                        stats.ignored += 1;
+                        continue;
+                    }
+                    stats.stored += 1;
+                    stats.stored_bytes += object.size;
+                    match verdict {
+                        Verdict::Orphan if object.key.contains(['\n', '\r']) => {
+                            errors.push(format!(
+                                "store {}: key {:?} contains a line break; djgc will not delete it",
+                                store.name(),
+                                object.key
+                            ))
+                        }
+                        Verdict::Orphan => {
+                            stats.orphaned += 1;
+                            stats.orphaned_bytes += object.size;
+                            spool.push(index, object.size, object.modified, &object.key)?;
+                            progress.orphan(&object.key, object.size);
+                        }
+                        Verdict::Young => {
+                            stats.young_skipped += 1;
+                            if kind == SectionKind::Schema {
+                                young_objects.insert(path_hash(section.object_of(&object.key)));
+                            }
+                        }
+                        Verdict::Covered | Verdict::Ignored => {}
+                    }
                 }
             }
-        }
+            Ok(())
+        })?;
         lister.join().expect("lister thread panicked");
         if options.interrupt.requested() {
             errors.push("interrupted before the listing finished".to_string());

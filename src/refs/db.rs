@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use futures_util::TryStreamExt;
+use futures_util::{FutureExt, TryStreamExt};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlSslMode};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 use sqlx::{ColumnIndex, Decode, Executor, Row, Type};
@@ -25,6 +25,11 @@ use crate::refs::codec::{classify, parse_comment, RefKind};
 pub struct CodecColumn {
     pub name: String,
     pub kind: RefKind,
+    /// Whether the column is of a string type (`longtext`, the type
+    /// DataJoint declares on MySQL/MariaDB), not `json`/`jsonb`: MySQL then
+    /// sends its values as they are, and casting them to text would only
+    /// copy each one (half the server's work in a large read).
+    pub text_typed: bool,
 }
 
 /// A table with at least one codec column.
@@ -35,6 +40,153 @@ pub struct CodecTable {
     /// Primary-key columns, to name a row in error messages.
     pub primary_key: Vec<String>,
     pub columns: Vec<CodecColumn>,
+    /// The first column of the primary key's index, when its values can
+    /// be split into ranges ([`KeyOrder`]).
+    pub leading_key: Option<LeadingKey>,
+    /// The server's estimate of the table's rows (0 when it has none).
+    pub estimated_rows: u64,
+}
+
+/// The column a large table is split by.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeadingKey {
+    pub name: String,
+    pub order: KeyOrder,
+}
+
+/// How a leading key's values are spread to guess where to split: the
+/// guesses only need to be values of the column's type, since every cut
+/// is then moved onto a value the table holds, in the server's own order
+/// ([`Database::split_points`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyOrder {
+    /// An integer column: cuts spaced evenly between the least and the most.
+    Integer,
+    /// A string column: cuts spaced over the first character in which the
+    /// least and the most differ.
+    Text,
+}
+
+impl KeyOrder {
+    /// The order of a column of this SQL type, if it is one djgc splits.
+    fn of(data_type: &str) -> Option<KeyOrder> {
+        match data_type.to_ascii_lowercase().as_str() {
+            "tinyint" | "smallint" | "mediumint" | "int" | "bigint" | "integer" => {
+                Some(KeyOrder::Integer)
+            }
+            "varchar" | "char" | "text" => Some(KeyOrder::Text),
+            t if t.starts_with("character varying") => Some(KeyOrder::Text),
+            _ => None,
+        }
+    }
+
+    /// Values between `least` and `most` that would cut their range into
+    /// `parts` about even parts if the keys were spread evenly.
+    fn guesses(self, least: &str, most: &str, parts: usize) -> Vec<String> {
+        let steps = 1..parts as u32;
+        match self {
+            KeyOrder::Integer => {
+                let (Ok(least), Ok(most)) = (least.parse::<i128>(), most.parse::<i128>()) else {
+                    return Vec::new();
+                };
+                steps
+                    .map(|i| least + (most - least) * i128::from(i) / parts as i128)
+                    .map(|cut| cut.to_string())
+                    .collect()
+            }
+            KeyOrder::Text => {
+                let shared: String = least
+                    .chars()
+                    .zip(most.chars())
+                    .take_while(|(a, b)| a == b)
+                    .map(|(a, _)| a)
+                    .collect();
+                // The first character that differs (a printable one, where
+                // a string ends).
+                let after_shared = |s: &str| {
+                    s[shared.len()..]
+                        .chars()
+                        .next()
+                        .map_or(0x20, u32::from)
+                        .max(0x20)
+                };
+                let (low, high) = (after_shared(least), after_shared(most));
+                if high <= low {
+                    return Vec::new();
+                }
+                steps
+                    .filter_map(|i| {
+                        char::from_u32(low + high.saturating_sub(low) * i / parts as u32)
+                    })
+                    .map(|c| format!("{shared}{c}"))
+                    .collect()
+            }
+        }
+    }
+
+    /// `?`/`$n` as a value of this order, compared with the column by its
+    /// own index: MySQL compares an integer with a decimal exactly (a string
+    /// would go through a double), PostgreSQL needs a type with an index
+    /// operator for the column's.
+    fn parameter(self, backend: Backend, n: usize) -> String {
+        match (backend, self) {
+            (Backend::MySql, KeyOrder::Integer) => "CAST(? AS DECIMAL(65,0))".to_string(),
+            (Backend::MySql, KeyOrder::Text) => "?".to_string(),
+            (Backend::PostgreSql, KeyOrder::Integer) => format!("CAST(${n} AS bigint)"),
+            (Backend::PostgreSql, KeyOrder::Text) => format!("CAST(${n} AS text)"),
+        }
+    }
+}
+
+/// A share of a table's rows: those whose leading key is at least `lower`
+/// and below `upper` (a missing bound is open). The parts of a table are
+/// cut at the same values, each the lower bound of one part and the upper
+/// of the one before, so every row is in exactly one part whatever the
+/// values are: `x < b` and `x >= b` are each other's complement in any
+/// order the server compares by.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TablePart<'a> {
+    pub table: &'a CodecTable,
+    pub lower: Option<String>,
+    pub upper: Option<String>,
+}
+
+impl<'a> TablePart<'a> {
+    /// The parts of `table` cut at `cuts` (ascending in the server's order).
+    pub fn cut(table: &'a CodecTable, cuts: &[String]) -> Vec<TablePart<'a>> {
+        let bounds: Vec<Option<String>> = std::iter::once(None)
+            .chain(cuts.iter().cloned().map(Some))
+            .chain(std::iter::once(None))
+            .collect();
+        bounds
+            .windows(2)
+            .map(|pair| TablePart {
+                table,
+                lower: pair[0].clone(),
+                upper: pair[1].clone(),
+            })
+            .collect()
+    }
+
+    /// Describes the part in messages: the table, and its range if cut.
+    fn describe(&self) -> String {
+        let table = format!("{}.{}", self.table.schema, self.table.name);
+        match (&self.table.leading_key, &self.lower, &self.upper) {
+            (Some(key), lower, upper) if lower.is_some() || upper.is_some() => format!(
+                "{table} (rows with {}{}{})",
+                lower
+                    .as_ref()
+                    .map(|l| format!("{l:?} <= "))
+                    .unwrap_or_default(),
+                key.name,
+                upper
+                    .as_ref()
+                    .map(|u| format!(" < {u:?}"))
+                    .unwrap_or_default(),
+            ),
+            _ => table,
+        }
+    }
 }
 
 /// One row of the catalog query: every backend answers in this shape.
@@ -44,6 +196,9 @@ struct CatalogRow {
     comment: Option<String>,
     data_type: String,
     in_primary_key: bool,
+    /// The first column of the primary key's index.
+    leads_primary_key: bool,
+    estimated_rows: u64,
 }
 
 /// A connection pool to the pipeline's database.
@@ -332,16 +487,22 @@ impl Database {
     }
 
     async fn catalog(&self, schema: &str) -> std::result::Result<Vec<CatalogRow>, sqlx::Error> {
-        type Raw = (String, String, Option<String>, String, String);
+        type Raw = (String, String, Option<String>, String, String, i64);
         let raw: Vec<Raw> = match &self.pool {
             Pool::MySql(pool) => {
                 sqlx::query_as(
                     "SELECT CAST(c.TABLE_NAME AS CHAR), CAST(c.COLUMN_NAME AS CHAR), \
                             CAST(c.COLUMN_COMMENT AS CHAR), CAST(c.DATA_TYPE AS CHAR), \
-                            CAST(c.COLUMN_KEY AS CHAR) \
+                            CAST(CASE WHEN s.COLUMN_NAME IS NOT NULL THEN 'LEAD' \
+                                      ELSE c.COLUMN_KEY END AS CHAR), \
+                            CAST(COALESCE(t.TABLE_ROWS, 0) AS SIGNED) \
                      FROM information_schema.COLUMNS c \
                      JOIN information_schema.TABLES t \
                        ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME \
+                     LEFT JOIN information_schema.STATISTICS s \
+                       ON s.TABLE_SCHEMA = c.TABLE_SCHEMA AND s.TABLE_NAME = c.TABLE_NAME \
+                      AND s.COLUMN_NAME = c.COLUMN_NAME AND s.INDEX_NAME = 'PRIMARY' \
+                      AND s.SEQ_IN_INDEX = 1 \
                      WHERE c.TABLE_SCHEMA = ? AND t.TABLE_TYPE = 'BASE TABLE' \
                      ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION",
                 )
@@ -353,8 +514,10 @@ impl Database {
                 sqlx::query_as(
                     "SELECT c.relname::text, a.attname::text, col_description(c.oid, a.attnum), \
                             format_type(a.atttypid, a.atttypmod), \
-                            CASE WHEN pk.indkey IS NOT NULL AND a.attnum = ANY(pk.indkey::int2[]) \
-                                 THEN 'PRI' ELSE '' END \
+                            CASE WHEN pk.indkey IS NOT NULL AND a.attnum = pk.indkey[0] THEN 'LEAD' \
+                                 WHEN pk.indkey IS NOT NULL AND a.attnum = ANY(pk.indkey::int2[]) \
+                                 THEN 'PRI' ELSE '' END, \
+                            GREATEST(c.reltuples, 0)::bigint \
                      FROM pg_class c \
                      JOIN pg_namespace n ON n.oid = c.relnamespace \
                      JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
@@ -369,31 +532,46 @@ impl Database {
         };
         Ok(raw
             .into_iter()
-            .map(|(table, column, comment, data_type, key)| CatalogRow {
-                table,
-                column,
-                comment,
-                data_type,
-                in_primary_key: key == "PRI",
-            })
+            .map(
+                |(table, column, comment, data_type, key, estimated_rows)| CatalogRow {
+                    table,
+                    column,
+                    comment,
+                    data_type,
+                    in_primary_key: key == "PRI" || key == "LEAD",
+                    leads_primary_key: key == "LEAD",
+                    estimated_rows: estimated_rows.max(0) as u64,
+                },
+            )
             .collect())
     }
 
-    /// Streams every non-null codec value of `table` to `visit`.
+    /// Streams every non-null codec value of the rows of `part` to `visit`.
     pub async fn read_values(
         &self,
-        table: &CodecTable,
+        part: &TablePart<'_>,
         visit: &mut ValueVisitor<'_>,
     ) -> Result<()> {
-        let context = || format!("reading {}.{}", table.schema, table.name);
+        let context = || format!("reading {}", part.describe());
+        let backend = self.backend();
+        let mut sql = select_values(part.table, backend);
+        let mut bounds = Vec::new();
+        if let Some(key) = &part.table.leading_key {
+            let column = self.quote(&key.name);
+            for (bound, comparison) in [(&part.lower, ">="), (&part.upper, "<")] {
+                if let Some(value) = bound {
+                    bounds.push(value.as_str());
+                    let parameter = key.order.parameter(backend, bounds.len());
+                    sql.push_str(&format!(" AND {column} {comparison} {parameter}"));
+                }
+            }
+        }
         match &self.pool {
             Pool::MySql(pool) => {
-                let sql = select_values(table, &quote_mysql, |col| format!("CAST({col} AS CHAR)"));
-                stream_values(pool, &sql, table, self.timeout, visit).await
+                stream_values(pool, &sql, &bounds, part.table, self.timeout, visit).await
             }
             Pool::Postgres(pool) => {
-                let sql = select_values(table, &quote_postgres, |col| format!("{col}::text"));
-                stream_values(pool, &sql, table, self.timeout, visit).await
+                stream_values(pool, &sql, &bounds, part.table, self.timeout, visit).await
             }
         }
         .map_err(|e| match e {
@@ -403,6 +581,76 @@ impl Database {
                 waited: self.timeout,
             },
         })
+    }
+
+    /// Where to cut `table` to read it as about `parts` parts at once:
+    /// values of its leading key, each held by the table, ascending in the
+    /// server's own order (each is the least value above the one before).
+    /// None when the table has no key djgc splits by, or one value only.
+    ///
+    /// Each cut is a few index lookups (the least and most values, then one
+    /// per cut), so a table costs no extra read however it is spread; a
+    /// badly spread key makes uneven parts, never a row missed or read twice
+    /// ([`TablePart`]).
+    pub async fn split_points(&self, table: &CodecTable, parts: usize) -> Result<Vec<String>> {
+        let Some(key) = table.leading_key.as_ref().filter(|_| parts > 1) else {
+            return Ok(Vec::new());
+        };
+        let backend = self.backend();
+        let column = self.quote(&key.name);
+        let least_and_most = format!(
+            "{}, {}",
+            as_text(backend, &format!("MIN({column})")),
+            as_text(backend, &format!("MAX({column})"))
+        );
+        let from = format!("{}.{}", self.quote(&table.schema), self.quote(&table.name));
+        let what = || {
+            format!(
+                "choosing where to cut the read of {}.{}",
+                table.schema, table.name
+            )
+        };
+        let ends = self
+            .first_row_as_text(what, &format!("SELECT {least_and_most} FROM {from}"), &[])
+            .await?;
+        let (Some(least), Some(most)) = (&ends[0], &ends[1]) else {
+            return Ok(Vec::new()); // an empty table
+        };
+        let mut cuts: Vec<String> = Vec::new();
+        for guess in key.order.guesses(least, most, parts) {
+            let mut sql = format!(
+                "SELECT {} FROM {from} WHERE {column} >= {}",
+                as_text(backend, &format!("MIN({column})")),
+                key.order.parameter(backend, 1)
+            );
+            let mut binds = vec![guess.as_str()];
+            if let Some(previous) = cuts.last() {
+                sql.push_str(&format!(
+                    " AND {column} > {}",
+                    key.order.parameter(backend, 2)
+                ));
+                binds.push(previous);
+            }
+            match self.first_row_as_text(what, &sql, &binds).await?.remove(0) {
+                Some(cut) => cuts.push(cut),
+                None => break,
+            }
+        }
+        Ok(cuts)
+    }
+
+    /// The columns of the first row `sql` returns, as text, with `binds`
+    /// bound in order.
+    async fn first_row_as_text(
+        &self,
+        what: impl Fn() -> String,
+        sql: &str,
+        binds: &[&str],
+    ) -> Result<Vec<Option<String>>> {
+        match &self.pool {
+            Pool::MySql(pool) => self.bounded(what, first_row(pool, sql, binds)).await,
+            Pool::Postgres(pool) => self.bounded(what, first_row(pool, sql, binds)).await,
+        }
     }
 
     pub fn backend(&self) -> Backend {
@@ -527,11 +775,19 @@ fn group_codec_tables(
                 name: row.table.clone(),
                 primary_key: Vec::new(),
                 columns: Vec::new(),
+                leading_key: None,
+                estimated_rows: row.estimated_rows,
             });
         }
         let table = tables.last_mut().expect("pushed above");
         if row.in_primary_key {
             table.primary_key.push(row.column.clone());
+        }
+        if row.leads_primary_key {
+            table.leading_key = KeyOrder::of(&row.data_type).map(|order| LeadingKey {
+                name: row.column.clone(),
+                order,
+            });
         }
         let json_typed = is_json_type(&row.data_type);
         let kind = row
@@ -543,6 +799,10 @@ fn group_codec_tables(
             table.columns.push(CodecColumn {
                 name: row.column,
                 kind,
+                text_typed: !matches!(
+                    row.data_type.to_ascii_lowercase().as_str(),
+                    "json" | "jsonb"
+                ),
             });
         }
     }
@@ -551,20 +811,26 @@ fn group_codec_tables(
 }
 
 /// `SELECT pk…, value… FROM schema.table WHERE any value IS NOT NULL`.
-fn select_values(
-    table: &CodecTable,
-    quote: &dyn Fn(&str) -> String,
-    as_text: impl Fn(&str) -> String,
-) -> String {
-    let pk = table.primary_key.iter().map(|c| as_text(&quote(c)));
-    let values = table.columns.iter().map(|c| as_text(&quote(&c.name)));
+fn select_values(table: &CodecTable, backend: Backend) -> String {
+    let quote = match backend {
+        Backend::MySql => quote_mysql,
+        Backend::PostgreSql => quote_postgres,
+    };
+    let pk = table
+        .primary_key
+        .iter()
+        .map(|c| as_text(backend, &quote(c)));
+    let values = table.columns.iter().map(|c| match backend {
+        Backend::MySql if c.text_typed => quote(&c.name),
+        _ => as_text(backend, &quote(&c.name)),
+    });
     let any_set: Vec<String> = table
         .columns
         .iter()
         .map(|c| format!("{} IS NOT NULL", quote(&c.name)))
         .collect();
     format!(
-        "SELECT {} FROM {}.{} WHERE {}",
+        "SELECT {} FROM {}.{} WHERE ({})",
         pk.chain(values).collect::<Vec<_>>().join(", "),
         quote(&table.schema),
         quote(&table.name),
@@ -579,9 +845,39 @@ enum Streamed {
     Silent,
 }
 
+/// `expression` read as text.
+fn as_text(backend: Backend, expression: &str) -> String {
+    match backend {
+        Backend::MySql => format!("CAST({expression} AS CHAR)"),
+        Backend::PostgreSql => format!("({expression})::text"),
+    }
+}
+
+async fn first_row<DB>(
+    pool: &sqlx::Pool<DB>,
+    sql: &str,
+    binds: &[&str],
+) -> std::result::Result<Vec<Option<String>>, sqlx::Error>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'r> Option<String>: Decode<'r, DB> + Type<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + Type<DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    let mut query = sqlx::query(sql);
+    for bind in binds {
+        query = query.bind(*bind);
+    }
+    let row = query.fetch_one(pool).await?;
+    (0..row.len()).map(|i| row.try_get(i)).collect()
+}
+
 async fn stream_values<DB>(
     pool: &sqlx::Pool<DB>,
     sql: &str,
+    binds: &[&str],
     table: &CodecTable,
     timeout: Duration,
     visit: &mut ValueVisitor<'_>,
@@ -590,17 +886,30 @@ where
     DB: sqlx::Database,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     for<'r> Option<&'r str>: Decode<'r, DB> + Type<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + Type<DB>,
     for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
     usize: ColumnIndex<DB::Row>,
 {
     let pk_len = table.primary_key.len();
-    let mut rows = sqlx::raw_sql(sql).fetch(pool);
+    let mut query = sqlx::query(sql);
+    for bind in binds {
+        query = query.bind(*bind);
+    }
+    let mut rows = query.fetch(pool);
     loop {
-        let row = match tokio::time::timeout(timeout, rows.try_next()).await {
-            Ok(Ok(Some(row))) => row,
-            Ok(Ok(None)) => return Ok(()),
-            Ok(Err(e)) => return Err(Streamed::Failed(e)),
-            Err(_) => return Err(Streamed::Silent),
+        // A row already received is taken without a timer (setting one
+        // per row cost more than the row's own decoding); only a wait is
+        // bounded.
+        let next = match rows.try_next().now_or_never() {
+            Some(ready) => ready,
+            None => tokio::time::timeout(timeout, rows.try_next())
+                .await
+                .map_err(|_| Streamed::Silent)?,
+        };
+        let row = match next {
+            Ok(Some(row)) => row,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(Streamed::Failed(e)),
         };
         let name_row = || {
             table
@@ -615,7 +924,12 @@ where
                 .join(", ")
         };
         for index in 0..table.columns.len() {
-            let value: Option<&str> = row.try_get(pk_len + index).map_err(Streamed::Failed)?;
+            // Unchecked: sqlx's check would refuse a MySQL `longtext` of a
+            // `_bin` collation (flagged binary), whose bytes are text all
+            // the same; bytes that are not UTF-8 still fail here.
+            let value: Option<&str> = row
+                .try_get_unchecked(pk_len + index)
+                .map_err(Streamed::Failed)?;
             if let Some(value) = value {
                 visit(index, value, &name_row);
             }
@@ -634,6 +948,8 @@ mod tests {
             comment: Some(comment.into()),
             data_type: ty.into(),
             in_primary_key: pk,
+            leads_primary_key: false,
+            estimated_rows: 7,
         }
     }
 
@@ -642,7 +958,11 @@ mod tests {
         let rows = vec![
             row("#lookup", "id", ":int32:", "int", true),
             row("#lookup", "inline", ":<blob>:", "longblob", false),
-            row("blob", "id", ":int32:", "int", true),
+            CatalogRow {
+                leads_primary_key: true,
+                ..row("blob", "id", ":int32:", "int", true)
+            },
+            row("blob", "day", ":date:", "date", true),
             row("blob", "data", ":<blob@main>:", "longtext", false),
             row("blob", "arr", ":<npy@main>:", "jsonb", false),
             row("blob", "custom", ":<mine@main>:", "json", false),
@@ -651,7 +971,15 @@ mod tests {
         let tables = group_codec_tables("s", rows, &[]);
         assert_eq!(tables.len(), 1);
         let t = &tables[0];
-        assert_eq!(t.primary_key, ["id"]);
+        assert_eq!(t.primary_key, ["id", "day"]);
+        assert_eq!(
+            t.leading_key,
+            Some(LeadingKey {
+                name: "id".into(),
+                order: KeyOrder::Integer
+            })
+        );
+        assert_eq!(t.estimated_rows, 7);
         let cols: Vec<(&str, RefKind)> = t
             .columns
             .iter()
@@ -695,19 +1023,78 @@ mod tests {
     }
 
     #[test]
+    fn guesses_spread_over_the_range_of_the_key() {
+        assert_eq!(KeyOrder::Integer.guesses("-10", "30", 4), ["0", "10", "20"]);
+        assert_eq!(
+            KeyOrder::Integer.guesses("0", "18446744073709551615", 2),
+            ["9223372036854775807"]
+        );
+        assert_eq!(
+            KeyOrder::Text.guesses("mouse001", "mouse999", 3),
+            ["mouse3", "mouse6"]
+        );
+        // A least that ends where the most goes on.
+        assert_eq!(KeyOrder::Text.guesses("m", "m~", 2), ["mO"]);
+        assert!(KeyOrder::Text.guesses("same", "same", 4).is_empty());
+        assert!(KeyOrder::Text.guesses("b", "a", 2).is_empty());
+        assert!(KeyOrder::Integer.guesses("1.5", "3", 2).is_empty());
+    }
+
+    #[test]
+    fn cuts_make_parts_that_meet() {
+        let table = CodecTable {
+            schema: "s".into(),
+            name: "t".into(),
+            primary_key: vec!["id".into()],
+            columns: Vec::new(),
+            leading_key: None,
+            estimated_rows: 0,
+        };
+        let bounds = |cuts: &[&str]| -> Vec<(Option<String>, Option<String>)> {
+            let cuts: Vec<String> = cuts.iter().map(|c| c.to_string()).collect();
+            TablePart::cut(&table, &cuts)
+                .into_iter()
+                .map(|p| (p.lower, p.upper))
+                .collect()
+        };
+        assert_eq!(bounds(&[]), [(None, None)]);
+        let some = |s: &str| Some(s.to_string());
+        assert_eq!(
+            bounds(&["b", "m"]),
+            [(None, some("b")), (some("b"), some("m")), (some("m"), None)]
+        );
+    }
+
+    #[test]
     fn select_quotes_identifiers() {
         let table = CodecTable {
             schema: "my`db".into(),
             name: "~jobs".into(),
             primary_key: vec!["id".into()],
-            columns: vec![CodecColumn {
-                name: "data".into(),
-                kind: RefKind::Hash,
-            }],
+            columns: vec![
+                CodecColumn {
+                    name: "data".into(),
+                    kind: RefKind::Hash,
+                    text_typed: true,
+                },
+                CodecColumn {
+                    name: "j".into(),
+                    kind: RefKind::Other,
+                    text_typed: false,
+                },
+            ],
+            leading_key: None,
+            estimated_rows: 0,
         };
         assert_eq!(
-            select_values(&table, &quote_mysql, |c| format!("CAST({c} AS CHAR)")),
-            "SELECT CAST(`id` AS CHAR), CAST(`data` AS CHAR) FROM `my``db`.`~jobs` WHERE `data` IS NOT NULL"
+            select_values(&table, Backend::MySql),
+            "SELECT CAST(`id` AS CHAR), `data`, CAST(`j` AS CHAR) FROM `my``db`.`~jobs` \
+             WHERE (`data` IS NOT NULL OR `j` IS NOT NULL)"
+        );
+        assert_eq!(
+            select_values(&table, Backend::PostgreSql),
+            "SELECT (\"id\")::text, (\"data\")::text, (\"j\")::text FROM \"my`db\".\"~jobs\" \
+             WHERE (\"data\" IS NOT NULL OR \"j\" IS NOT NULL)"
         );
     }
 }

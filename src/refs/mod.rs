@@ -1,8 +1,11 @@
 //! The reference scan: every path that live rows point to in one store.
 //!
-//! Tables are read concurrently over a small connection pool; each reader
-//! hashes the paths it finds into a local batch and merges it into the shared
-//! sets under a lock, so the lock is taken once per few thousand rows. The
+//! Tables are read concurrently over a small connection pool, a large one
+//! as several parts cut by its leading primary-key column ([`db::TablePart`]);
+//! each reader hashes the paths it finds into a local batch and merges it
+//! into the shared sets under a lock, so the lock is taken once per few
+//! thousand rows. The sets are sorted arrays of hashes ([`refset::PackedSet`]),
+//! built once every table is read. The
 //! scan never stops at the first bad row: every problem is recorded (a few per
 //! column, then a count), because any of them blocks deletion and the user
 //! should see them all at once.
@@ -27,19 +30,33 @@ use crate::layout::shard::{counts_reference, covers_some_range, sample_path, Pat
 use crate::layout::{Section, MANIFEST_SUFFIX};
 use crate::progress::Progress;
 use crate::refs::codec::{referenced_path, RefKind};
-use crate::refs::db::{CodecTable, Database};
-use crate::refs::refset::{path_hash, undotted, undotted_hash, RefSet};
+use crate::refs::db::{CodecTable, Database, TablePart};
+use crate::refs::refset::{path_hash, undotted, undotted_hash, PackedSet, PackedSetBuilder};
 
-/// Referenced paths of one store, by the kind of column they came from.
-#[derive(Debug, Default)]
-pub struct References {
-    pub hash: RefSet,
-    pub schema: RefSet,
-    pub other: RefSet,
+/// The path a key is probed by: itself, or for a `.manifest.json` sidecar
+/// the object it describes, without trailing dots ([`undotted`]).
+fn probed_path(key: &str) -> std::borrow::Cow<'_, str> {
+    undotted(key.strip_suffix(MANIFEST_SUFFIX).unwrap_or(key))
 }
 
-impl References {
-    fn set_mut(&mut self, kind: RefKind) -> &mut RefSet {
+/// One value for each kind of reference column.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ByKind<T> {
+    pub hash: T,
+    pub schema: T,
+    pub other: T,
+}
+
+impl<T> ByKind<T> {
+    fn get(&self, kind: RefKind) -> &T {
+        match kind {
+            RefKind::Hash => &self.hash,
+            RefKind::Schema => &self.schema,
+            RefKind::Other => &self.other,
+        }
+    }
+
+    fn get_mut(&mut self, kind: RefKind) -> &mut T {
         match kind {
             RefKind::Hash => &mut self.hash,
             RefKind::Schema => &mut self.schema,
@@ -47,18 +64,48 @@ impl References {
         }
     }
 
-    /// Records a referenced path (for building sets in tests and benches).
-    pub fn insert(&mut self, kind: RefKind, path: &str) {
-        self.set_mut(kind).insert(path_hash(path));
+    fn map<U>(self, f: impl Fn(T) -> U) -> ByKind<U> {
+        ByKind {
+            hash: f(self.hash),
+            schema: f(self.schema),
+            other: f(self.other),
+        }
+    }
+}
+
+/// Referenced paths of one store, by the kind of column they came from.
+pub type References = ByKind<PackedSet>;
+
+/// Distinct referenced paths per set.
+pub type ReferenceCounts = ByKind<u64>;
+
+impl References {
+    /// The references to these paths (for tests and benches; a scan
+    /// gathers its own).
+    pub fn from_paths<'a>(paths: impl IntoIterator<Item = (RefKind, &'a str)>) -> References {
+        let mut gathered = Gathered::default();
+        for (kind, path) in paths {
+            gathered.push(kind, path_hash(path), true);
+        }
+        gathered.build().0
     }
 
     fn contains(&self, hash: u64) -> bool {
         self.hash.contains(hash) || self.schema.contains(hash) || self.other.contains(hash)
     }
 
+    /// Distinct paths held, over the three sets.
+    pub fn len(&self) -> usize {
+        self.hash.len() + self.schema.len() + self.other.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Whether a stored key is accounted for by some reference.
     pub fn covers(&self, key: &str) -> bool {
-        let key = undotted(key.strip_suffix(MANIFEST_SUFFIX).unwrap_or(key));
+        let key = probed_path(key);
         if self.contains(undotted_hash(&key)) {
             return true;
         }
@@ -66,6 +113,24 @@ impl References {
             .map(|(i, _)| i)
             .filter(|&i| i > 0)
             .any(|i| self.contains(undotted_hash(&key[..i])))
+    }
+
+    /// [`References::covers`] of each key, appended to `covered`. The keys
+    /// themselves are probed together ([`PackedSet::contains_each`]) in the
+    /// set of kind `likely`, where a key of their section is nearly always
+    /// found; only a key not found there is judged by `covers` alone.
+    pub fn covers_each(&self, keys: &[&str], likely: RefKind, covered: &mut Vec<bool>) {
+        let hashes: Vec<u64> = keys
+            .iter()
+            .map(|key| undotted_hash(&probed_path(key)))
+            .collect();
+        let first = covered.len();
+        self.get(likely).contains_each(&hashes, covered);
+        for (key, covered) in keys.iter().zip(&mut covered[first..]) {
+            if !*covered {
+                *covered = self.covers(key);
+            }
+        }
     }
 }
 
@@ -79,8 +144,11 @@ pub struct ReferenceQuery {
     pub store_is_default: bool,
     /// Extra codec names whose columns count as schema-addressed.
     pub schema_codecs: Vec<String>,
-    /// Tables read at once.
+    /// Tables (or parts of tables) read at once.
     pub concurrency: usize,
+    /// About how many rows a part of a large table gets: a table the server
+    /// estimates at twice this or more is read in parts ([`DEFAULT_ROWS_PER_PART`]).
+    pub rows_per_part: u64,
     /// The schemas' sections, to report references that point elsewhere;
     /// in a sharded run, with the shard's ranges.
     pub sections: Vec<Section>,
@@ -126,21 +194,34 @@ pub struct ReferenceScan {
     pub warnings: Vec<String>,
 }
 
-/// Distinct referenced paths per set.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ReferenceCounts {
-    pub hash: u64,
-    pub schema: u64,
-    pub other: u64,
+/// References as readers find them, duplicates and all, until every table
+/// is read.
+#[derive(Debug, Default)]
+struct Gathered {
+    held: ByKind<PackedSetBuilder>,
+    /// The held paths this run does not count (a sharded run's), so the
+    /// distinct counted ones are the held less these.
+    uncounted: ByKind<PackedSetBuilder>,
 }
 
-impl ReferenceCounts {
-    fn count_mut(&mut self, kind: RefKind) -> &mut u64 {
-        match kind {
-            RefKind::Hash => &mut self.hash,
-            RefKind::Schema => &mut self.schema,
-            RefKind::Other => &mut self.other,
+impl Gathered {
+    fn push(&mut self, kind: RefKind, hash: u64, counted: bool) {
+        self.held.get_mut(kind).push(hash);
+        if !counted {
+            self.uncounted.get_mut(kind).push(hash);
         }
+    }
+
+    /// The sets, and the distinct paths of each that this run counts.
+    fn build(self) -> (References, ReferenceCounts) {
+        let references = self.held.map(PackedSetBuilder::build);
+        let uncounted = self.uncounted.map(|set| set.build().len());
+        let counted = ReferenceCounts {
+            hash: references.hash.len().saturating_sub(uncounted.hash) as u64,
+            schema: references.schema.len().saturating_sub(uncounted.schema) as u64,
+            other: references.other.len().saturating_sub(uncounted.other) as u64,
+        };
+        (references, counted)
     }
 }
 
@@ -149,6 +230,10 @@ impl ReferenceCounts {
 const ERRORS_SHOWN_PER_COLUMN: usize = 5;
 /// Hashes a reader gathers before it takes the shared lock.
 const MERGE_BATCH: usize = 4096;
+/// Rows a part of a table read in parts gets, about: a table is cut when
+/// the server estimates it at 1M rows or more, where a second stream pays
+/// for its few extra queries many times over.
+pub const DEFAULT_ROWS_PER_PART: u64 = 500_000;
 /// The most connections a run opens: tables read at once.
 const MAX_CONNECTIONS: usize = 8;
 
@@ -258,28 +343,29 @@ impl Reader {
         let db = &self.db;
         let tables = self.tables(query).await?;
         let zeros: BTreeMap<String, u64> = query.schemas.iter().map(|s| (s.clone(), 0)).collect();
-        let shared = Mutex::new(ReferenceScan {
-            by_schema: zeros.clone(),
-            read_by_schema: zeros,
-            ..ReferenceScan::default()
-        });
-        let results: Vec<Result<()>> = stream::iter(&tables)
-            .map(|table| read_table(db, table, query, &shared, progress))
+        let shared = Mutex::new((
+            Gathered::default(),
+            ReferenceScan {
+                by_schema: zeros.clone(),
+                read_by_schema: zeros,
+                ..ReferenceScan::default()
+            },
+        ));
+        let parts = self.parts(&tables, query).await?;
+        let results: Vec<Result<()>> = stream::iter(&parts)
+            .map(|part| read_part(db, part, query, &shared, progress))
             .buffer_unordered(query.concurrency.max(1))
             .collect()
             .await;
-        let mut scan = shared.into_inner().expect("reference lock");
+        let (gathered, mut scan) = shared.into_inner().expect("reference lock");
+        (scan.references, scan.counted) = gathered.build();
         scan.errors.extend(
             results
                 .into_iter()
                 .filter_map(|r| r.err())
                 .map(|e| e.to_string()),
         );
-        progress.references_done(
-            (scan.references.hash.len()
-                + scan.references.schema.len()
-                + scan.references.other.len()) as u64,
-        );
+        progress.references_done(scan.references.len() as u64);
         Ok(scan)
     }
 
@@ -300,6 +386,36 @@ impl Reader {
         Ok(tables)
     }
 
+    /// The parts to read `tables` in, `concurrency` at once: a table the
+    /// server estimates at two parts or more is cut by its leading key into
+    /// parts of about `rows_per_part` rows, at most twice as many as are
+    /// read at once (so a slow part does not leave the others idle); the
+    /// rest are read whole, as one stream each.
+    ///
+    /// The parts are read at their own moments, not in one snapshot: a row
+    /// whose primary key changed during the read could be missed. DataJoint
+    /// never changes a primary key (`update1` refuses them), and a row
+    /// deleted or added meanwhile is what the re-check before deletion and
+    /// the age limit are for, as with one stream per table.
+    async fn parts<'t>(
+        &self,
+        tables: &'t [CodecTable],
+        query: &ReferenceQuery,
+    ) -> Result<Vec<TablePart<'t>>> {
+        let mut parts = Vec::new();
+        for table in tables {
+            let wanted = if query.concurrency > 1 {
+                (table.estimated_rows / query.rows_per_part.max(1))
+                    .min(2 * query.concurrency as u64) as usize
+            } else {
+                1
+            };
+            let cuts = self.db.split_points(table, wanted).await?;
+            parts.extend(TablePart::cut(table, &cuts));
+        }
+        Ok(parts)
+    }
+
     /// Samples the referenced paths of each schema section of `query.sections`
     /// ([`crate::layout::shard`] places a sharded run's cuts by them), reading only the
     /// schema-addressed columns. Rows that cannot be read are skipped here: the
@@ -315,9 +431,10 @@ impl Reader {
                     (!table.columns.is_empty()).then_some(table)
                 })
                 .collect();
+            let parts = self.parts(&tables, query).await?;
             let shared = Mutex::new(vec![BTreeMap::new(); query.sections.len()]);
-            let results: Vec<Result<()>> = stream::iter(&tables)
-                .map(|table| async {
+            let results: Vec<Result<()>> = stream::iter(&parts)
+                .map(|part| async {
                     let mut sample: PathSample = vec![BTreeMap::new(); query.sections.len()];
                     let mut visit = |_: usize, value: &str, _: &dyn Fn() -> String| {
                         let Ok(Some(reference)) = referenced_path(value) else {
@@ -331,7 +448,7 @@ impl Reader {
                             sample_path(&mut sample[i], path_hash(&key), &key, reference.files);
                         }
                     };
-                    let outcome = db.read_values(table, &mut visit).await;
+                    let outcome = db.read_values(part, &mut visit).await;
                     let mut shared = shared.lock().expect("sample lock");
                     for (all, mine) in shared.iter_mut().zip(sample) {
                         for (hash, (path, files)) in mine {
@@ -349,13 +466,14 @@ impl Reader {
     }
 }
 
-async fn read_table(
+async fn read_part(
     db: &Database,
-    table: &CodecTable,
+    part: &TablePart<'_>,
     query: &ReferenceQuery,
-    shared: &Mutex<ReferenceScan>,
+    shared: &Mutex<(Gathered, ReferenceScan)>,
     progress: &dyn Progress,
 ) -> Result<()> {
+    let table = part.table;
     // Each reference with whether this run counts it.
     let mut batch: Vec<(RefKind, u64, bool)> = Vec::with_capacity(MERGE_BATCH);
     let mut errors: Vec<String> = Vec::new();
@@ -370,11 +488,9 @@ async fn read_table(
                  errors: &mut Vec<String>,
                  warnings: &mut Vec<String>,
                  values: &mut u64| {
-        let mut scan = shared.lock().expect("reference lock");
+        let (gathered, scan) = &mut *shared.lock().expect("reference lock");
         for (kind, hash, counted) in batch.drain(..) {
-            if scan.references.set_mut(kind).insert(hash) && counted {
-                *scan.counted.count_mut(kind) += 1;
-            }
+            gathered.push(kind, hash, counted);
         }
         scan.errors.append(errors);
         scan.warnings.append(warnings);
@@ -450,7 +566,7 @@ async fn read_table(
             merge(&mut batch, &mut errors, &mut warnings, &mut values);
         }
     };
-    let outcome = db.read_values(table, &mut visit).await;
+    let outcome = db.read_values(part, &mut visit).await;
     for (col, count) in table.columns.iter().zip(&errors_per_column) {
         if *count > ERRORS_SHOWN_PER_COLUMN {
             errors.push(format!(
@@ -474,7 +590,7 @@ async fn read_table(
         }
     }
     merge(&mut batch, &mut errors, &mut warnings, &mut values);
-    let mut scan = shared.lock().expect("reference lock");
+    let (_, scan) = &mut *shared.lock().expect("reference lock");
     *scan.by_schema.entry(table.schema.clone()).or_default() += matched;
     *scan.read_by_schema.entry(table.schema.clone()).or_default() += read;
     outcome
@@ -492,24 +608,27 @@ mod tests {
             references in proptest::collection::vec("[ab]{1,2}(/[ab]{1,2}){0,2}", 0..6),
             key in "[ab]{1,2}(/[ab]{1,2}){0,3}(\\.manifest\\.json)?",
         ) {
-            let mut refs = References::default();
-            for path in &references {
-                refs.insert(RefKind::Schema, path);
-            }
+            let refs = References::from_paths(references.iter().map(|p| (RefKind::Schema, p.as_str())));
             let named = key.strip_suffix(MANIFEST_SUFFIX).unwrap_or(&key);
             let expected = references
                 .iter()
                 .any(|r| named == r || named.starts_with(&format!("{r}/")));
             proptest::prop_assert_eq!(refs.covers(&key), expected);
+            for likely in [RefKind::Hash, RefKind::Schema] {
+                let mut covered = vec![true];
+                refs.covers_each(&[&key, "c"], likely, &mut covered);
+                proptest::prop_assert_eq!(covered, vec![true, expected, false]);
+            }
         }
     }
 
     #[test]
     fn coverage_matches_dj_gc() {
-        let mut refs = References::default();
-        refs.insert(RefKind::Schema, "_schema/a/t/id=0/obj_X");
-        refs.insert(RefKind::Schema, "_schema/a/t/id=1/arr_Y.npy");
-        refs.insert(RefKind::Hash, "_hash/a/ih/23/ih23fsttfdzzbrgqrgnsup5b3i");
+        let refs = References::from_paths([
+            (RefKind::Schema, "_schema/a/t/id=0/obj_X"),
+            (RefKind::Schema, "_schema/a/t/id=1/arr_Y.npy"),
+            (RefKind::Hash, "_hash/a/ih/23/ih23fsttfdzzbrgqrgnsup5b3i"),
+        ]);
 
         assert!(refs.covers("_schema/a/t/id=0/obj_X/.zarray"));
         assert!(refs.covers("_schema/a/t/id=0/obj_X/0/0.1"));

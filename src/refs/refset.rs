@@ -13,6 +13,7 @@
 use std::borrow::Cow;
 
 use nohash_hasher::IntSet;
+use rayon::slice::ParallelSliceMut;
 use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -65,7 +66,8 @@ fn without_trailing_dots(path: &str) -> String {
         .join("/")
 }
 
-/// A set of path hashes.
+/// A set of path hashes that can grow while it is probed (the objects a
+/// run confirmed or found young); the reference sets are [`PackedSet`]s.
 #[derive(Debug, Default)]
 pub struct RefSet {
     hashes: IntSet<u64>,
@@ -75,10 +77,6 @@ impl RefSet {
     /// Adds a hash; whether it was new.
     pub fn insert(&mut self, hash: u64) -> bool {
         self.hashes.insert(hash)
-    }
-
-    pub fn extend(&mut self, hashes: impl IntoIterator<Item = u64>) {
-        self.hashes.extend(hashes);
     }
 
     #[inline]
@@ -91,28 +89,212 @@ impl RefSet {
         self.hashes.len()
     }
 
-    /// Bytes the table holds, estimated from its capacity as hashbrown lays
-    /// it out: a power of two of buckets (at most 7/8 full), each an 8-byte
-    /// hash and a control byte.
-    pub fn allocated_bytes(&self) -> u64 {
-        match self.hashes.capacity() {
-            0 => 0,
-            capacity => ((capacity * 8 / 7).next_power_of_two() * 9) as u64,
+    pub fn is_empty(&self) -> bool {
+        self.hashes.is_empty()
+    }
+}
+
+/// The reference set of a scan: the distinct hashes, sorted, with an index
+/// of where each run of leading bits starts, built once by
+/// [`PackedSetBuilder`] and then only probed.
+///
+/// Why not [`RefSet`]: a hash table holds 9 bytes a slot at most 7/8 full,
+/// doubles as it grows and holds the old and the new table while it does,
+/// so at 10M references the process peaked at 26 bytes per reference. A
+/// sorted array takes 8 bytes a hash and its index 1 more, and is built by
+/// appending: a large `Vec` grows by remapping its pages, not by copying
+/// them. A probe reads the index and then a handful of neighbouring hashes
+/// (the hashes are uniform, so the runs are even), which costs about what a
+/// hash table's probe does.
+#[derive(Debug, Default)]
+pub struct PackedSet {
+    /// Distinct and ascending.
+    hashes: Vec<u64>,
+    /// `starts[b]..starts[b + 1]` holds the hashes whose top bits are `b`.
+    starts: Vec<usize>,
+    /// Shifts a hash down to its top bits (64 when there is one run).
+    shift: u32,
+}
+
+/// Hashes per run of the index, on average.
+const HASHES_PER_RUN: usize = 8;
+/// Probes whose reads [`PackedSet::contains_each`] overlaps.
+const PROBE_LANES: usize = 16;
+
+impl PackedSet {
+    #[inline]
+    pub fn contains(&self, hash: u64) -> bool {
+        let run = run_of(hash, self.shift);
+        let (Some(&start), Some(&end)) = (self.starts.get(run), self.starts.get(run + 1)) else {
+            return false;
+        };
+        self.hashes[start..end].binary_search(&hash).is_ok()
+    }
+
+    /// [`PackedSet::contains`] of each hash, appended to `found`. A probe
+    /// of a large set costs two reads from memory (the index, then the
+    /// run); here the reads of [`PROBE_LANES`] probes are started before
+    /// any is waited for, so their waits overlap instead of adding up.
+    pub fn contains_each(&self, hashes: &[u64], found: &mut Vec<bool>) {
+        if self.starts.is_empty() {
+            found.extend(hashes.iter().map(|_| false));
+            return;
         }
+        for lane in hashes.chunks(PROBE_LANES) {
+            let mut runs = [(0, 0); PROBE_LANES];
+            for (run, &hash) in runs.iter_mut().zip(lane) {
+                let at = run_of(hash, self.shift);
+                *run = (self.starts[at], self.starts[at + 1]);
+            }
+            let mut firsts = [0; PROBE_LANES];
+            for (first, &(start, end)) in firsts.iter_mut().zip(&runs) {
+                *first = if start < end { self.hashes[start] } else { 0 };
+            }
+            for ((&hash, &(start, end)), &first) in lane.iter().zip(&runs).zip(&firsts) {
+                found.push(
+                    start < end
+                        && (first == hash || self.hashes[start..end].binary_search(&hash).is_ok()),
+                );
+            }
+        }
+    }
+
+    /// Distinct hashes held.
+    pub fn len(&self) -> usize {
+        self.hashes.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.hashes.is_empty()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
-        self.hashes.iter().copied()
+    /// Bytes the set holds.
+    pub fn allocated_bytes(&self) -> u64 {
+        (self.hashes.capacity() * 8 + self.starts.capacity() * 8) as u64
+    }
+
+    fn from_sorted(mut hashes: Vec<u64>) -> PackedSet {
+        hashes.shrink_to_fit();
+        let runs = (hashes.len() / HASHES_PER_RUN).max(1).next_power_of_two();
+        let shift = 64 - runs.trailing_zeros();
+        let mut starts = Vec::with_capacity(runs + 1);
+        let mut at = 0;
+        for run in 0..runs {
+            starts.push(at);
+            while at < hashes.len() && run_of(hashes[at], shift) == run {
+                at += 1;
+            }
+        }
+        starts.push(at);
+        PackedSet {
+            hashes,
+            starts,
+            shift,
+        }
+    }
+}
+
+/// The run of the index a hash belongs to: its top bits.
+#[inline]
+fn run_of(hash: u64, shift: u32) -> usize {
+    hash.checked_shr(shift).unwrap_or(0) as usize
+}
+
+/// Gathers hashes for a [`PackedSet`], duplicates and all, in any order.
+///
+/// Rows often share a path (a deduplicated hash object has one row per
+/// use), so whenever the array is full it is sorted and its duplicates
+/// dropped before it may grow: it stays within about twice the distinct
+/// hashes however many rows repeat them.
+#[derive(Debug, Default)]
+pub struct PackedSetBuilder {
+    hashes: Vec<u64>,
+}
+
+/// Below this many hashes the array just grows.
+const SQUEEZE_FROM: usize = 1 << 16;
+
+impl PackedSetBuilder {
+    #[inline]
+    pub fn push(&mut self, hash: u64) {
+        if self.hashes.len() == self.hashes.capacity() && self.hashes.len() >= SQUEEZE_FROM {
+            self.squeeze();
+        }
+        self.hashes.push(hash);
+    }
+
+    /// Sorts the hashes and drops the duplicates.
+    fn squeeze(&mut self) {
+        self.hashes.par_sort_unstable();
+        self.hashes.dedup();
+    }
+
+    pub fn build(mut self) -> PackedSet {
+        self.squeeze();
+        PackedSet::from_sorted(self.hashes)
+    }
+}
+
+impl FromIterator<u64> for PackedSet {
+    fn from_iter<I: IntoIterator<Item = u64>>(hashes: I) -> PackedSet {
+        let mut builder = PackedSetBuilder::default();
+        for hash in hashes {
+            builder.push(hash);
+        }
+        builder.build()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The packed set holds exactly what was pushed, whatever the
+        /// order, the repeats and the spread of the hashes.
+        #[test]
+        fn a_packed_set_holds_what_was_pushed(
+            pushed in proptest::collection::vec(proptest::prelude::any::<u64>(), 0..300),
+            repeats in 1usize..4,
+            probes in proptest::collection::vec(proptest::prelude::any::<u64>(), 0..50),
+            narrow in proptest::prelude::any::<bool>(),
+        ) {
+            // Narrow hashes crowd into the first runs of the index.
+            let pushed: Vec<u64> = pushed.iter().map(|&h| if narrow { h >> 50 } else { h }).collect();
+            let set: PackedSet = pushed.iter().copied().cycle().take(pushed.len() * repeats).collect();
+            let expected: std::collections::BTreeSet<u64> = pushed.iter().copied().collect();
+            proptest::prop_assert_eq!(set.len(), expected.len());
+            let all: Vec<u64> = pushed.iter().chain(&probes).copied().collect();
+            let mut found = Vec::new();
+            set.contains_each(&all, &mut found);
+            proptest::prop_assert_eq!(found.len(), all.len());
+            for (hash, found) in all.iter().zip(found) {
+                proptest::prop_assert_eq!(set.contains(*hash), expected.contains(hash));
+                proptest::prop_assert_eq!(found, expected.contains(hash));
+            }
+        }
+    }
+
+    #[test]
+    fn a_packed_set_keeps_within_twice_its_distinct_hashes() {
+        let mut builder = PackedSetBuilder::default();
+        for round in 0..20u64 {
+            for hash in 0..100_000u64 {
+                builder.push(hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (round % 2));
+            }
+        }
+        assert!(
+            builder.hashes.capacity() <= 4 * 200_000,
+            "{}",
+            builder.hashes.capacity()
+        );
+        let set = builder.build();
+        assert_eq!(set.len(), 200_000);
+        assert!(set.contains(0x9e37_79b9_7f4a_7c15 ^ 1));
+        assert!(!set.contains(2));
+        let bytes = set.allocated_bytes();
+        assert!((1_600_000..=2_000_000).contains(&bytes), "{bytes}");
+    }
 
     #[test]
     fn counts_distinct_paths() {
@@ -121,10 +303,6 @@ mod tests {
             set.insert(path_hash(path));
         }
         assert_eq!(set.len(), 2);
-        let mut big = RefSet::default();
-        big.extend(0..100_000);
-        let bytes = big.allocated_bytes();
-        assert!((900_000..=2_400_000).contains(&bytes), "{bytes}");
         assert!(set.contains(path_hash("_hash/a/y")));
         assert!(!set.contains(path_hash("_hash/a/z")));
     }

@@ -13,6 +13,7 @@ mod datajoint_compat;
 mod db_faults;
 mod inventory;
 mod recheck;
+mod reference_reads;
 mod s3_faults;
 mod safety;
 mod shard;
