@@ -322,7 +322,8 @@ pub fn scan_with(
         // Judging (the reference probes) runs on `jobs` threads; what it
         // records (figures, spool, messages) stays on this one.
         std::thread::scope(|judges| -> Result<()> {
-            let (judged_tx, judged_rx) = crossbeam_channel::bounded::<Judged>(LISTING_QUEUE);
+            let (judged_tx, judged_rx) =
+                crossbeam_channel::bounded::<Judged>(2 * options.jobs.max(1));
             for _ in 0..options.jobs.max(1) {
                 let (rx, judged_tx, judge, sections) =
                     (rx.clone(), judged_tx.clone(), &judge, &sections);

@@ -63,7 +63,7 @@ pub enum KeyOrder {
     /// An integer column: cuts spaced evenly between the least and the most.
     Integer,
     /// A string column: cuts spaced over the first character in which the
-    /// least and the most differ.
+    /// least and the most differ (printable ASCII only).
     Text,
 }
 
@@ -101,14 +101,14 @@ impl KeyOrder {
                     .take_while(|(a, b)| a == b)
                     .map(|(a, _)| a)
                     .collect();
-                // The first character that differs (a printable one, where
-                // a string ends).
+                // The first character that differs, held to printable ASCII,
+                // which every character set the column may have can hold.
                 let after_shared = |s: &str| {
                     s[shared.len()..]
                         .chars()
                         .next()
                         .map_or(0x20, u32::from)
-                        .max(0x20)
+                        .clamp(0x20, 0x7e)
                 };
                 let (low, high) = (after_shared(least), after_shared(most));
                 if high <= low {
@@ -1032,6 +1032,12 @@ mod tests {
         assert_eq!(
             KeyOrder::Text.guesses("mouse001", "mouse999", 3),
             ["mouse3", "mouse6"]
+        );
+        // Only printable ASCII is guessed, whatever the column holds.
+        assert_eq!(KeyOrder::Text.guesses("a", "\u{65e5}", 2), ["o"]);
+        assert_eq!(
+            KeyOrder::Text.guesses("\u{65e5}a", "\u{65e5}c", 2),
+            ["\u{65e5}b"]
         );
         // A least that ends where the most goes on.
         assert_eq!(KeyOrder::Text.guesses("m", "m~", 2), ["mO"]);

@@ -277,9 +277,9 @@ impl Reader {
     /// Reads every reference to `query.store` from the schemas' codec
     /// columns.
     ///
-    /// Fails outright only when the database cannot be reached or a schema
-    /// does not exist; every other problem is recorded in
-    /// [`ReferenceScan::errors`].
+    /// Fails outright only when the database cannot be reached, stops
+    /// answering before the tables are read, or a schema does not exist;
+    /// every other problem is recorded in [`ReferenceScan::errors`].
     pub fn scan(&self, query: &ReferenceQuery, progress: &dyn Progress) -> Result<ReferenceScan> {
         self.runtime.block_on(self.scan_async(query, progress))
     }
@@ -351,7 +351,8 @@ impl Reader {
                 ..ReferenceScan::default()
             },
         ));
-        let parts = self.parts(&tables, query).await?;
+        let (parts, warnings) = self.parts(&tables, query).await?;
+        shared.lock().expect("reference lock").1.warnings = warnings;
         let results: Vec<Result<()>> = stream::iter(&parts)
             .map(|part| read_part(db, part, query, &shared, progress))
             .buffer_unordered(query.concurrency.max(1))
@@ -397,12 +398,17 @@ impl Reader {
     /// never changes a primary key (`update1` refuses them), and a row
     /// deleted or added meanwhile is what the re-check before deletion and
     /// the age limit are for, as with one stream per table.
+    ///
+    /// A table whose cuts cannot be chosen (a query the server refuses) is
+    /// read whole, with a warning; a server that stops answering ends the
+    /// scan, as it would end the read.
     async fn parts<'t>(
         &self,
         tables: &'t [CodecTable],
         query: &ReferenceQuery,
-    ) -> Result<Vec<TablePart<'t>>> {
+    ) -> Result<(Vec<TablePart<'t>>, Vec<String>)> {
         let mut parts = Vec::new();
+        let mut warnings = Vec::new();
         for table in tables {
             let wanted = if query.concurrency > 1 {
                 (table.estimated_rows / query.rows_per_part.max(1))
@@ -410,10 +416,20 @@ impl Reader {
             } else {
                 1
             };
-            let cuts = self.db.split_points(table, wanted).await?;
+            let cuts = match self.db.split_points(table, wanted).await {
+                Ok(cuts) => cuts,
+                Err(e @ Error::DatabaseSilent { .. }) => return Err(e),
+                Err(e) => {
+                    warnings.push(format!(
+                        "{}.{} is read as one stream: {e}",
+                        table.schema, table.name
+                    ));
+                    Vec::new()
+                }
+            };
             parts.extend(TablePart::cut(table, &cuts));
         }
-        Ok(parts)
+        Ok((parts, warnings))
     }
 
     /// Samples the referenced paths of each schema section of `query.sections`
@@ -431,7 +447,9 @@ impl Reader {
                     (!table.columns.is_empty()).then_some(table)
                 })
                 .collect();
-            let parts = self.parts(&tables, query).await?;
+            // Tables that could not be cut are read whole; the scan that
+            // follows says so.
+            let (parts, _) = self.parts(&tables, query).await?;
             let shared = Mutex::new(vec![BTreeMap::new(); query.sections.len()]);
             let results: Vec<Result<()>> = stream::iter(&parts)
                 .map(|part| async {
@@ -620,6 +638,35 @@ mod tests {
                 proptest::prop_assert_eq!(covered, vec![true, expected, false]);
             }
         }
+    }
+
+    #[test]
+    fn a_shard_counts_the_distinct_paths_it_holds_less_those_it_does_not_count() {
+        let mut gathered = Gathered::default();
+        let pushed = [
+            ("a", true),
+            ("b", false),
+            ("a", true),
+            ("b", false),
+            ("c", true),
+        ];
+        for (path, counted) in pushed {
+            gathered.push(RefKind::Schema, path_hash(path), counted);
+        }
+        gathered.push(RefKind::Hash, path_hash("h"), false);
+        let (references, counted) = gathered.build();
+        assert_eq!((references.schema.len(), references.hash.len()), (3, 1));
+        assert_eq!(
+            counted,
+            ReferenceCounts {
+                hash: 0,
+                schema: 2,
+                other: 0
+            }
+        );
+        // Held but not counted still protects.
+        assert!(references.covers("b") && references.covers("h"));
+        assert!(!references.covers("d"));
     }
 
     #[test]

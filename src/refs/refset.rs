@@ -2,8 +2,9 @@
 //!
 //! Why hashes: a store with a billion objects can have hundreds of millions of
 //! references; as strings they would take tens of gigabytes, as xxh3-64 hashes
-//! in an open-addressing table about 9–18 bytes each. The hashes are already
-//! uniform, so the table uses them as its own hash (no rehashing).
+//! in a sorted array ([`PackedSet`]) 9 bytes each. The hashes are uniform, so
+//! their leading bits index the array directly. Sets that grow while they are
+//! probed (a few per run, small) are hash tables ([`RefSet`]).
 //!
 //! The one risk of hashing runs in the safe direction: two different paths
 //! with the same 64-bit hash make an orphan look referenced, so it is kept.
@@ -13,7 +14,6 @@
 use std::borrow::Cow;
 
 use nohash_hasher::IntSet;
-use rayon::slice::ParallelSliceMut;
 use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -106,7 +106,7 @@ impl RefSet {
 /// them. A probe reads the index and then a handful of neighbouring hashes
 /// (the hashes are uniform, so the runs are even), which costs about what a
 /// hash table's probe does.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct PackedSet {
     /// Distinct and ascending.
     hashes: Vec<u64>,
@@ -114,6 +114,12 @@ pub struct PackedSet {
     starts: Vec<usize>,
     /// Shifts a hash down to its top bits (64 when there is one run).
     shift: u32,
+}
+
+impl Default for PackedSet {
+    fn default() -> PackedSet {
+        PackedSet::from_sorted(Vec::new())
+    }
 }
 
 /// Hashes per run of the index, on average.
@@ -204,8 +210,8 @@ fn run_of(hash: u64, shift: u32) -> usize {
 ///
 /// Rows often share a path (a deduplicated hash object has one row per
 /// use), so whenever the array is full it is sorted and its duplicates
-/// dropped before it may grow: it stays within about twice the distinct
-/// hashes however many rows repeat them.
+/// dropped before it may grow: it holds at most about twice the distinct
+/// hashes (four times in address space) however many rows repeat them.
 #[derive(Debug, Default)]
 pub struct PackedSetBuilder {
     hashes: Vec<u64>,
@@ -223,10 +229,19 @@ impl PackedSetBuilder {
         self.hashes.push(hash);
     }
 
-    /// Sorts the hashes and drops the duplicates.
+    /// Sorts the hashes and drops the duplicates; if that left the array
+    /// more than half full, lets it double, so the sorts cost a constant
+    /// number of passes over each hash, however many repeat.
+    ///
+    /// The sort runs on the calling thread, not rayon's pool: the threads of
+    /// that pool may be blocked feeding the listing queue (an inventory's
+    /// files are read on it) until the reference sets are complete.
     fn squeeze(&mut self) {
-        self.hashes.par_sort_unstable();
+        self.hashes.sort_unstable();
         self.hashes.dedup();
+        if self.hashes.len() > self.hashes.capacity() / 2 {
+            self.hashes.reserve(self.hashes.capacity());
+        }
     }
 
     pub fn build(mut self) -> PackedSet {
