@@ -60,7 +60,8 @@ g() { "$garage" -c "$bench/garage.toml" "$@"; }
 up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 if ! up 3900; then
     echo "bench: starting Garage on 127.0.0.1:3900" >&2
-    setsid "$garage" -c "$bench/garage.toml" server > garage.log 2>&1 < /dev/null &
+    RUST_LOG=${RUST_LOG:-garage=warn} setsid "$garage" -c "$bench/garage.toml" server \
+        > garage.log 2>&1 < /dev/null &
     for _ in $(seq 100); do up 3900 && up 3901 && break; sleep 0.2; done
     up 3900 || { echo "bench: Garage did not start; see $bench/garage.log" >&2; exit 1; }
 fi
@@ -115,7 +116,7 @@ list slow > list.slow
 remove direct > delete.direct
 remove slow > delete.slow
 
-rate() { grep "$2" "$1" | sed -E 's/.* ([0-9]+) (keys|objects)\/s.*/\1/'; }
+rate() { grep "^$2" "$1" | sed -E 's/.* ([0-9]+) (keys|objects)\/s.*/\1/'; }
 echo
 machine
 echo "server: Garage $("$garage" --version 2>/dev/null | head -n 1 | awk '{print $2}') on the same machine; slow = +$delay ms per request (examples/latency_proxy.rs)"
