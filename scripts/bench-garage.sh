@@ -74,19 +74,7 @@ g key info "$key_id" > /dev/null 2>&1 || g key import --yes -n djgc-bench "$key_
 g bucket info "$bucket" > /dev/null 2>&1 || g bucket create "$bucket" >&2
 g bucket allow --read --write --owner "$bucket" --key "$key_id" > /dev/null
 
-config() { # $1: endpoint
-    cat <<JSON
-{
-  "database": {"host": "127.0.0.1", "port": 3306, "user": "djgc", "password": "djgc", "backend": "mysql"},
-  "stores": {
-    "default": "main",
-    "main": {"protocol": "s3", "endpoint": "$1", "bucket": "$bucket", "location": "bench",
-             "access_key": "$key_id", "secret_key": "$secret", "secure": false,
-             "subfolding": [2, 2]}
-  }
-}
-JSON
-}
+config() { s3_config "$1" "$bucket" bench "$key_id" "$secret"; }
 config 127.0.0.1:3900 > direct/datajoint.json
 config 127.0.0.1:$proxy_port > slow/datajoint.json
 

@@ -32,19 +32,7 @@ cargo build --release --locked --bins --example djgc-fixture --example latency_p
 
 mkdir -p "$bench"
 cd "$bench"
-config() { # $1: endpoint
-    cat <<JSON
-{
-  "database": {"host": "127.0.0.1", "port": 3306, "user": "djgc", "password": "djgc", "backend": "mysql"},
-  "stores": {
-    "default": "main",
-    "main": {"protocol": "s3", "endpoint": "$1", "bucket": "$bucket", "location": "s3bench",
-             "access_key": "djgc-test", "secret_key": "djgc-test-secret", "secure": false,
-             "subfolding": [2, 2]}
-  }
-}
-JSON
-}
+config() { s3_config "$1" "$bucket" s3bench djgc-test djgc-test-secret; }
 mkdir -p direct slow
 config 127.0.0.1:8333 > direct/datajoint.json
 config 127.0.0.1:$proxy_port > slow/datajoint.json

@@ -61,3 +61,20 @@ JSON
         echo "$fixture_args" > "$dir/fixture.args"
     fi
 }
+
+# The datajoint.json of an S3 store `main` (the default, subfolding [2, 2])
+# on MariaDB: endpoint $1 (plain HTTP), bucket $2, location $3, access key
+# $4, secret key $5.
+s3_config() {
+    cat <<JSON
+{
+  "database": {"host": "127.0.0.1", "port": 3306, "user": "djgc", "password": "djgc", "backend": "mysql"},
+  "stores": {
+    "default": "main",
+    "main": {"protocol": "s3", "endpoint": "$1", "bucket": "$2", "location": "$3",
+             "access_key": "$4", "secret_key": "$5", "secure": false,
+             "subfolding": [2, 2]}
+  }
+}
+JSON
+}

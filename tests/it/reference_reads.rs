@@ -141,12 +141,18 @@ fn values(env: &Env, parts: &[TablePart<'_>]) -> Vec<(String, usize, String)> {
     all
 }
 
+/// An environment on `backend` with the two tables in a new schema.
+fn with_tables(backend: Backend, label: &str) -> (Env, String) {
+    let mut env = Env::new(backend);
+    let schema = unique_schema(label);
+    create_tables(&mut env, &schema);
+    (env, schema)
+}
+
 #[test]
 fn the_parts_of_a_table_hold_each_row_once() {
     for backend in BACKENDS {
-        let mut env = Env::new(backend);
-        let schema = unique_schema("parts");
-        create_tables(&mut env, &schema);
+        let (env, schema) = with_tables(backend, "parts");
         let tables: Vec<CodecTable> = env.rt.block_on(env.db.codec_tables(&schema, &[])).unwrap();
         assert_eq!(tables.len(), 2, "{backend:?}");
         for table in &tables {
@@ -193,9 +199,7 @@ fn the_parts_of_a_table_hold_each_row_once() {
 #[test]
 fn a_scan_read_in_parts_finds_what_a_scan_read_whole_finds() {
     for backend in BACKENDS {
-        let mut env = Env::new(backend);
-        let schema = unique_schema("partscan");
-        create_tables(&mut env, &schema);
+        let (env, schema) = with_tables(backend, "partscan");
         let config = Config::load(Some(env.write_config(None))).unwrap();
         let spec = config.store(Some("main")).unwrap();
         // The server's estimates, which rows_per_part 1 cuts by, are there.
