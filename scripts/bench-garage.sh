@@ -33,9 +33,13 @@ secret=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
 . scripts/bench/lib.sh
 
 scripts/services.sh >&2
+if [ -n "${GARAGE:-}" ] && [ ! -x "$garage" ]; then
+    echo "bench: GARAGE=$garage is not an executable file" >&2
+    exit 1
+fi
 if [ ! -x "$garage" ]; then
-    echo "bench: building Garage (cargo install garage) into /var/tmp/garage-install" >&2
-    cargo install garage --locked --root /var/tmp/garage-install >&2
+    echo "bench: building Garage 2.5.0 (cargo install garage) into /var/tmp/garage-install" >&2
+    cargo install garage --version 2.5.0 --locked --root /var/tmp/garage-install >&2
 fi
 cargo build --release --locked --example djgc-fixture --example latency_proxy \
     --example s3_list_rate --example s3_delete_rate >&2
@@ -60,12 +64,14 @@ g() { "$garage" -c "$bench/garage.toml" "$@"; }
 up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 if ! up 3900; then
     echo "bench: starting Garage on 127.0.0.1:3900" >&2
-    RUST_LOG=${RUST_LOG:-garage=warn} setsid "$garage" -c "$bench/garage.toml" server \
+    RUST_LOG=garage=warn setsid "$garage" -c "$bench/garage.toml" server \
         > garage.log 2>&1 < /dev/null &
+    echo $! > garage.pid
     for _ in $(seq 100); do up 3900 && up 3901 && break; sleep 0.2; done
-    up 3900 || { echo "bench: Garage did not start; see $bench/garage.log" >&2; exit 1; }
+    up 3900 && up 3901 || { echo "bench: Garage did not start; see $bench/garage.log" >&2; exit 1; }
+    echo "bench: Garage runs on (stop it with: kill \$(cat $bench/garage.pid))" >&2
 fi
-if g status 2>/dev/null | grep -q "NO ROLE ASSIGNED"; then
+if ! g layout show 2>/dev/null | grep -q "^Current cluster layout version: [1-9]"; then
     node=$(g node id -q 2>/dev/null | cut -d@ -f1)
     g layout assign -z dc1 -c 20G "$node" >&2
     g layout apply --version 1 >&2
@@ -90,11 +96,17 @@ if [ "$(cat fixture.args 2>/dev/null)" != "$fixture_args" ]; then
     echo "$fixture_args" > fixture.args
 fi
 
+if up $proxy_port; then
+    echo "bench: port $proxy_port is taken (a proxy left from an earlier run?)" >&2
+    exit 1
+fi
 "$target/release/examples/latency_proxy" 127.0.0.1:$proxy_port 127.0.0.1:3900 "$delay" \
     2> proxy.log &
 proxy=$!
 trap 'kill $proxy 2>/dev/null' EXIT
+trap 'exit 130' INT TERM HUP
 for _ in $(seq 50); do up $proxy_port && break; sleep 0.1; done
+kill -0 "$proxy" 2>/dev/null || { cat proxy.log >&2; exit 1; }
 
 list() { "$target/release/examples/s3_list_rate" "$1/datajoint.json" "$schema" "$list_concurrency"; }
 remove() { "$target/release/examples/s3_delete_rate" direct/datajoint.json "$1/datajoint.json" \
@@ -107,7 +119,7 @@ remove slow > delete.slow
 rate() { grep "^$2" "$1" | sed -E 's/.* ([0-9]+) (keys|objects)\/s.*/\1/'; }
 echo
 machine
-echo "server: Garage $("$garage" --version 2>/dev/null | head -n 1 | awk '{print $2}') on the same machine; slow = +$delay ms per request (examples/latency_proxy.rs)"
+echo "server: Garage $("$garage" --version 2>/dev/null | head -n 1 | awk '{print $2}' | sed 's/^cargo://') on the same machine; slow = +$delay ms per request (examples/latency_proxy.rs)"
 echo "bucket: $(grep -o '^single stream: [0-9]* keys' list.direct | awk '{print $3}') keys listed ($fixture_args)"
 printf '%-44s %12s %12s %8s\n' "" "direct" "+${delay} ms" "ratio"
 row() { awk -v a="$2" -v b="$3" -v l="$1" 'BEGIN {printf "%-44s %12s %12s %7.2f\n", l, a, b, b / a}'; }

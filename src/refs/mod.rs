@@ -190,7 +190,9 @@ pub struct ReferenceScan {
     /// Hash or schema references that are not plain paths inside their own
     /// schema's sections (`../x`, `/etc/passwd`, another schema's path).
     /// They still protect whatever they name (that can only keep more), but
-    /// djgc reports them, since DataJoint never writes such paths.
+    /// djgc reports them, since DataJoint never writes such paths. Also
+    /// the large tables read as one stream because their cuts could not
+    /// be chosen.
     pub warnings: Vec<String>,
 }
 
@@ -399,9 +401,9 @@ impl Reader {
     /// deleted or added meanwhile is what the re-check before deletion and
     /// the age limit are for, as with one stream per table.
     ///
-    /// A table whose cuts cannot be chosen (a query the server refuses) is
-    /// read whole, with a warning; a server that stops answering ends the
-    /// scan, as it would end the read.
+    /// A table whose cuts the server refuses to compute (an error it
+    /// answers with) is read whole, with a warning; any other failure (no
+    /// connection, no answer) ends the scan, as it would end the read.
     async fn parts<'t>(
         &self,
         tables: &'t [CodecTable],
@@ -418,14 +420,19 @@ impl Reader {
             };
             let cuts = match self.db.split_points(table, wanted).await {
                 Ok(cuts) => cuts,
-                Err(e @ Error::DatabaseSilent { .. }) => return Err(e),
-                Err(e) => {
+                Err(
+                    e @ Error::Database {
+                        source: sqlx::Error::Database(_),
+                        ..
+                    },
+                ) => {
                     warnings.push(format!(
                         "{}.{} is read as one stream: {e}",
                         table.schema, table.name
                     ));
                     Vec::new()
                 }
+                Err(e) => return Err(e),
             };
             parts.extend(TablePart::cut(table, &cuts));
         }

@@ -12,8 +12,10 @@
 //! 2,000 runs, and it never deletes a live object.
 
 use std::borrow::Cow;
+use std::sync::OnceLock;
 
 use nohash_hasher::IntSet;
+use rayon::slice::ParallelSliceMut;
 use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -142,10 +144,6 @@ impl PackedSet {
     /// run); here the reads of [`PROBE_LANES`] probes are started before
     /// any is waited for, so their waits overlap instead of adding up.
     pub fn contains_each(&self, hashes: &[u64], found: &mut Vec<bool>) {
-        if self.starts.is_empty() {
-            found.extend(hashes.iter().map(|_| false));
-            return;
-        }
         for lane in hashes.chunks(PROBE_LANES) {
             let mut runs = [(0, 0); PROBE_LANES];
             for (run, &hash) in runs.iter_mut().zip(lane) {
@@ -210,8 +208,8 @@ fn run_of(hash: u64, shift: u32) -> usize {
 ///
 /// Rows often share a path (a deduplicated hash object has one row per
 /// use), so whenever the array is full it is sorted and its duplicates
-/// dropped before it may grow: it holds at most about twice the distinct
-/// hashes (four times in address space) however many rows repeat them.
+/// dropped before it may grow: it holds at most about four times the
+/// distinct hashes however many rows repeat them.
 #[derive(Debug, Default)]
 pub struct PackedSetBuilder {
     hashes: Vec<u64>,
@@ -232,20 +230,33 @@ impl PackedSetBuilder {
     /// Sorts the hashes and drops the duplicates; if that left the array
     /// more than half full, lets it double, so the sorts cost a constant
     /// number of passes over each hash, however many repeat.
-    ///
-    /// The sort runs on the calling thread, not rayon's pool: the threads of
-    /// that pool may be blocked feeding the listing queue (an inventory's
-    /// files are read on it) until the reference sets are complete.
     fn squeeze(&mut self) {
-        self.hashes.sort_unstable();
-        self.hashes.dedup();
+        self.sort_distinct();
         if self.hashes.len() > self.hashes.capacity() / 2 {
             self.hashes.reserve(self.hashes.capacity());
         }
     }
 
+    /// Sorts on a pool of its own, not rayon's global one: the threads of
+    /// that pool may be blocked feeding the listing queue (an inventory's
+    /// files are read on it) until the reference sets are complete.
+    fn sort_distinct(&mut self) {
+        static SORTERS: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
+        let sorters = SORTERS.get_or_init(|| {
+            rayon::ThreadPoolBuilder::new()
+                .thread_name(|i| format!("djgc-sort-{i}"))
+                .build()
+                .ok()
+        });
+        match sorters {
+            Some(pool) => pool.install(|| self.hashes.par_sort_unstable()),
+            None => self.hashes.sort_unstable(),
+        }
+        self.hashes.dedup();
+    }
+
     pub fn build(mut self) -> PackedSet {
-        self.squeeze();
+        self.sort_distinct();
         PackedSet::from_sorted(self.hashes)
     }
 }

@@ -220,6 +220,8 @@ fn a_scan_read_in_parts_finds_what_a_scan_read_whole_finds() {
             };
             let scan = reader.scan(&query, &Silent).unwrap();
             assert!(scan.errors.is_empty(), "{backend:?}: {:?}", scan.errors);
+            // No table fell back to one stream.
+            assert!(scan.warnings.is_empty(), "{backend:?}: {:?}", scan.warnings);
             scan
         };
         let whole = scan(u64::MAX);
