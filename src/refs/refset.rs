@@ -302,7 +302,7 @@ mod tests {
     }
 
     #[test]
-    fn a_packed_set_keeps_within_twice_its_distinct_hashes() {
+    fn a_packed_set_keeps_within_four_times_its_distinct_hashes() {
         let mut builder = PackedSetBuilder::default();
         for round in 0..20u64 {
             for hash in 0..100_000u64 {
