@@ -1,6 +1,6 @@
 //! Listing rate of one S3 store: a single paginated ListObjectsV2 stream (what
-//! a plain client does) next to djgc's split listing, over the same sections,
-//! one after the other. Used by `scripts/bench-s3.sh`.
+//! a plain client does, one section after the other) next to djgc's split
+//! listing of all the sections at once, as a scan lists them. Used by `scripts/bench-s3.sh`.
 //!
 //! Usage: `s3_list_rate CONFIG SCHEMA [LIST_CONCURRENCY]`; the store is the
 //! config's default store. Prints one line per run and the ratio.
@@ -11,7 +11,7 @@ use std::time::Instant;
 use djgc::config::Config;
 use djgc::layout::sections;
 use djgc::store::keyspace::PageLister;
-use djgc::store::{Listing, S3Store, Store};
+use djgc::store::{KeyRange, Listing, S3Store, Store};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -62,15 +62,17 @@ fn main() -> anyhow::Result<()> {
 
     let started = Instant::now();
     let listed = AtomicU64::new(0);
-    for prefix in &prefixes {
-        store.list(prefix, &|batch| match batch {
-            Listing::Objects(objects) => {
-                listed.fetch_add(objects.len() as u64, Ordering::Relaxed);
-                std::ops::ControlFlow::Continue(())
-            }
-            Listing::Error(e) => panic!("listing failed: {e}"),
-        });
-    }
+    let sections: Vec<(&str, &KeyRange)> = prefixes
+        .iter()
+        .map(|prefix| (prefix.as_str(), &KeyRange::ALL))
+        .collect();
+    store.list_sections(&sections, &|_, batch| match batch {
+        Listing::Objects(objects) => {
+            listed.fetch_add(objects.len() as u64, Ordering::Relaxed);
+            std::ops::ControlFlow::Continue(())
+        }
+        Listing::Error(e) => panic!("listing failed: {e}"),
+    });
     let split_seconds = started.elapsed().as_secs_f64();
     let split = listed.into_inner();
     let split_rate = split as f64 / split_seconds;

@@ -46,11 +46,7 @@ use serde::Deserialize;
 use crate::config::{Protocol, StoreSpec};
 use crate::error::{Error, Result};
 use crate::layout::Section;
-use crate::store::{Listing, ObjectMeta, S3Store, Store, StoreError, LIST_BATCH};
-
-/// Receives a section's listing batches: `(section index, batch)`;
-/// [`ControlFlow::Break`] stops the reading.
-pub type SectionSink<'a> = dyn Fn(usize, Listing) -> ControlFlow<()> + Sync + 'a;
+use crate::store::{Listing, ObjectMeta, S3Store, SectionSink, Store, StoreError, LIST_BATCH};
 
 /// An opened inventory report: what its rows mean and where its files are.
 #[derive(Debug)]

@@ -40,7 +40,7 @@ use crate::refs::codec::RefKind;
 use crate::refs::refset::{path_hash, RefSet};
 use crate::refs::{Reader, ReferenceQuery, References};
 use crate::report::{InventoryReport, Report, SectionStats, ShardReport};
-use crate::store::{Listing, ObjectMeta, Store};
+use crate::store::{KeyRange, Listing, ObjectMeta, Store};
 
 /// Listing batches that may wait for the judge (each up to 1,024 objects).
 const LISTING_QUEUE: usize = 256;
@@ -262,9 +262,11 @@ pub fn scan_with(
                     inventory.list_sections(sections, &send);
                     return;
                 }
-                for (index, section) in sections.iter().enumerate() {
-                    store.list_range(&section.prefix, &section.range, &|item| send(index, item));
-                }
+                let listed: Vec<(&str, &KeyRange)> = sections
+                    .iter()
+                    .map(|section| (section.prefix.as_str(), &section.range))
+                    .collect();
+                store.list_sections(&listed, &send);
             })
         };
 

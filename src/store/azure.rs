@@ -38,7 +38,7 @@ use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
-use futures_util::stream::{self, FuturesUnordered, StreamExt};
+use futures_util::stream::{self, StreamExt};
 use object_store::azure::{AzureCredential, AzureCredentialProvider, MicrosoftAzureBuilder};
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -48,8 +48,8 @@ use tokio::sync::mpsc;
 
 use super::http::{self, batch_body, Failure, Http};
 use super::{
-    delete_in_chunks, delete_inside, move_each, Deleted, KeyRange, ListSink, Listing, Moved,
-    ObjectMeta, Store, StoreError, LIST_BATCH,
+    delete_in_chunks, delete_inside, list_parts, move_each, Deleted, KeyRange, ListSink, Listing,
+    Moved, ObjectMeta, SectionOut, SectionSink, Store, StoreError, LIST_BATCH,
 };
 use crate::config::StoreSpec;
 use crate::error::{Error, Result};
@@ -597,37 +597,47 @@ impl AzureStore {
         Ok(page)
     }
 
-    /// Lists the container keys under `prefix` in `range` into `out`,
-    /// split by folder (see the module docs), at most `list_concurrency`
-    /// parts at a time.
-    async fn list_split(&self, prefix: String, range: KeyRange, out: mpsc::Sender<Listing>) {
-        if !range.meets_prefix(&prefix) {
-            return;
-        }
-        let mut stack = vec![Part {
-            prefix,
-            listed: HashSet::new(),
-        }];
-        let mut running = FuturesUnordered::new();
-        loop {
-            while running.len() < self.list_concurrency && !out.is_closed() {
-                let Some(part) = stack.pop() else { break };
-                running.push(self.list_part(part, &range, out.clone()));
-            }
-            match running.next().await {
-                Some(children) => stack.extend(children),
-                None => break,
-            }
-        }
+    /// Lists the container keys of `sections` (prefix and range each) into
+    /// `out`, split by folder (see the module docs), at most
+    /// `list_concurrency` parts of all the sections at a time.
+    async fn list_split(
+        &self,
+        sections: Vec<(String, KeyRange)>,
+        out: mpsc::Sender<(usize, Listing)>,
+    ) {
+        let stack: Vec<(usize, Part)> = sections
+            .iter()
+            .enumerate()
+            .filter(|(_, (prefix, range))| range.meets_prefix(prefix))
+            .map(|(index, (prefix, _))| {
+                let part = Part {
+                    prefix: prefix.clone(),
+                    listed: HashSet::new(),
+                };
+                (index, part)
+            })
+            .collect();
+        let sections = &sections;
+        list_parts(
+            stack,
+            self.list_concurrency,
+            || out.is_closed(),
+            |(index, part)| {
+                let section = SectionOut {
+                    index,
+                    tx: out.clone(),
+                };
+                async move {
+                    let children = self.list_part(part, &sections[index].1, &section).await;
+                    children.into_iter().map(|child| (index, child)).collect()
+                }
+            },
+        )
+        .await;
     }
 
     /// Lists one part; the parts it was split into, if it was.
-    async fn list_part(
-        &self,
-        part: Part,
-        range: &KeyRange,
-        out: mpsc::Sender<Listing>,
-    ) -> Vec<Part> {
+    async fn list_part(&self, part: Part, range: &KeyRange, out: &SectionOut) -> Vec<Part> {
         let Part { prefix, mut listed } = part;
         // Hands over the blobs of a page that belong to this part; false
         // once the consumer has stopped listening.
@@ -645,7 +655,7 @@ impl AzureStore {
                 while !mine.is_empty() {
                     let rest = mine.split_off(mine.len().min(LIST_BATCH));
                     let batch = std::mem::replace(&mut mine, rest);
-                    if out.send(Listing::Objects(batch)).await.is_err() {
+                    if !out.send(Listing::Objects(batch)).await {
                         return false;
                     }
                 }
@@ -656,7 +666,7 @@ impl AzureStore {
             let out = out.clone();
             let error = self.failure("list", &prefix, failure);
             async move {
-                let _ = out.send(Listing::Error(error)).await;
+                out.send(Listing::Error(error)).await;
             }
         };
         let first = match self.list_page(&prefix, false, None).await {
@@ -1001,14 +1011,17 @@ impl Store for AzureStore {
     }
 
     fn list_range(&self, prefix: &str, range: &KeyRange, sink: &ListSink<'_>) {
+        self.list_sections(&[(prefix, range)], &|_, item| sink(item));
+    }
+
+    fn list_sections(&self, sections: &[(&str, &KeyRange)], sink: &SectionSink<'_>) {
         super::list_on_runtime(
             &self.runtime,
             &self.root,
-            prefix,
-            range,
+            sections,
             self.list_concurrency,
             sink,
-            |prefix, range, out| self.list_split(prefix, range, out),
+            |sections, out| self.list_split(sections, out),
         );
     }
 

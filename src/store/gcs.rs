@@ -35,7 +35,7 @@ use super::http::{self, batch_body, Failure, Http};
 use super::keyspace::{list_parallel, Page, PageLister};
 use super::{
     delete_in_chunks, delete_inside, move_each, Deleted, KeyRange, ListSink, Moved, ObjectMeta,
-    Store, StoreError,
+    SectionSink, Store, StoreError,
 };
 use crate::config::{GcsToken, StoreSpec};
 use crate::error::{Error, Result};
@@ -531,16 +531,17 @@ impl Store for GcsStore {
     }
 
     fn list_range(&self, prefix: &str, range: &KeyRange, sink: &ListSink<'_>) {
+        self.list_sections(&[(prefix, range)], &|_, item| sink(item));
+    }
+
+    fn list_sections(&self, sections: &[(&str, &KeyRange)], sink: &SectionSink<'_>) {
         super::list_on_runtime(
             &self.runtime,
             &self.root,
-            prefix,
-            range,
+            sections,
             self.list_concurrency,
             sink,
-            |prefix, range, out| async move {
-                list_parallel(self, &prefix, &range, self.list_concurrency, out).await
-            },
+            |sections, out| list_parallel(self, sections, self.list_concurrency, out),
         );
     }
 

@@ -36,14 +36,17 @@
 //! The parts partition the keys under the listed prefix, so every key is
 //! listed exactly once whatever the names. Parts are run depth first from a
 //! stack, at most `concurrency` at a time, and every page is handed over a
-//! bounded channel: a slow consumer stops the requests.
+//! bounded channel: a slow consumer stops the requests. The sections of a
+//! scan start on one stack: listed one after another, each would pay its
+//! own ramp (the parts double once per round trip) and tail (its last
+//! parts finishing alone); from one stack, the other sections' parts fill
+//! the pool while one section starts or ends.
 
 use std::future::Future;
 
-use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::mpsc;
 
-use super::{KeyRange, Listing, ObjectMeta, StoreError};
+use super::{list_parts, KeyRange, Listing, ObjectMeta, SectionOut, StoreError};
 
 /// One page of a flat listing; `next` is the continuation token, if any.
 #[derive(Debug, Default)]
@@ -191,31 +194,46 @@ impl Part {
     }
 }
 
-/// Lists every key under `prefix` in `range` with up to `concurrency` requests in
-/// flight, sending pages to `out`; stops early when `out` is closed.
+/// Lists every key of `sections` (prefix and range each) with up to
+/// `concurrency` requests in flight, all the sections' parts from one pool,
+/// sending pages tagged with their section's index to `out`; stops early
+/// when `out` is closed.
 pub async fn list_parallel<L: PageLister>(
     lister: &L,
-    prefix: &str,
-    range: &KeyRange,
+    sections: Vec<(String, KeyRange)>,
     concurrency: usize,
-    out: mpsc::Sender<Listing>,
+    out: mpsc::Sender<(usize, Listing)>,
 ) {
-    let mut stack = Part::within(prefix.to_string(), range);
-    let mut running = FuturesUnordered::new();
-    loop {
-        while running.len() < concurrency.max(1) && !out.is_closed() {
-            let Some(part) = stack.pop() else { break };
-            running.push(list_part(lister, part, out.clone()));
-        }
-        match running.next().await {
-            Some(children) => stack.extend(children),
-            None => break,
-        }
-    }
+    let stack: Vec<(SectionOut, Part)> = sections
+        .into_iter()
+        .enumerate()
+        .flat_map(|(index, (prefix, range))| {
+            let section = SectionOut {
+                index,
+                tx: out.clone(),
+            };
+            Part::within(prefix, &range)
+                .into_iter()
+                .map(move |part| (section.clone(), part))
+        })
+        .collect();
+    list_parts(
+        stack,
+        concurrency,
+        || out.is_closed(),
+        |(section, part)| async move {
+            let children = list_part(lister, part, &section).await;
+            children
+                .into_iter()
+                .map(|child| (section.clone(), child))
+                .collect()
+        },
+    )
+    .await;
 }
 
 /// Lists one part; returns the parts the rest of it was split into, if any.
-async fn list_part<L: PageLister>(lister: &L, part: Part, out: mpsc::Sender<Listing>) -> Vec<Part> {
+async fn list_part<L: PageLister>(lister: &L, part: Part, out: &SectionOut) -> Vec<Part> {
     let mut token: Option<String> = None;
     loop {
         let page = match lister
@@ -224,7 +242,7 @@ async fn list_part<L: PageLister>(lister: &L, part: Part, out: mpsc::Sender<List
         {
             Ok(page) => page,
             Err(e) => {
-                let _ = out.send(Listing::Error(e)).await;
+                out.send(Listing::Error(e)).await;
                 return Vec::new();
             }
         };
@@ -243,7 +261,7 @@ async fn list_part<L: PageLister>(lister: &L, part: Part, out: mpsc::Sender<List
             .into_iter()
             .filter(|o| !part.is_past_end(&o.key) && !part.skips(&o.key))
             .collect();
-        if !objects.is_empty() && out.send(Listing::Objects(objects)).await.is_err() {
+        if !objects.is_empty() && !out.send(Listing::Objects(objects)).await {
             return Vec::new();
         }
         let Some(next) = page.next.filter(|_| !past_end) else {
@@ -320,9 +338,18 @@ mod tests {
 
     /// What a listing returned, and how the server saw it.
     struct Listed {
-        keys: Vec<String>,
+        /// The keys listed for each section, in the order they came.
+        sections: Vec<Vec<String>>,
         requests: usize,
         most_in_flight: usize,
+    }
+
+    impl Listed {
+        /// The keys of a listing of one section.
+        fn keys(mut self) -> Vec<String> {
+            assert_eq!(self.sections.len(), 1);
+            self.sections.remove(0)
+        }
     }
 
     fn list(keys: &[String], page_size: usize, concurrency: usize, prefix: &str) -> Listed {
@@ -337,6 +364,23 @@ mod tests {
         range: &KeyRange,
         collapse_slashes: bool,
     ) -> Listed {
+        let section = (prefix.to_string(), range.clone());
+        list_sections_on(
+            keys,
+            page_size,
+            concurrency,
+            vec![section],
+            collapse_slashes,
+        )
+    }
+
+    fn list_sections_on(
+        keys: &[String],
+        page_size: usize,
+        concurrency: usize,
+        sections: Vec<(String, KeyRange)>,
+        collapse_slashes: bool,
+    ) -> Listed {
         let server = FakeServer {
             keys: keys.iter().cloned().collect(),
             page_size,
@@ -349,14 +393,15 @@ mod tests {
             .enable_time()
             .build()
             .unwrap();
+        let count = sections.len();
         let listed = rt.block_on(async {
-            let (tx, mut rx) = mpsc::channel(4);
+            let (tx, mut rx) = mpsc::channel::<(usize, Listing)>(4);
             let consumer = async {
-                let mut keys = Vec::new();
-                while let Some(item) = rx.recv().await {
+                let mut keys: Vec<Vec<String>> = vec![Vec::new(); count];
+                while let Some((index, item)) = rx.recv().await {
                     match item {
                         Listing::Objects(objects) => {
-                            keys.extend(objects.into_iter().map(|o| o.key))
+                            keys[index].extend(objects.into_iter().map(|o| o.key))
                         }
                         Listing::Error(e) => panic!("{e}"),
                     }
@@ -364,14 +409,14 @@ mod tests {
                 keys
             };
             let (_, keys) = futures_util::future::join(
-                list_parallel(&server, prefix, range, concurrency, tx),
+                list_parallel(&server, sections, concurrency, tx),
                 consumer,
             )
             .await;
             keys
         });
         Listed {
-            keys: listed,
+            sections: listed,
             requests: server.requests.into_inner(),
             most_in_flight: server.most_in_flight.into_inner(),
         }
@@ -394,7 +439,7 @@ mod tests {
                 after: after.map(|a| format!("p/{a}")),
                 through: through.map(|t| format!("p/{t}")),
             };
-            let mut listed = list_on(&keys, page_size, concurrency, "p/", &range, false).keys;
+            let mut listed = list_on(&keys, page_size, concurrency, "p/", &range, false).keys();
             let count = listed.len();
             listed.sort();
             listed.dedup();
@@ -402,6 +447,55 @@ mod tests {
             let expected: Vec<String> = keys.iter().filter(|k| range.contains(k)).cloned().collect();
             proptest::prop_assert_eq!(listed, expected);
         }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Sections listed from one pool (overlapping ones too) each get
+        /// exactly the keys they would alone, and the pool never runs more
+        /// than `concurrency` requests for all of them together.
+        #[test]
+        fn sections_listed_together_each_get_their_own_keys_once(
+            names in proptest::collection::btree_set("[pq][a/~z]{0,5}", 0..150),
+            page_size in 1usize..6,
+            concurrency in 1usize..6,
+            sections in proptest::collection::vec(
+                ("[pq]/?[az]?", proptest::option::of("[pq][a/~z]{0,3}")), 1..5),
+        ) {
+            let sections: Vec<(String, KeyRange)> = sections
+                .into_iter()
+                .map(|(prefix, after)| (prefix, KeyRange { after, through: None }))
+                .collect();
+            let keys: Vec<String> = names.into_iter().collect();
+            let listed = list_sections_on(&keys, page_size, concurrency, sections.clone(), false);
+            proptest::prop_assert!(listed.most_in_flight <= concurrency);
+            for ((prefix, range), mut got) in sections.iter().zip(listed.sections) {
+                let count = got.len();
+                got.sort();
+                got.dedup();
+                proptest::prop_assert_eq!(count, got.len(), "a key listed twice in {}", prefix);
+                let expected: Vec<String> = keys
+                    .iter()
+                    .filter(|k| k.starts_with(prefix.as_str()) && range.contains(k))
+                    .cloned()
+                    .collect();
+                proptest::prop_assert_eq!(got, expected, "section {}", prefix);
+            }
+        }
+    }
+
+    #[test]
+    fn sections_are_listed_at_once_not_one_after_another() {
+        // Two sections of one page each: listed one after another, a single
+        // request would ever be in flight.
+        let keys: Vec<String> = (0..20).map(|i| format!("{}/{i}", i % 2)).collect();
+        let sections = ["0/", "1/"]
+            .map(|p| (p.to_string(), KeyRange::ALL))
+            .to_vec();
+        let listed = list_sections_on(&keys, 1000, 4, sections, false);
+        assert_eq!(listed.requests, 2);
+        assert_eq!(listed.most_in_flight, 2);
+        assert!(listed.sections.iter().all(|keys| keys.len() == 10));
     }
 
     #[test]
@@ -432,7 +526,7 @@ mod tests {
         expected.sort();
 
         for (page_size, concurrency) in [(1000, 1), (3, 1), (3, 8), (7, 32)] {
-            let mut listed = list(&keys, page_size, concurrency, p).keys;
+            let mut listed = list(&keys, page_size, concurrency, p).keys();
             let count = listed.len();
             listed.sort();
             listed.dedup();
@@ -459,7 +553,7 @@ mod tests {
             after: Some(object.to_string()),
             through: None,
         };
-        let mut listed = list_on(&keys, 1, 1, "s/", &range, false).keys;
+        let mut listed = list_on(&keys, 1, 1, "s/", &range, false).keys();
         listed.sort();
         assert_eq!(listed, keys[1..], "every key after the cut, once");
     }
@@ -480,8 +574,8 @@ mod tests {
         for (page_size, concurrency) in [(1000, 1), (7, 8)] {
             let mut listed = list_on(&keys, page_size, concurrency, "h/", &range, false);
             let requests = listed.requests;
-            listed.keys.sort();
-            assert_eq!(listed.keys, expected, "page {page_size}");
+            listed.sections[0].sort();
+            assert_eq!(listed.sections[0], expected, "page {page_size}");
             // The range's own pages and a short page per split, not the
             // pages of the whole prefix.
             let range_pages = expected.len().div_ceil(page_size);
@@ -495,10 +589,10 @@ mod tests {
             .map(|i| format!("s/t/id={i}/arr_{i}.npy"))
             .collect();
         let mut listed = list_on(&keys, 10, 4, "s/", &KeyRange::ALL, true);
-        listed.keys.sort();
+        listed.sections[0].sort();
         let mut expected = keys.clone();
         expected.sort();
-        assert_eq!(listed.keys, expected);
+        assert_eq!(listed.sections[0], expected);
         assert!(listed.requests < 5000, "{} requests", listed.requests);
     }
 
@@ -512,7 +606,7 @@ mod tests {
             .map(|i| format!("h/{}{i:025}", &base32[i % 32..i % 32 + 1]))
             .collect();
         let listed = list(&keys, 100, 8, "h/");
-        assert_eq!(listed.keys.len(), 3200);
+        assert_eq!(listed.sections[0].len(), 3200);
         // 32 pages of keys, and at most one short page per split.
         assert!(listed.requests < 32 * 3, "{} requests", listed.requests);
 
@@ -522,7 +616,7 @@ mod tests {
             .map(|i| format!("dj/_schema/lab/npy_item/id={i}/arr_{i:x}.npy"))
             .collect();
         let listed = list(&keys, 100, 8, "dj/_schema/lab/");
-        assert_eq!(listed.keys.len(), 5000);
+        assert_eq!(listed.sections[0].len(), 5000);
         assert!(listed.requests < 50 * 3, "{} requests", listed.requests);
     }
 
@@ -535,7 +629,7 @@ mod tests {
             .map(|i| format!("h/{}{i:025}", &base32[i % 32..i % 32 + 1]))
             .collect();
         let listed = list(&keys, 100, 8, "h/");
-        assert_eq!(listed.keys.len(), 2000);
+        assert_eq!(listed.sections[0].len(), 2000);
         assert!(
             listed.most_in_flight >= 6,
             "at most {} requests at once",

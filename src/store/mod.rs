@@ -8,7 +8,9 @@
 //! * `list` reports every object under a prefix exactly once, with size and
 //!   modification time, never following symbolic links; an entry it cannot
 //!   read is reported as an error and the listing goes on, so the caller sees
-//!   every problem and can refuse to delete.
+//!   every problem and can refuse to delete. `list_sections` lists several
+//!   prefixes at once, each exactly as `list_range` would, so a scan's
+//!   sections share one pool of requests.
 //! * `delete` removes only the keys it is given, each inside the given section
 //!   prefix; a key already gone is never an error: `Missing` where the store
 //!   can tell (file, memory), `Removed` where it cannot (S3's DeleteObjects
@@ -94,6 +96,10 @@ pub enum Moved {
 /// Receives listing batches; [`ControlFlow::Break`] stops the listing early.
 pub type ListSink<'a> = dyn Fn(Listing) -> ControlFlow<()> + Sync + 'a;
 
+/// Receives the batches of a listing of several sections, each with the
+/// index of its section; [`ControlFlow::Break`] stops the whole listing.
+pub type SectionSink<'a> = dyn Fn(usize, Listing) -> ControlFlow<()> + Sync + 'a;
+
 /// A contiguous run of keys in byte order: those after `after` (exclusive)
 /// up to `through` (inclusive), either end open when `None`. A shard lists
 /// one such run of each section, so the runs of all shards partition it.
@@ -156,6 +162,28 @@ pub trait Store: Send + Sync {
     /// [`Store::list`] does, without reading the rest: folders (file) or key
     /// runs (S3) outside the range are never visited.
     fn list_range(&self, prefix: &str, range: &KeyRange, sink: &ListSink<'_>);
+
+    /// Lists each `(prefix, range)` as [`Store::list_range`] does, handing
+    /// every batch to `sink` with the index of its section. A store that
+    /// lists with a pool of concurrent requests (S3, GCS, Azure) lists all
+    /// the sections from one pool, so one section's first requests and
+    /// last stragglers overlap the others' instead of leaving the pool
+    /// idle; the others list them one after another.
+    fn list_sections(&self, sections: &[(&str, &KeyRange)], sink: &SectionSink<'_>) {
+        for (index, (prefix, range)) in sections.iter().enumerate() {
+            let stopped = std::sync::atomic::AtomicBool::new(false);
+            self.list_range(prefix, range, &|item| {
+                let flow = sink(index, item);
+                if flow.is_break() {
+                    stopped.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                flow
+            });
+            if stopped.into_inner() {
+                return;
+            }
+        }
+    }
 
     /// Deletes `keys`, all of which start with `section_prefix`; one outcome
     /// per key, in order.
@@ -340,33 +368,38 @@ pub(crate) fn outside_section(section_prefix: &str, key: &str) -> StoreError {
     )
 }
 
-/// Lists the keys under `prefix` in `range` of a store whose keys all start
-/// with `root` (its `location`), as [`Store::list_range`] does: `list` runs
-/// on `runtime`, given the prefix and range with `root` before them and a
-/// bounded channel, while the calling thread hands what arrives, keys made
+/// Lists `sections` (prefix and range each) of a store whose keys all
+/// start with `root` (its `location`), as [`Store::list_sections`] does:
+/// `list` runs on `runtime`, given the sections with `root` before them and
+/// a bounded channel, while the calling thread hands what arrives, keys made
 /// store-relative, to `sink`; a sink that breaks closes the channel, which
 /// stops the listing.
 pub(crate) fn list_on_runtime<F, Fut>(
     runtime: &tokio::runtime::Runtime,
     root: &str,
-    prefix: &str,
-    range: &KeyRange,
+    sections: &[(&str, &KeyRange)],
     concurrency: usize,
-    sink: &ListSink<'_>,
+    sink: &SectionSink<'_>,
     list: F,
 ) where
-    F: FnOnce(String, KeyRange, tokio::sync::mpsc::Sender<Listing>) -> Fut + Send,
+    F: FnOnce(Vec<(String, KeyRange)>, tokio::sync::mpsc::Sender<(usize, Listing)>) -> Fut + Send,
     Fut: std::future::Future<Output = ()>,
 {
-    let full_prefix = format!("{root}{prefix}");
-    let full_range = KeyRange {
-        after: range.after.as_deref().map(|k| format!("{root}{k}")),
-        through: range.through.as_deref().map(|k| format!("{root}{k}")),
-    };
+    let rooted = |key: &str| format!("{root}{key}");
+    let full: Vec<(String, KeyRange)> = sections
+        .iter()
+        .map(|(prefix, range)| {
+            let range = KeyRange {
+                after: range.after.as_deref().map(rooted),
+                through: range.through.as_deref().map(rooted),
+            };
+            (rooted(prefix), range)
+        })
+        .collect();
     let (tx, mut rx) = tokio::sync::mpsc::channel(concurrency * 2);
     std::thread::scope(|scope| {
-        scope.spawn(|| runtime.block_on(list(full_prefix, full_range, tx)));
-        while let Some(item) = rx.blocking_recv() {
+        scope.spawn(|| runtime.block_on(list(full, tx)));
+        while let Some((index, item)) = rx.blocking_recv() {
             let item = match item {
                 Listing::Objects(mut objects) => {
                     for object in &mut objects {
@@ -376,12 +409,51 @@ pub(crate) fn list_on_runtime<F, Fut>(
                 }
                 error => error,
             };
-            if sink(item).is_break() {
+            if sink(index, item).is_break() {
                 break;
             }
         }
         drop(rx); // stops the listing if the sink asked to
     });
+}
+
+/// Where the pages of one section of a listing go: the channel every
+/// section of the listing shares, each page tagged with its section.
+#[derive(Clone, Debug)]
+pub(crate) struct SectionOut {
+    pub index: usize,
+    pub tx: tokio::sync::mpsc::Sender<(usize, Listing)>,
+}
+
+impl SectionOut {
+    /// Hands over `item`; `false` once the consumer has stopped listening.
+    pub async fn send(&self, item: Listing) -> bool {
+        self.tx.send((self.index, item)).await.is_ok()
+    }
+}
+
+/// Runs `list` on every part in `stack` and on the parts it returns (the
+/// rest of a part it split), depth first, at most `concurrency` at a time,
+/// until none is left or `stopped` says the consumer has gone.
+pub(crate) async fn list_parts<P, Fut>(
+    mut stack: Vec<P>,
+    concurrency: usize,
+    stopped: impl Fn() -> bool,
+    list: impl Fn(P) -> Fut,
+) where
+    Fut: std::future::Future<Output = Vec<P>>,
+{
+    let mut running = futures_util::stream::FuturesUnordered::new();
+    loop {
+        while running.len() < concurrency.max(1) && !stopped() {
+            let Some(part) = stack.pop() else { break };
+            running.push(list(part));
+        }
+        match futures_util::StreamExt::next(&mut running).await {
+            Some(children) => stack.extend(children),
+            None => break,
+        }
+    }
 }
 
 /// Deletes with `delete_batch` those of `keys` that are plain paths inside

@@ -43,8 +43,8 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::keyspace::{list_parallel, Page, PageLister};
 use super::{
-    delete_inside, move_each, too_large, Deleted, KeyRange, ListSink, Moved, ObjectMeta, Store,
-    StoreError, StoreErrorKind, SMALL_OBJECT_LIMIT,
+    delete_inside, move_each, too_large, Deleted, KeyRange, ListSink, Moved, ObjectMeta,
+    SectionSink, Store, StoreError, StoreErrorKind, SMALL_OBJECT_LIMIT,
 };
 use crate::config::StoreSpec;
 use crate::error::{Error, Result};
@@ -635,16 +635,17 @@ impl Store for S3Store {
     }
 
     fn list_range(&self, prefix: &str, range: &KeyRange, sink: &ListSink<'_>) {
+        self.list_sections(&[(prefix, range)], &|_, item| sink(item));
+    }
+
+    fn list_sections(&self, sections: &[(&str, &KeyRange)], sink: &SectionSink<'_>) {
         super::list_on_runtime(
             &self.runtime,
             &self.root,
-            prefix,
-            range,
+            sections,
             self.list_concurrency,
             sink,
-            |prefix, range, out| async move {
-                list_parallel(self, &prefix, &range, self.list_concurrency, out).await
-            },
+            |sections, out| list_parallel(self, sections, self.list_concurrency, out),
         );
     }
 

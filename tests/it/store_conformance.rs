@@ -286,6 +286,47 @@ fn key_ranges_partition_a_listing() {
 }
 
 #[test]
+fn sections_listed_together_each_get_what_they_would_alone() {
+    for (name, h) in harnesses() {
+        let mut keys: Vec<String> = (0..LIST_BATCH + 300)
+            .map(|i| format!("_hash/s/{:02}/{i:026}", i % 40))
+            .collect();
+        keys.extend((0..700).map(|i| format!("_schema/s/t/id={i}/f")));
+        keys.extend((0..50).map(|i| format!("_schema/s2/t/id={i}/f")));
+        put_all(h.as_ref(), &keys, b"x", t(1_700_000_000));
+        let cut = KeyRange {
+            after: Some("_hash/s/20".to_string()),
+            through: None,
+        };
+        let sections: [(&str, &KeyRange); 5] = [
+            ("_hash/s/", &KeyRange::ALL),
+            ("_schema/s/", &KeyRange::ALL),
+            ("_schema/s/t/id=1", &KeyRange::ALL), // ends inside a name; overlaps the one above
+            ("_hash/s/", &cut),
+            ("_schema/nothing/", &KeyRange::ALL),
+        ];
+        let seen = Mutex::new(vec![Vec::new(); sections.len()]);
+        h.store().list_sections(&sections, &|index, item| {
+            match item {
+                Listing::Objects(batch) => {
+                    assert!(batch.len() <= LIST_BATCH);
+                    seen.lock().unwrap()[index].extend(batch.into_iter().map(|o| o.key));
+                }
+                Listing::Error(e) => panic!("{name}: listing section {index}: {e}"),
+            }
+            ControlFlow::Continue(())
+        });
+        for (listed, (prefix, range)) in seen.into_inner().unwrap().into_iter().zip(sections) {
+            let alone: Vec<String> = list_range(h.store(), prefix, range).into_keys().collect();
+            let mut sorted = listed.clone();
+            sorted.sort();
+            assert_eq!(sorted.len(), listed.len(), "{name}: {prefix}");
+            assert_eq!(sorted, alone, "{name}: {prefix} {range:?}");
+        }
+    }
+}
+
+#[test]
 fn head_tells_size_and_time_of_objects_only() {
     for (name, h) in harnesses() {
         h.put("_schema/s/t/id=1/f_x/0.0", b"chunk", t(1_700_000_000));
@@ -343,6 +384,26 @@ fn a_listing_stops_when_the_sink_says_so() {
         put_all(h.as_ref(), &keys, b"x", t(1_700_000_000));
         let calls = Mutex::new(0);
         h.store().list("_schema/s/", &|_| {
+            *calls.lock().unwrap() += 1;
+            ControlFlow::Break(())
+        });
+        assert_eq!(*calls.lock().unwrap(), 1, "{name}");
+    }
+}
+
+#[test]
+fn a_listing_of_sections_stops_when_the_sink_says_so() {
+    for (name, h) in harnesses() {
+        let keys: Vec<String> = (0..LIST_BATCH * 2)
+            .map(|i| format!("_schema/{}/f_{i}", i % 2))
+            .collect();
+        put_all(h.as_ref(), &keys, b"x", t(1_700_000_000));
+        let calls = Mutex::new(0);
+        let sections = [
+            ("_schema/0/", &KeyRange::ALL),
+            ("_schema/1/", &KeyRange::ALL),
+        ];
+        h.store().list_sections(&sections, &|_, _| {
             *calls.lock().unwrap() += 1;
             ControlFlow::Break(())
         });
