@@ -39,6 +39,12 @@ pub enum Error {
         waited: std::time::Duration,
     },
 
+    /// The run was asked to stop (a signal) before it had anything to
+    /// report: it ends having deleted nothing (exit code 1, as any
+    /// interrupted run).
+    #[error("interrupted while {0}; nothing was deleted")]
+    Interrupted(String),
+
     /// A safety check refused to delete (exit code 3).
     #[error("refused to delete: {0}")]
     Refused(String),

@@ -33,4 +33,13 @@ impl Interrupt {
     pub fn requested(&self) -> bool {
         self.0.load(Ordering::Relaxed)
     }
+
+    /// Completes once a stop is asked for (looking every 50 ms): raced
+    /// against work that waits on a server (a database read), so the
+    /// work is abandoned rather than waited for.
+    pub(crate) async fn raised(&self) {
+        while !self.requested() {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
 }

@@ -117,7 +117,8 @@ impl Session {
         if let Some(reader) = self.reader.get() {
             return Ok(reader);
         }
-        let reader = Reader::connect(&self.config.database, self.jobs)?;
+        let reader = Reader::connect(&self.config.database, self.jobs)?
+            .with_interrupt(self.interrupt.clone());
         Ok(self.reader.get_or_init(|| Arc::new(reader)))
     }
 

@@ -251,6 +251,9 @@ fn dispose(
                         if let Some(watch) = watch {
                             match watch.fresh() {
                                 Ok(references) => tally.rescued += batch.drop_covered(&references),
+                                // The read was abandoned on the interrupt:
+                                // the batch is left, not failed.
+                                Err(_) if interrupt.requested() => continue,
                                 Err(failure) => {
                                     tally.outcome.errors += batch.keys.len() as u64;
                                     progress.delete_failed(
@@ -359,7 +362,9 @@ fn dispose(
             // A watch that panicked has recorded a failure; joining here
             // keeps its panic from ending the run without a report.
             let _ = watcher.join();
-            total.outcome.stopped = watch.failure().map(|failure| {
+            // A read abandoned on the interrupt is the interrupt's story.
+            let failure = watch.failure().filter(|_| !interrupt.requested());
+            total.outcome.stopped = failure.map(|failure| {
                 format!("re-reading the references failed, so deletion stopped: {failure}")
             });
         }

@@ -519,6 +519,39 @@ fn an_interrupt_finishes_the_batch_in_flight_starts_no_other_and_journals_it() {
     );
 }
 
+/// An interrupt that abandons the re-read a batch waits for leaves that
+/// batch (and the rest) for the next run: not failed, not deleted, and the
+/// run stopped by the interrupt, not by the database.
+#[test]
+fn a_re_read_abandoned_on_an_interrupt_leaves_its_batch_unfailed() {
+    let (store, mut plan) = store_and_plan(std::time::Duration::ZERO);
+    let interrupt = Interrupt::default();
+    let control = Control {
+        interrupt: interrupt.clone(),
+        ..Control::default()
+    };
+    let read = || {
+        interrupt.request(); // a signal while the read waits on the database
+        Err(crate::Error::Interrupted("reading the references".into()))
+    };
+    execute(
+        &mut plan,
+        &store,
+        &OPTIONS,
+        Some(&read),
+        &control,
+        &Recorder::default(),
+    )
+    .unwrap();
+    let outcome = &plan.report.outcome;
+    assert_eq!(outcome.errors, 0, "{outcome:?}");
+    assert_eq!(outcome.left, 5000, "{outcome:?}");
+    let stopped = outcome.stopped.as_deref().unwrap();
+    assert!(stopped.starts_with("interrupted"), "{stopped}");
+    assert!(plan.report.partial);
+    assert!(present(&store, "_schema/s/t/id=00000/f"));
+}
+
 /// A run going on from an interrupted one re-checks, after deleting, what
 /// the earlier run deleted too: one a row references by now is reported
 /// lost, so the earlier run's skipped re-check is made good.

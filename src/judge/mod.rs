@@ -214,6 +214,7 @@ pub fn reference_query(
 /// blocks the plan like any scan problem.
 pub fn recheck(plan: &mut Plan, database: &Reader, query: &ReferenceQuery) -> Result<()> {
     let fresh = database.scan(query, &crate::progress::Silent)?;
+    plan.report.partial |= fresh.interrupted;
     if !fresh.errors.is_empty() {
         let errors = fresh.errors.into_iter().map(|e| format!("re-check: {e}"));
         plan.report.scan_errors.extend(errors);
@@ -279,6 +280,7 @@ pub fn scan_with(
             }
         };
 
+        let read_interrupted = references.interrupted;
         let held = &references.references;
         let mut report = Report {
             store: store.name().to_string(),
@@ -402,8 +404,10 @@ pub fn scan_with(
             Ok(())
         })?;
         lister.join().expect("lister thread panicked");
-        if options.interrupt.requested() {
-            errors.push("interrupted before the listing finished".to_string());
+        if options.interrupt.requested() || read_interrupted {
+            if !read_interrupted {
+                errors.push("interrupted before the listing finished".to_string());
+            }
             report.partial = true;
         }
         report.scan_errors = errors.finish();

@@ -22,10 +22,12 @@ pub mod refset;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use futures_util::future::{self, Either};
 use futures_util::stream::{self, StreamExt};
 
 use crate::config::{DatabaseConfig, StoreSpec};
 use crate::error::{Error, Result};
+use crate::interrupt::Interrupt;
 use crate::layout::shard::{counts_reference, covers_some_range, sample_path, PathSample, Shard};
 use crate::layout::{Section, MANIFEST_SUFFIX};
 use crate::progress::Progress;
@@ -194,6 +196,23 @@ pub struct ReferenceScan {
     /// the large tables read as one stream because their cuts could not
     /// be chosen.
     pub warnings: Vec<String>,
+    /// The read was abandoned on an interrupt: nothing it found counts.
+    pub interrupted: bool,
+}
+
+impl ReferenceScan {
+    /// The scan of a read abandoned on an interrupt: an error, and no
+    /// references, so nothing can be deleted on it.
+    fn interrupted(query: &ReferenceQuery) -> ReferenceScan {
+        let zeros: BTreeMap<String, u64> = query.schemas.iter().map(|s| (s.clone(), 0)).collect();
+        ReferenceScan {
+            by_schema: zeros.clone(),
+            read_by_schema: zeros,
+            errors: vec!["interrupted while reading the references; the read was abandoned".into()],
+            interrupted: true,
+            ..ReferenceScan::default()
+        }
+    }
 }
 
 /// References as readers find them, duplicates and all, until every table
@@ -260,6 +279,7 @@ pub struct Reader {
     db: Database,
     /// `host:port`, for messages.
     address: String,
+    interrupt: Interrupt,
 }
 
 impl Reader {
@@ -273,7 +293,15 @@ impl Reader {
             runtime,
             db,
             address: format!("{}:{}", database.host, database.port),
+            interrupt: Interrupt::default(),
         })
+    }
+
+    /// Makes every read abandon its queries once `interrupt` is raised
+    /// (see [`Reader::scan`]).
+    pub fn with_interrupt(mut self, interrupt: Interrupt) -> Reader {
+        self.interrupt = interrupt;
+        self
     }
 
     /// Reads every reference to `query.store` from the schemas' codec
@@ -282,8 +310,27 @@ impl Reader {
     /// Fails outright only when the database cannot be reached, stops
     /// answering before the tables are read, or a schema does not exist;
     /// every other problem is recorded in [`ReferenceScan::errors`].
+    ///
+    /// Once the reader's interrupt is raised, the read is abandoned (its
+    /// queries dropped mid-stream) and the scan says so in its errors.
     pub fn scan(&self, query: &ReferenceQuery, progress: &dyn Progress) -> Result<ReferenceScan> {
-        self.runtime.block_on(self.scan_async(query, progress))
+        self.until_interrupted(self.scan_async(query, progress))
+            .unwrap_or_else(|| Ok(ReferenceScan::interrupted(query)))
+    }
+
+    /// Runs `work` on the reader's runtime to its end, or until the
+    /// interrupt is raised (`None`): then it is dropped, inside the
+    /// runtime, since an abandoned query returns its connection to the
+    /// pool there.
+    fn until_interrupted<T>(&self, work: impl std::future::Future<Output = T>) -> Option<T> {
+        self.runtime.block_on(async {
+            let work = std::pin::pin!(work);
+            let raised = std::pin::pin!(self.interrupt.raised());
+            match future::select(work, raised).await {
+                Either::Left((done, _)) => Some(done),
+                Either::Right(((), _)) => None,
+            }
+        })
     }
 
     /// Reads the references of `query` afresh for a decision that deletes:
@@ -445,7 +492,7 @@ impl Reader {
     /// reference scan that follows reports them.
     pub fn sample_schema_paths(&self, query: &ReferenceQuery) -> Result<PathSample> {
         let db = &self.db;
-        self.runtime.block_on(async {
+        let sampling = async {
             let tables = self.tables(query).await?;
             let tables: Vec<CodecTable> = tables
                 .into_iter()
@@ -487,6 +534,11 @@ impl Reader {
                 .await;
             results.into_iter().collect::<Result<Vec<()>>>()?;
             Ok(shared.into_inner().expect("sample lock"))
+        };
+        self.until_interrupted(sampling).unwrap_or_else(|| {
+            Err(Error::Interrupted(
+                "sampling the referenced paths to place the shards' cuts".to_string(),
+            ))
         })
     }
 }

@@ -25,11 +25,16 @@ use serde_json::Value;
 /// Runs `command`, killing it and failing the test if it has not ended
 /// after `limit`: the attacks below used to make djgc wait forever.
 fn output_within(mut command: Command, limit: Duration, what: &str) -> Output {
-    let mut child = command
+    let child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    output_of(child, limit, what)
+}
+
+/// The output of `child` (its stdout and stderr piped), as [`output_within`].
+fn output_of(mut child: std::process::Child, limit: Duration, what: &str) -> Output {
     let stdout = drain(child.stdout.take().unwrap());
     let stderr = drain(child.stderr.take().unwrap());
     let started = Instant::now();
@@ -676,6 +681,50 @@ fn a_read_blocked_behind_a_lock_ends_the_run_and_deletes_nothing() {
         assert_eq!(out.status.code(), Some(3), "{backend:?}: {}", stderr(&out));
         assert!(
             stderr(&out).contains(NPY_TABLE),
+            "{backend:?}: {}",
+            stderr(&out)
+        );
+        assert_eq!(env.keys(), before, "{backend:?}: something was deleted");
+    }
+}
+
+/// A scheduler's SIGTERM while the reference read waits on the database
+/// (here behind a lock, as behind a slow server or a billion rows): the
+/// run abandons the read and ends cleanly, exit 1, its report marked
+/// partial, nothing deleted; it does not wait out the database timeout
+/// while Slurm's SIGKILL approaches.
+#[test]
+fn sigterm_during_a_blocked_reference_read_ends_the_run_cleanly() {
+    for backend in BACKENDS {
+        let mut env = Env::new(backend);
+        let schema = unique_schema("termed");
+        env.fixture(&FixtureSpec::small(&schema, "main"));
+        env.write_config(None);
+        let before = env.keys();
+        let lock = lock_table(&env, &schema, NPY_TABLE);
+        let mut command = djgc_command(
+            env.dir.path(),
+            &["collect", &schema, "--min-age", "0s", "--delete", "--json"],
+        );
+        command.env("DJGC_DB_TIMEOUT", "300s");
+        let child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_secs(2)); // well into the blocked read
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let out = output_of(child, Duration::from_secs(30), &format!("{backend:?}"));
+        drop(lock);
+        assert_eq!(out.status.code(), Some(1), "{backend:?}: {}", stderr(&out));
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["partial"], true, "{backend:?}: {report}");
+        assert!(
+            stderr(&out).contains("interrupted"),
             "{backend:?}: {}",
             stderr(&out)
         );

@@ -101,9 +101,10 @@ fn main() -> ExitCode {
     console.finish();
     let exit = outcome.unwrap_or_else(|e| {
         console.error(&e.to_string());
-        match e.is_usage_or_config() {
-            true => Exit::Usage,
-            false => Exit::Refused,
+        match e {
+            _ if e.is_usage_or_config() => Exit::Usage,
+            Error::Interrupted(_) => Exit::ItemsFailed,
+            _ => Exit::Refused,
         }
     });
     ExitCode::from(exit as u8)
