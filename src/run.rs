@@ -27,7 +27,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use crate::act::journal::{self, Journal};
+use crate::act::journal::{self, Journal, PlanLock};
 use crate::act::quarantine::{self as trash, Trash};
 use crate::act::{self, Control, DeleteOptions};
 use crate::config::{Config, StoreSpec};
@@ -299,6 +299,10 @@ pub fn collect(
 ) -> Result<Collection> {
     let started = SystemTime::now();
     disposal.check()?;
+    let _plan_lock = match &request.plan_out {
+        Some(path) => lock_plan(path, progress)?,
+        None => None,
+    };
     let named = match &request.schemas {
         Schemas::Named(names) => Some(layout::schema_names(names)?),
         Schemas::All => None,
@@ -363,6 +367,7 @@ pub fn apply(
 ) -> Result<Collection> {
     let started = SystemTime::now();
     disposal.check()?;
+    let _plan_lock = lock_plan(&request.plan, progress)?;
     let (header, mut plan) = planfile::read(&request.plan)?;
     // Whether the scan was interrupted is its own story (and blocks the
     // plan); this run is partial only if it is interrupted itself.
@@ -449,6 +454,23 @@ pub fn apply(
         }
     }
     Ok(collection.closed(started))
+}
+
+/// The lock of the plan file at `plan` ([`PlanLock`]), or `None` (told as
+/// a warning) where it cannot be taken for want of locks (some network
+/// file systems); held by another run, it refuses.
+fn lock_plan(plan: &std::path::Path, progress: &dyn Progress) -> Result<Option<PlanLock>> {
+    match PlanLock::take(plan) {
+        Ok(lock) => Ok(Some(lock)),
+        Err(e @ Error::Usage(_)) => Err(e),
+        Err(e) => {
+            progress.notice(Notice::Warning(&format!(
+                "the plan cannot be locked, so a second run on it at once would not be \
+                 refused: {e}"
+            )));
+            Ok(None)
+        }
+    }
 }
 
 /// A plan's progress file as opened, or `None` (told as a warning) when it

@@ -64,6 +64,48 @@ pub(crate) struct Journal {
     file: Mutex<Option<File>>,
 }
 
+/// Held while a run works on a plan file (writes it, or disposes of its
+/// orphans): a second run on the same plan at once (a job submitted twice,
+/// a retry while the first still runs) would dispose of the same orphans,
+/// record them twice in the journal and so count them twice, or replace
+/// the plan and its journal under the first. An advisory `flock` on
+/// `PLAN.lock`, released when the run ends, however it ends (the kernel
+/// drops it with the process); the file stays, empty.
+#[derive(Debug)]
+pub(crate) struct PlanLock {
+    _file: File,
+}
+
+impl PlanLock {
+    /// Takes the lock of the plan at `plan`, refusing (a usage error
+    /// naming the plan) when another run holds it. Any other failure (a
+    /// file system without locks) is an error of the lock file: the
+    /// caller decides whether to go on unlocked.
+    pub(crate) fn take(plan: &Path) -> Result<PlanLock> {
+        let mut path = plan.as_os_str().to_owned();
+        path.push(".lock");
+        let path = PathBuf::from(path);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&path)
+            .map_err(|e| Error::file(&path, e))?;
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(PlanLock { _file: file }),
+            Err(rustix::io::Errno::WOULDBLOCK) => Err(Error::Usage(format!(
+                "{}: another djgc run is working on this plan (it holds {}); \
+                 wait for it to end, or stop it",
+                plan.display(),
+                path.display()
+            ))),
+            Err(e) => Err(Error::file(&path, e.into())),
+        }
+    }
+}
+
 /// The journal path of a plan file.
 pub(crate) fn path_of(plan: &Path) -> PathBuf {
     let mut name = plan.as_os_str().to_owned();

@@ -732,6 +732,73 @@ fn sigterm_during_a_blocked_reference_read_ends_the_run_cleanly() {
     }
 }
 
+/// A plan applied twice at once (a job submitted twice, a retry while the
+/// first still runs): the second run is refused before it reads anything,
+/// as is a scan that would rewrite the plan, while the first holds it; once
+/// the first has ended, however it ended, the plan can be applied again.
+#[test]
+fn a_plan_is_worked_on_by_one_run_at_a_time() {
+    let backend = BACKENDS[0];
+    let mut env = Env::new(backend);
+    let schema = unique_schema("twice");
+    let outcome = env.fixture(&FixtureSpec::small(&schema, "main"));
+    env.write_config(None);
+    let plan = env.dir.path().join("plan.jsonl");
+    let plan = plan.to_str().unwrap();
+    env.djgc_ok(&[
+        "collect",
+        &schema,
+        "--min-age",
+        "0s",
+        "--plan",
+        plan,
+        "--json",
+    ]);
+    let before = env.keys();
+    // The first run waits behind a lock on a table, holding the plan.
+    let lock = lock_table(&env, &schema, NPY_TABLE);
+    let mut first = djgc_command(
+        env.dir.path(),
+        &["apply", plan, "--min-age", "0s", "--delete", "--json"],
+    );
+    first.env("DJGC_DB_TIMEOUT", "300s");
+    let first = first
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    for second in [
+        vec!["apply", plan, "--min-age", "0s", "--delete"],
+        vec!["collect", &schema, "--min-age", "0s", "--plan", plan],
+    ] {
+        let out = output_within(
+            djgc_command(env.dir.path(), &second),
+            Duration::from_secs(60),
+            "second",
+        );
+        assert_eq!(out.status.code(), Some(2), "{second:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("another djgc run is working on this plan"),
+            "{second:?}: {}",
+            stderr(&out)
+        );
+    }
+    let sent = Command::new("kill")
+        .args(["-TERM", &first.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = output_of(first, Duration::from_secs(30), "first");
+    drop(lock);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(env.keys(), before, "nothing was deleted yet");
+    // The lock went with the first run.
+    let r = env.djgc_ok(&["apply", plan, "--min-age", "0s", "--delete", "--json"]);
+    let orphans = outcome.orphans.len() + outcome.young_orphans.len();
+    assert_eq!(r["deleted"], orphans, "{r}");
+}
+
 /// A TCP proxy to a database server that, once frozen, passes nothing more
 /// either way and holds every connection open: a host that died.
 fn start_freezing_proxy(upstream: u16) -> (u16, Arc<AtomicBool>) {
