@@ -11,7 +11,7 @@ use std::time::Instant;
 use djgc::config::Config;
 use djgc::layout::sections;
 use djgc::store::keyspace::PageLister;
-use djgc::store::{KeyRange, Listing, S3Store, Store};
+use djgc::store::{KeyRange, Listing, S3Store, SectionSink, Store};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -60,30 +60,47 @@ fn main() -> anyhow::Result<()> {
          {single_rate:.0} keys/s"
     );
 
-    let started = Instant::now();
-    let listed = AtomicU64::new(0);
     let sections: Vec<(&str, &KeyRange)> = prefixes
         .iter()
         .map(|prefix| (prefix.as_str(), &KeyRange::ALL))
         .collect();
-    store.list_sections(&sections, &|_, batch| match batch {
+    // The split listing of each section in turn (as scans listed before
+    // 1267b0c), then of all of them from one pool (as a scan lists now).
+    let one_by_one = time_listing(|count| {
+        for section in &sections {
+            store.list_sections(std::slice::from_ref(section), count);
+        }
+    });
+    let at_once = time_listing(|count| store.list_sections(&sections, count));
+    for (label, (keys, seconds)) in [
+        ("sections one after another", one_by_one),
+        ("djgc listing", at_once),
+    ] {
+        println!(
+            "{label} ({concurrency} parts at once): {keys} keys in {seconds:.2} s, {:.0} keys/s",
+            keys as f64 / seconds
+        );
+        anyhow::ensure!(
+            keys == single,
+            "the listings disagree: {single} keys vs {keys} ({label})"
+        );
+    }
+    let split_rate = at_once.0 as f64 / at_once.1;
+    println!("ratio: {:.1}x the single stream", split_rate / single_rate);
+    Ok(())
+}
+
+/// The keys `list` hands to the counting sink it is given, and the seconds
+/// it took.
+fn time_listing(list: impl FnOnce(&SectionSink<'_>)) -> (u64, f64) {
+    let started = Instant::now();
+    let listed = AtomicU64::new(0);
+    list(&|_, batch| match batch {
         Listing::Objects(objects) => {
             listed.fetch_add(objects.len() as u64, Ordering::Relaxed);
             std::ops::ControlFlow::Continue(())
         }
         Listing::Error(e) => panic!("listing failed: {e}"),
     });
-    let split_seconds = started.elapsed().as_secs_f64();
-    let split = listed.into_inner();
-    let split_rate = split as f64 / split_seconds;
-    println!(
-        "djgc listing ({concurrency} parts at once): {split} keys in {split_seconds:.2} s, \
-         {split_rate:.0} keys/s"
-    );
-    anyhow::ensure!(
-        split == single,
-        "the two listings disagree: {single} keys vs {split}"
-    );
-    println!("ratio: {:.1}x the single stream", split_rate / single_rate);
-    Ok(())
+    (listed.into_inner(), started.elapsed().as_secs_f64())
 }

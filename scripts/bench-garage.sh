@@ -124,6 +124,7 @@ echo "bucket: $(grep -o '^single stream: [0-9]* keys' list.direct | awk '{print 
 printf '%-44s %12s %12s %8s\n' "" "direct" "+${delay} ms" "ratio"
 row() { awk -v a="$2" -v b="$3" -v l="$1" 'BEGIN {printf "%-44s %12s %12s %7.2f\n", l, a, b, b / a}'; }
 row "single ListObjectsV2 stream, keys/s" "$(rate list.direct 'single stream')" "$(rate list.slow 'single stream')"
+row "djgc listing, sections in turn, keys/s" "$(rate list.direct 'sections one after another')" "$(rate list.slow 'sections one after another')"
 row "djgc listing ($list_concurrency parts at once), keys/s" "$(rate list.direct 'djgc listing')" "$(rate list.slow 'djgc listing')"
 row "djgc deletes ($delete_concurrency x 1,000 keys in flight), objects/s" "$(rate delete.direct 'deleted')" "$(rate delete.slow 'deleted')"
 echo "targets: djgc's listing and deletes through +$delay ms at >= 0.75 of their direct rate"

@@ -400,8 +400,8 @@ pub fn apply(
     };
     let done_before = match &earlier {
         Some(earlier) => {
-            let done = plan.split_off(|o| earlier.done.contains(&journal::key_hash(&o.key)))?;
-            let count = done.orphans()?.count() as u64;
+            let (done, count) =
+                plan.split_off(|o| earlier.done.contains(&planfile::key_hash(&o.key)))?;
             progress.notice(Notice::Info(&format!(
                 "going on from {}: {count} orphans were disposed of by earlier runs of this plan",
                 journal::path_of(&request.plan).display(),
@@ -412,14 +412,14 @@ pub fn apply(
     };
     let mut dropped = None;
     if !plan.is_blocked() {
-        let changed = planfile::confirm_for_apply(
+        let (changed, count) = planfile::confirm_for_apply(
             &mut plan,
             session.store(),
             inventory.as_ref(),
             cutoff(request.min_age),
             &session.interrupt,
         )?;
-        plan.report.changed_skipped = changed.orphans()?.count() as u64;
+        plan.report.changed_skipped = count;
         dropped = Some(changed);
     }
     // The re-check after deleting also looks at what earlier runs deleted:

@@ -27,7 +27,7 @@ use nohash_hasher::IntSet;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-pub(crate) use crate::judge::planfile::key_hash;
+use crate::judge::planfile::key_hash;
 use crate::report::DeleteOutcome;
 
 const FORMAT: &str = "djgc-progress/1";

@@ -116,11 +116,15 @@ impl Plan {
     }
 
     /// Moves the orphans `take` accepts out of this plan into a plan of
-    /// their own (same sections, an empty report).
-    pub fn split_off(&mut self, take: impl FnMut(&Orphan) -> bool) -> Result<Plan> {
+    /// their own (same sections, an empty report); returns it with how
+    /// many it holds.
+    pub fn split_off(&mut self, take: impl FnMut(&Orphan) -> bool) -> Result<(Plan, u64)> {
         let mut taken = OrphanSpool::new()?;
-        self.take_out(take, |o| taken.push(o.section, o.size, o.modified, &o.key))?;
-        Plan::new(self.sections.clone(), Report::default(), taken)
+        let count = self.take_out(take, |o| taken.push(o.section, o.size, o.modified, &o.key))?;
+        Ok((
+            Plan::new(self.sections.clone(), Report::default(), taken)?,
+            count,
+        ))
     }
 
     /// Rewrites the spool without the orphans `take` accepts, handing each

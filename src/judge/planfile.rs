@@ -354,9 +354,8 @@ pub fn confirm_unchanged(plan: &mut Plan, store: &dyn Store) -> Result<u64> {
     }
     let check = ListingCheck::new(plan, any_age)?;
     list_plan_sections(plan, store, &check, &Interrupt::default());
-    let (dropped, _) = check.keep_confirmed(plan, None)?;
-    let count = dropped.orphans()?.count() as u64;
-    Ok(count)
+    let (_, dropped, _) = check.keep_confirmed(plan, None)?;
+    Ok(dropped)
 }
 
 /// [`confirm_unchanged`] for a plan read from a file, which also judges
@@ -372,15 +371,15 @@ pub fn confirm_unchanged(plan: &mut Plan, store: &dyn Store) -> Result<u64> {
 ///
 /// Once `interrupt` is raised the listing stops at its next page and the
 /// plan is blocked (marked partial): nothing is confirmed from half a
-/// listing. Returns the orphans dropped: gone (an interrupted run may have
-/// deleted them without recording it) or changed.
+/// listing. Returns the orphans dropped, and how many: gone (an
+/// interrupted run may have deleted them without recording it) or changed.
 pub fn confirm_for_apply(
     plan: &mut Plan,
     store: &dyn Store,
     inventory: Option<&Inventory>,
     cutoff: SystemTime,
     interrupt: &Interrupt,
-) -> Result<Plan> {
+) -> Result<(Plan, u64)> {
     let cutoff = inventory.map_or(cutoff, |i| cutoff.min(i.created));
     let check = ListingCheck::new(plan, cutoff)?;
     let by_head = match inventory {
@@ -402,7 +401,7 @@ pub fn confirm_for_apply(
             .push("interrupted before the plan was confirmed".to_string());
         plan.report.partial = true;
     }
-    let (dropped, stored) = check.keep_confirmed(plan, by_head)?;
+    let (dropped, count, stored) = check.keep_confirmed(plan, by_head)?;
     let mut orphaned = vec![(0u64, 0u64); plan.sections.len()];
     for orphan in plan.orphans()? {
         let orphan = orphan?;
@@ -420,7 +419,7 @@ pub fn confirm_for_apply(
         stats.orphaned = orphans;
         stats.orphaned_bytes = orphan_bytes;
     }
-    Ok(dropped)
+    Ok((dropped, count))
 }
 
 /// Whether a listed key counts as one of `section`'s stored objects, as
@@ -483,20 +482,27 @@ fn list_plan_sections(plan: &Plan, store: &dyn Store, check: &ListingCheck, inte
         .collect();
     listings.sort_unstable_by(|a, b| a.0.cmp(b.0));
     listings.dedup();
-    for (prefix, range) in listings {
-        let indexes: Vec<usize> = (0..plan.sections.len())
-            .filter(|&i| plan.sections[i].prefix == prefix && &plan.sections[i].range == range)
-            .collect();
-        let source = format!("store {}: re-listing", store.name());
-        store.list_range(prefix, range, &|item| {
-            if interrupt.requested() {
-                return ControlFlow::Break(());
-            }
-            check.take(&plan.sections, &indexes, item, &source);
-            ControlFlow::Continue(())
-        });
-    }
+    // The plan's sections each listing serves.
+    let served: Vec<Vec<usize>> = listings
+        .iter()
+        .map(|&(prefix, range)| {
+            (0..plan.sections.len())
+                .filter(|&i| plan.sections[i].prefix == prefix && &plan.sections[i].range == range)
+                .collect()
+        })
+        .collect();
+    let source = format!("store {}: re-listing", store.name());
+    store.list_sections(&listings, &|listing, item| {
+        if interrupt.requested() {
+            return ControlFlow::Break(());
+        }
+        check.take(&plan.sections, &served[listing], item, &source);
+        ControlFlow::Continue(())
+    });
 }
+
+/// Objects and bytes, one pair per section.
+type PerSection = Vec<(u64, u64)>;
 
 /// What a listing of a plan's sections (the store's, or the inventory the
 /// plan was judged from) says of its orphans: which are still there as
@@ -513,7 +519,7 @@ struct ListingCheck {
     confirmed: Mutex<RefSet>,
     changed_objects: Mutex<RefSet>,
     /// Objects and bytes judged per section.
-    stored: Mutex<Vec<(u64, u64)>>,
+    stored: Mutex<PerSection>,
     errors: Mutex<Vec<String>>,
 }
 
@@ -585,7 +591,7 @@ impl ListingCheck {
         self,
         plan: &mut Plan,
         by_head: Option<RefSet>,
-    ) -> Result<(Plan, Vec<(u64, u64)>)> {
+    ) -> Result<(Plan, u64, PerSection)> {
         plan.report
             .scan_errors
             .extend(self.errors.into_inner().expect("check lock"));
@@ -595,11 +601,15 @@ impl ListingCheck {
         };
         let changed = self.changed_objects.into_inner().expect("check lock");
         let sections = plan.sections.clone();
-        let dropped = plan.split_off(|o| {
+        let (dropped, count) = plan.split_off(|o| {
             !confirmed.contains(key_hash(&o.key))
                 || changed.contains(path_hash(sections[o.section].object_of(&o.key)))
         })?;
-        Ok((dropped, self.stored.into_inner().expect("check lock")))
+        Ok((
+            dropped,
+            count,
+            self.stored.into_inner().expect("check lock"),
+        ))
     }
 }
 
