@@ -123,7 +123,7 @@ fn main() -> anyhow::Result<()> {
         interrupt: Default::default(),
     };
     let started = Instant::now();
-    let database = Reader::connect(&config.database, options.jobs)?;
+    let database = Reader::connect(&config.database, options.jobs, Default::default())?;
     let plan = scan(&database, &spec, &store, &options, &Silent)?;
     let report = &plan.report;
     anyhow::ensure!(

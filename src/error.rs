@@ -39,10 +39,10 @@ pub enum Error {
         waited: std::time::Duration,
     },
 
-    /// The run was asked to stop (a signal) before it had anything to
-    /// report: it ends having deleted nothing (exit code 1, as any
-    /// interrupted run).
-    #[error("interrupted while {0}; nothing was deleted")]
+    /// The run was asked to stop (a signal) while it waited on the
+    /// database; a run that ends with it has deleted nothing (exit code 1,
+    /// as any interrupted run).
+    #[error("interrupted while {0}")]
     Interrupted(String),
 
     /// A safety check refused to delete (exit code 3).

@@ -6,7 +6,10 @@
 //! the run looks at it between units of work it can abandon (a listing
 //! page, a delete batch not yet sent) and ends with a report marked
 //! partial. Whatever was in flight finishes, so every object's fate is
-//! known and recorded. The library installs no signal handler itself.
+//! known and recorded. Waits on the database are the exception: they are
+//! raced against the interrupt ([`Interrupt::raised`]) and dropped, since
+//! a read can take hours and deletes nothing. The library installs no
+//! signal handler itself.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

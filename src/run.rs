@@ -117,8 +117,7 @@ impl Session {
         if let Some(reader) = self.reader.get() {
             return Ok(reader);
         }
-        let reader = Reader::connect(&self.config.database, self.jobs)?
-            .with_interrupt(self.interrupt.clone());
+        let reader = Reader::connect(&self.config.database, self.jobs, self.interrupt.clone())?;
         Ok(self.reader.get_or_init(|| Arc::new(reader)))
     }
 
@@ -457,20 +456,17 @@ pub fn apply(
 }
 
 /// The lock of the plan file at `plan` ([`PlanLock`]), or `None` (told as
-/// a warning) where it cannot be taken for want of locks (some network
-/// file systems); held by another run, it refuses.
+/// a warning) where none can be had: held by another run, it refuses.
 fn lock_plan(plan: &std::path::Path, progress: &dyn Progress) -> Result<Option<PlanLock>> {
-    match PlanLock::take(plan) {
-        Ok(lock) => Ok(Some(lock)),
-        Err(e @ Error::Usage(_)) => Err(e),
-        Err(e) => {
-            progress.notice(Notice::Warning(&format!(
-                "the plan cannot be locked, so a second run on it at once would not be \
-                 refused: {e}"
-            )));
-            Ok(None)
-        }
+    let lock = PlanLock::take(plan)?;
+    if lock.is_none() {
+        progress.notice(Notice::Warning(&format!(
+            "{}: no lock can be taken here (a folder djgc cannot write, or a file system \
+             without locks), so a second run on this plan at once would not be refused",
+            plan.display()
+        )));
     }
+    Ok(lock)
 }
 
 /// A plan's progress file as opened, or `None` (told as a warning) when it

@@ -24,6 +24,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use nohash_hasher::IntSet;
+use rustix::fs::OFlags;
+use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -77,30 +79,50 @@ pub(crate) struct PlanLock {
 }
 
 impl PlanLock {
-    /// Takes the lock of the plan at `plan`, refusing (a usage error
-    /// naming the plan) when another run holds it. Any other failure (a
-    /// file system without locks) is an error of the lock file: the
-    /// caller decides whether to go on unlocked.
-    pub(crate) fn take(plan: &Path) -> Result<PlanLock> {
+    /// Takes the lock of the plan at `plan`: `None` where no lock can be
+    /// had (the plan's folder cannot be written and holds no lock file, or
+    /// the file system has no locks), so the caller goes on unlocked. A
+    /// lock held by another run refuses (a usage error naming the plan);
+    /// anything else at the lock's path (a link, a folder) is an error
+    /// naming it.
+    pub(crate) fn take(plan: &Path) -> Result<Option<PlanLock>> {
         let mut path = plan.as_os_str().to_owned();
         path.push(".lock");
         let path = PathBuf::from(path);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .mode(0o600)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(&path)
-            .map_err(|e| Error::file(&path, e))?;
+        let open = |write: bool| {
+            OpenOptions::new()
+                .read(true)
+                .write(write)
+                .create(write)
+                .mode(0o600)
+                .custom_flags((OFlags::NOFOLLOW | OFlags::NONBLOCK).bits() as i32)
+                .open(&path)
+        };
+        let unwritable = |e: &std::io::Error| {
+            matches!(
+                Errno::from_io_error(e),
+                Some(Errno::ACCESS | Errno::PERM | Errno::ROFS)
+            )
+        };
+        // Another user's lock file, or a folder we may not write: a read
+        // handle locks as well.
+        let file = match open(true) {
+            Err(e) if unwritable(&e) => match open(false) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                opened => opened,
+            },
+            opened => opened,
+        }
+        .map_err(|e| Error::file(&path, e))?;
         match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => Ok(PlanLock { _file: file }),
-            Err(rustix::io::Errno::WOULDBLOCK) => Err(Error::Usage(format!(
+            Ok(()) => Ok(Some(PlanLock { _file: file })),
+            Err(Errno::WOULDBLOCK) => Err(Error::Usage(format!(
                 "{}: another djgc run is working on this plan (it holds {}); \
                  wait for it to end, or stop it",
                 plan.display(),
                 path.display()
             ))),
+            Err(Errno::NOLCK | Errno::OPNOTSUPP | Errno::INVAL) => Ok(None),
             Err(e) => Err(Error::file(&path, e.into())),
         }
     }
@@ -354,6 +376,31 @@ mod tests {
         std::fs::remove_file(path_of(&plan)).unwrap();
         std::os::unix::fs::symlink(&target, path_of(&plan)).unwrap();
         assert!(Journal::resume(&plan).is_err());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
+    }
+
+    #[test]
+    fn a_plan_is_locked_by_one_holder_at_a_time_and_never_through_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = dir.path().join("plan.jsonl");
+        let first = PlanLock::take(&plan)
+            .unwrap()
+            .expect("a lock on a local folder");
+        match PlanLock::take(&plan) {
+            Err(Error::Usage(message)) => assert!(message.contains("another djgc run")),
+            other => panic!("a second holder: {other:?}"),
+        }
+        drop(first);
+        assert!(
+            PlanLock::take(&plan).unwrap().is_some(),
+            "released with its holder"
+        );
+
+        let other = dir.path().join("other.jsonl");
+        let target = dir.path().join("target");
+        std::fs::write(&target, "keep me").unwrap();
+        std::os::unix::fs::symlink(&target, dir.path().join("other.jsonl.lock")).unwrap();
+        assert!(matches!(PlanLock::take(&other), Err(Error::File { .. })));
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
     }
 }

@@ -362,9 +362,7 @@ fn dispose(
             // A watch that panicked has recorded a failure; joining here
             // keeps its panic from ending the run without a report.
             let _ = watcher.join();
-            // A read abandoned on the interrupt is the interrupt's story.
-            let failure = watch.failure().filter(|_| !interrupt.requested());
-            total.outcome.stopped = failure.map(|failure| {
+            total.outcome.stopped = watch.failure().map(|failure| {
                 format!("re-reading the references failed, so deletion stopped: {failure}")
             });
         }

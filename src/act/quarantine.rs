@@ -527,6 +527,10 @@ pub(crate) fn purge(
         if let Err(e) = check_run_id(&run).and_then(|()| purge.run(&run)) {
             purge.report.errors += 1;
             (purge.failed)(format!("quarantine run {run:?} left in the trash: {e}"));
+            // A signal: the runs not yet begun are left as they are.
+            if matches!(e, Error::Interrupted(_)) {
+                break;
+            }
         }
     }
     Ok(purge.report)

@@ -532,7 +532,10 @@ fn a_re_read_abandoned_on_an_interrupt_leaves_its_batch_unfailed() {
         ..Control::default()
     };
     let read = || {
-        interrupt.request(); // a signal while the read waits on the database
+        // The workers have taken their first batches and wait for this
+        // read when the signal comes.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        interrupt.request();
         Err(crate::Error::Interrupted("reading the references".into()))
     };
     execute(
@@ -592,6 +595,34 @@ fn the_re_check_after_a_resumed_deletion_covers_the_earlier_runs_deletions() {
         (outcome.lost, outcome.lost_keys.clone()),
         (1, vec![EARLY.to_string()])
     );
+}
+
+/// A reference read abandoned on an interrupt holds no references: judged
+/// against it, every listed object would look orphaned (in the plan file,
+/// the orphan list and the figures). Nothing is judged; the plan is
+/// blocked and partial.
+#[test]
+fn an_abandoned_reference_read_judges_nothing() {
+    let (store, _) = store_and_plan(std::time::Duration::ZERO);
+    let interrupted = || {
+        Ok(ReferenceScan {
+            errors: vec!["interrupted while reading the references".into()],
+            interrupted: true,
+            ..Default::default()
+        })
+    };
+    let plan = scan_with(
+        interrupted,
+        sections(),
+        &store,
+        &options(),
+        &Recorder::default(),
+    )
+    .unwrap();
+    assert!(plan.report.partial);
+    assert!(plan.is_blocked());
+    assert_eq!(plan.orphans().unwrap().count(), 0);
+    assert!(plan.report.sections.iter().all(|s| s.orphaned == 0));
 }
 
 /// An interrupt raised before the listing ends stops it and blocks the

@@ -93,6 +93,13 @@ impl<'a> Watch<'a> {
                     state.took = took;
                     self.changed.notify_all();
                 }
+                // A read abandoned on a signal stops the watch: the run is
+                // ending, and its database did not fail.
+                Err(crate::Error::Interrupted(_)) => {
+                    state.stopped = true;
+                    self.changed.notify_all();
+                    return;
+                }
                 Err(e) => {
                     state.failure = Some(e.to_string());
                     self.changed.notify_all();

@@ -328,7 +328,13 @@ pub fn scan_with(
         std::thread::scope(|judges| -> Result<()> {
             let (judged_tx, judged_rx) =
                 crossbeam_channel::bounded::<Judged>(2 * options.jobs.max(1));
-            for _ in 0..options.jobs.max(1) {
+            // Against a read cut short every object would look orphaned:
+            // nothing is judged, and the lister stops at its next send.
+            let judges_count = match read_interrupted {
+                true => 0,
+                false => options.jobs.max(1),
+            };
+            for _ in 0..judges_count {
                 let (rx, judged_tx, judge, sections) =
                     (rx.clone(), judged_tx.clone(), &judge, &sections);
                 judges.spawn(move || {

@@ -480,7 +480,12 @@ fn list_plan_sections(plan: &Plan, store: &dyn Store, check: &ListingCheck, inte
         .iter()
         .map(|s| (s.prefix.as_str(), &s.range))
         .collect();
-    listings.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    // Sorted whole (prefix and range), so that dedup leaves each listing
+    // once: a section listed twice would count its objects twice for the
+    // guard.
+    listings.sort_unstable_by(|a, b| {
+        (a.0, &a.1.after, &a.1.through).cmp(&(b.0, &b.1.after, &b.1.through))
+    });
     listings.dedup();
     // The plan's sections each listing serves.
     let served: Vec<Vec<usize>> = listings
@@ -751,5 +756,48 @@ mod tests {
         assert!(plan.is_blocked());
         assert!(plan.report.partial);
         assert_eq!(plan.orphans().unwrap().count(), 0);
+    }
+
+    /// Sections that share a prefix and a range (schemas of a partitioned
+    /// store, cut alike) are listed once between them, whatever their
+    /// order: listed twice, their objects would count twice for the guard.
+    #[test]
+    fn apply_lists_each_prefix_and_range_once() {
+        let then = SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000);
+        let store = crate::store::MemoryStore::new("main");
+        let schemas = ["x", "y", "z"];
+        for schema in schemas {
+            for i in 0..10 {
+                store.insert(&format!("_schema/subject=1/{schema}/t/id={i}/f"), 5, then);
+            }
+        }
+        let mut sections: Vec<Section> = schemas
+            .iter()
+            .map(|schema| {
+                let mut section = Section::new(schema, SectionKind::Schema, "_schema/subject=");
+                section.partition_attrs = vec!["subject".into()];
+                section
+            })
+            .collect();
+        sections[1].range = KeyRange {
+            after: Some("_schema/subject=1/y/t/id=5".into()),
+            through: None,
+        };
+        let report = Report {
+            schemas: schemas.map(String::from).to_vec(),
+            sections: sections.iter().map(SectionStats::of).collect(),
+            ..Default::default()
+        };
+        let mut plan = Plan::new(sections, report, OrphanSpool::new().unwrap()).unwrap();
+        confirm_for_apply(
+            &mut plan,
+            &store,
+            None,
+            SystemTime::now(),
+            &Interrupt::default(),
+        )
+        .unwrap();
+        let stored: Vec<u64> = plan.report.sections.iter().map(|s| s.stored).collect();
+        assert_eq!(stored, [10, 5, 10]);
     }
 }

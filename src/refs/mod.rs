@@ -284,24 +284,32 @@ pub struct Reader {
 
 impl Reader {
     /// Connects with at most `connections` connections (the tables one
-    /// read takes at once).
-    pub fn connect(database: &DatabaseConfig, connections: usize) -> Result<Reader> {
+    /// read takes at once). Connecting, and every read after, is abandoned
+    /// once `interrupt` is raised (see [`Reader::scan`]).
+    pub fn connect(
+        database: &DatabaseConfig,
+        connections: usize,
+        interrupt: Interrupt,
+    ) -> Result<Reader> {
         let runtime = crate::runtime::new("djgc-db")?;
         let connections = connections.clamp(1, MAX_CONNECTIONS) as u32;
-        let db = runtime.block_on(Database::connect(database, connections))?;
+        let db = runtime.block_on(async {
+            let connecting = std::pin::pin!(Database::connect(database, connections));
+            let raised = std::pin::pin!(interrupt.raised());
+            match future::select(connecting, raised).await {
+                Either::Left((db, _)) => db,
+                Either::Right(((), _)) => Err(Error::Interrupted(format!(
+                    "connecting to the database at {}:{}",
+                    database.host, database.port
+                ))),
+            }
+        })?;
         Ok(Reader {
             runtime,
             db,
             address: format!("{}:{}", database.host, database.port),
-            interrupt: Interrupt::default(),
+            interrupt,
         })
-    }
-
-    /// Makes every read abandon its queries once `interrupt` is raised
-    /// (see [`Reader::scan`]).
-    pub fn with_interrupt(mut self, interrupt: Interrupt) -> Reader {
-        self.interrupt = interrupt;
-        self
     }
 
     /// Reads every reference to `query.store` from the schemas' codec
@@ -337,6 +345,9 @@ impl Reader {
     /// any problem in the read refuses.
     pub fn references_for_deletion(&self, query: &ReferenceQuery) -> Result<References> {
         let fresh = self.scan(query, &crate::progress::Silent)?;
+        if fresh.interrupted {
+            return Err(Error::Interrupted("reading the references".to_string()));
+        }
         if !fresh.errors.is_empty() {
             return Err(Error::Refused(format!(
                 "reading the references of {} met problems; nothing was deleted: {}",
@@ -352,11 +363,14 @@ impl Reader {
     /// error, since a run over no schema would silently find nothing.
     pub fn all_schemas(&self, spec: &StoreSpec, schema_codecs: &[String]) -> Result<FoundSchemas> {
         let store = &spec.name;
-        let found = self.runtime.block_on(self.db.schemas_using_store(
-            store,
-            spec.is_default,
-            schema_codecs,
-        ))?;
+        let finding = self
+            .db
+            .schemas_using_store(store, spec.is_default, schema_codecs);
+        let found = self.until_interrupted(finding).unwrap_or_else(|| {
+            Err(Error::Interrupted(format!(
+                "finding the schemas that use store {store:?}"
+            )))
+        })?;
         let mut all = FoundSchemas {
             schemas: Vec::new(),
             skipped: Vec::new(),

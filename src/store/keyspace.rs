@@ -460,11 +460,17 @@ mod tests {
             page_size in 1usize..6,
             concurrency in 1usize..6,
             sections in proptest::collection::vec(
-                ("[pq]/?[az]?", proptest::option::of("[pq][a/~z]{0,3}")), 1..5),
+                (
+                    "[pq]/?[az]?",
+                    proptest::option::of("[pq][a/~z]{0,3}"),
+                    proptest::option::of("[pq][a/~z]{0,3}"),
+                ),
+                1..5,
+            ),
         ) {
             let sections: Vec<(String, KeyRange)> = sections
                 .into_iter()
-                .map(|(prefix, after)| (prefix, KeyRange { after, through: None }))
+                .map(|(prefix, after, through)| (prefix, KeyRange { after, through }))
                 .collect();
             let keys: Vec<String> = names.into_iter().collect();
             let listed = list_sections_on(&keys, page_size, concurrency, sections.clone(), false);
@@ -482,6 +488,37 @@ mod tests {
                 proptest::prop_assert_eq!(got, expected, "section {}", prefix);
             }
         }
+    }
+
+    #[test]
+    fn a_consumer_that_stops_stops_the_requests_of_every_section() {
+        let keys: Vec<String> = (0..1000).map(|i| format!("{}/{i:04}", i % 2)).collect();
+        let server = FakeServer {
+            keys: keys.iter().cloned().collect(),
+            page_size: 10,
+            requests: AtomicUsize::new(0),
+            collapse_slashes: false,
+            in_flight: AtomicUsize::new(0),
+            most_in_flight: AtomicUsize::new(0),
+        };
+        let sections = ["0/", "1/"]
+            .map(|p| (p.to_string(), KeyRange::ALL))
+            .to_vec();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (tx, mut rx) = mpsc::channel::<(usize, Listing)>(1);
+            let consumer = async move {
+                rx.recv().await.expect("a first page");
+                // Dropped here: the listing must stop.
+            };
+            futures_util::future::join(list_parallel(&server, sections, 4, tx), consumer).await;
+        });
+        // The requests in flight when it stopped, not the hundred pages.
+        let requests = server.requests.into_inner();
+        assert!(requests <= 12, "{requests} requests");
     }
 
     #[test]

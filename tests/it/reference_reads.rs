@@ -210,7 +210,7 @@ fn a_scan_read_in_parts_finds_what_a_scan_read_whole_finds() {
                 .all(|t| t.estimated_rows > 1 && t.leading_key.is_some()),
             "{backend:?}: {tables:?}"
         );
-        let reader = Reader::connect(&env.database, 4).unwrap();
+        let reader = Reader::connect(&env.database, 4, Default::default()).unwrap();
         let query =
             djgc::judge::reference_query(&spec, std::slice::from_ref(&schema), &[], 4).unwrap();
         let scan = |rows_per_part: u64| -> ReferenceScan {

@@ -688,6 +688,32 @@ fn a_read_blocked_behind_a_lock_ends_the_run_and_deletes_nothing() {
     }
 }
 
+/// Starts `djgc ARGS` with the reads of `schema`'s npy table held behind a
+/// lock (and a database timeout far beyond any test), and gives it two
+/// seconds to get stuck there. The lock holds while its guard lives.
+fn start_blocked(env: &Env, schema: &str, args: &[&str]) -> (std::process::Child, TableLock) {
+    let lock = lock_table(env, schema, NPY_TABLE);
+    let child = djgc_command(env.dir.path(), args)
+        .env("DJGC_DB_TIMEOUT", "300s")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    (child, lock)
+}
+
+/// Sends `child` SIGTERM, as a scheduler does at a time limit, and returns
+/// its output; fails the test if it has not ended 30 s later.
+fn terminate(child: std::process::Child, what: &str) -> Output {
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    output_of(child, Duration::from_secs(30), what)
+}
+
 /// A scheduler's SIGTERM while the reference read waits on the database
 /// (here behind a lock, as behind a slow server or a billion rows): the
 /// run abandons the read and ends cleanly, exit 1, its report marked
@@ -701,28 +727,17 @@ fn sigterm_during_a_blocked_reference_read_ends_the_run_cleanly() {
         env.fixture(&FixtureSpec::small(&schema, "main"));
         env.write_config(None);
         let before = env.keys();
-        let lock = lock_table(&env, &schema, NPY_TABLE);
-        let mut command = djgc_command(
-            env.dir.path(),
-            &["collect", &schema, "--min-age", "0s", "--delete", "--json"],
-        );
-        command.env("DJGC_DB_TIMEOUT", "300s");
-        let child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_secs(2)); // well into the blocked read
-        let sent = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-        let out = output_of(child, Duration::from_secs(30), &format!("{backend:?}"));
+        let args = ["collect", &schema, "--min-age", "0s", "--delete", "--json"];
+        let (child, lock) = start_blocked(&env, &schema, &args);
+        let out = terminate(child, &format!("{backend:?}"));
         drop(lock);
         assert_eq!(out.status.code(), Some(1), "{backend:?}: {}", stderr(&out));
         let report: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(report["partial"], true, "{backend:?}: {report}");
+        // Nothing judged against a read cut short.
+        let sections = report["sections"].as_array().unwrap();
+        assert!(sections.iter().all(|s| s["orphaned"] == 0), "{report}");
+        assert!(!report["scan_errors"].as_array().unwrap().is_empty());
         assert!(
             stderr(&out).contains("interrupted"),
             "{backend:?}: {}",
@@ -756,18 +771,8 @@ fn a_plan_is_worked_on_by_one_run_at_a_time() {
     ]);
     let before = env.keys();
     // The first run waits behind a lock on a table, holding the plan.
-    let lock = lock_table(&env, &schema, NPY_TABLE);
-    let mut first = djgc_command(
-        env.dir.path(),
-        &["apply", plan, "--min-age", "0s", "--delete", "--json"],
-    );
-    first.env("DJGC_DB_TIMEOUT", "300s");
-    let first = first
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_secs(2));
+    let args = ["apply", plan, "--min-age", "0s", "--delete", "--json"];
+    let (first, lock) = start_blocked(&env, &schema, &args);
     for second in [
         vec!["apply", plan, "--min-age", "0s", "--delete"],
         vec!["collect", &schema, "--min-age", "0s", "--plan", plan],
@@ -784,12 +789,7 @@ fn a_plan_is_worked_on_by_one_run_at_a_time() {
             stderr(&out)
         );
     }
-    let sent = Command::new("kill")
-        .args(["-TERM", &first.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    let out = output_of(first, Duration::from_secs(30), "first");
+    let out = terminate(first, "first");
     drop(lock);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(env.keys(), before, "nothing was deleted yet");
