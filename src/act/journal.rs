@@ -80,11 +80,11 @@ pub(crate) struct PlanLock {
 
 impl PlanLock {
     /// Takes the lock of the plan at `plan`: `None` where no lock can be
-    /// had (the plan's folder cannot be written and holds no lock file, or
-    /// the file system has no locks), so the caller goes on unlocked. A
-    /// lock held by another run refuses (a usage error naming the plan);
-    /// anything else at the lock's path (a link, a folder) is an error
-    /// naming it.
+    /// had (the plan's folder cannot be written and holds no lock file djgc
+    /// may read, or the file system has no locks), so the caller goes on
+    /// unlocked. A lock held by another run refuses (a usage error naming
+    /// the plan); a link or a folder at the lock's path is an error naming
+    /// it.
     pub(crate) fn take(plan: &Path) -> Result<Option<PlanLock>> {
         let mut path = plan.as_os_str().to_owned();
         path.push(".lock");
@@ -94,7 +94,7 @@ impl PlanLock {
                 .read(true)
                 .write(write)
                 .create(write)
-                .mode(0o600)
+                .mode(0o644)
                 .custom_flags((OFlags::NOFOLLOW | OFlags::NONBLOCK).bits() as i32)
                 .open(&path)
         };
@@ -104,11 +104,13 @@ impl PlanLock {
                 Some(Errno::ACCESS | Errno::PERM | Errno::ROFS)
             )
         };
-        // Another user's lock file, or a folder we may not write: a read
-        // handle locks as well.
+        // Another user's lock file (readable by all), or a folder we may
+        // not write: a read handle locks as well. None to be had: unlocked.
         let file = match open(true) {
             Err(e) if unwritable(&e) => match open(false) {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound || unwritable(&e) => {
+                    return Ok(None)
+                }
                 opened => opened,
             },
             opened => opened,
@@ -402,5 +404,9 @@ mod tests {
         std::os::unix::fs::symlink(&target, dir.path().join("other.jsonl.lock")).unwrap();
         assert!(matches!(PlanLock::take(&other), Err(Error::File { .. })));
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
+
+        let third = dir.path().join("third.jsonl");
+        std::fs::create_dir(dir.path().join("third.jsonl.lock")).unwrap();
+        assert!(matches!(PlanLock::take(&third), Err(Error::File { .. })));
     }
 }

@@ -390,30 +390,37 @@ fn dispose(
         });
         plan.report.partial = true;
         if live.is_some() {
-            outcome.unverified = true;
-            // Carried into the report of the run that goes on from here: its
-            // own re-check does not look at what this run disposed of.
-            if let Some(journal) = control.journal {
-                let unverified = DeleteOutcome {
-                    unverified: true,
-                    ..Default::default()
-                };
-                if let Err(e) = journal.record(&[], &unverified) {
-                    plan.report.warnings.push(e.to_string());
-                }
-            }
-            plan.report.warnings.push(
-                "interrupted before the re-check after deleting, so losses to rows written \
-                 meanwhile cannot be ruled out"
-                    .to_string(),
-            );
+            unverified_by_interrupt(plan, control);
         }
         return Ok(());
     }
     if let Some(read) = live {
-        audit(plan, store, trash_run, read, &control.earlier)?;
+        audit(plan, store, trash_run, read, control)?;
     }
     Ok(())
+}
+
+/// The run was interrupted before its re-check after deleting was made:
+/// it is partial and unverified, and its progress file says so, for the
+/// run that goes on from here (whose own re-check does not look at what
+/// this one disposed of).
+fn unverified_by_interrupt(plan: &mut Plan, control: &Control<'_>) {
+    plan.report.partial = true;
+    plan.report.outcome.unverified = true;
+    if let Some(journal) = control.journal {
+        let unverified = DeleteOutcome {
+            unverified: true,
+            ..Default::default()
+        };
+        if let Err(e) = journal.record(&[], &unverified) {
+            plan.report.warnings.push(e.to_string());
+        }
+    }
+    plan.report.warnings.push(
+        "interrupted before the re-check after deleting, so losses to rows written \
+         meanwhile cannot be ruled out"
+            .to_string(),
+    );
 }
 
 /// Keys reported as lost by name, at most; the rest are counted.
@@ -432,10 +439,15 @@ fn audit(
     store: &dyn Store,
     trash_run: Option<&str>,
     read: &ReadReferences<'_>,
-    earlier: &[&Plan],
+    control: &Control<'_>,
 ) -> Result<()> {
+    let earlier = &control.earlier;
     let references = match read() {
         Ok(references) => references,
+        Err(Error::Interrupted(_)) => {
+            unverified_by_interrupt(plan, control);
+            return Ok(());
+        }
         Err(e) => {
             plan.report.warnings.push(format!(
                 "the re-check after deleting failed, so losses to rows written meanwhile \

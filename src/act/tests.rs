@@ -597,6 +597,48 @@ fn the_re_check_after_a_resumed_deletion_covers_the_earlier_runs_deletions() {
     );
 }
 
+/// A signal while the re-check after deleting reads the database: the run
+/// is partial and unverified (the run that goes on re-checks), not a run
+/// whose database failed.
+#[test]
+fn an_interrupt_during_the_final_re_check_leaves_the_run_partial_and_unverified() {
+    let (store, mut plan) = store_and_plan(std::time::Duration::ZERO);
+    let interrupt = Interrupt::default();
+    let control = Control {
+        interrupt: interrupt.clone(),
+        ..Control::default()
+    };
+    let calls = AtomicUsize::new(0);
+    // The first read lets the deletion go; the next (the final re-check,
+    // the deletion being quick) is cut short by a signal.
+    let read = || match calls.fetch_add(1, Ordering::SeqCst) {
+        0 => Ok(references(Vec::new()).references),
+        _ => {
+            interrupt.request();
+            Err(crate::Error::Interrupted("reading the references".into()))
+        }
+    };
+    execute(
+        &mut plan,
+        &store,
+        &OPTIONS,
+        Some(&read),
+        &control,
+        &Recorder::default(),
+    )
+    .unwrap();
+    assert!(plan.report.partial);
+    assert!(plan.report.outcome.unverified);
+    assert!(
+        plan.report
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("interrupted before the re-check after deleting")),
+        "{:?}",
+        plan.report.warnings
+    );
+}
+
 /// A reference read abandoned on an interrupt holds no references: judged
 /// against it, every listed object would look orphaned (in the plan file,
 /// the orphan list and the figures). Nothing is judged; the plan is

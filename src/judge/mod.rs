@@ -163,7 +163,10 @@ pub fn scan(
         options,
         progress,
     )?;
-    plan.report.unscanned_schemas = unscanned_schemas(spec, store, &options.schemas);
+    // A hint only, and more requests: not after a signal.
+    if !options.interrupt.requested() {
+        plan.report.unscanned_schemas = unscanned_schemas(spec, store, &options.schemas);
+    }
     Ok(plan)
 }
 

@@ -799,6 +799,43 @@ fn a_plan_is_worked_on_by_one_run_at_a_time() {
     assert_eq!(r["deleted"], orphans, "{r}");
 }
 
+/// A database host that takes connections and never answers (a dead
+/// server behind a live port): a signal abandons connecting at once, not
+/// after the database timeout.
+#[test]
+fn an_interrupt_abandons_connecting_to_a_silent_database() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let held: Vec<TcpStream> = listener.incoming().flatten().collect();
+        drop(held);
+    });
+    let env = Env::new(BACKENDS[0]);
+    let mut database = env.database.clone();
+    database.port = port;
+    database.timeout = Duration::from_secs(120);
+    let interrupt = djgc::interrupt::Interrupt::default();
+    let raiser = interrupt.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        raiser.request();
+    });
+    let started = Instant::now();
+    match djgc::refs::Reader::connect(&database, 1, interrupt) {
+        Err(djgc::error::Error::Interrupted(what)) => {
+            assert!(what.contains("connecting"), "{what}")
+        }
+        Err(e) => panic!("not abandoned on the signal: {e}"),
+        Ok(_) => panic!("connected to a server that never answers"),
+    }
+    // Not the 120 s of the database timeout.
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 /// A TCP proxy to a database server that, once frozen, passes nothing more
 /// either way and holds every connection open: a host that died.
 fn start_freezing_proxy(upstream: u16) -> (u16, Arc<AtomicBool>) {
