@@ -10,8 +10,8 @@ use std::time::Instant;
 
 use djgc::config::Config;
 use djgc::layout::sections;
-use djgc::store::keyspace::PageLister;
-use djgc::store::{KeyRange, Listing, S3Store, SectionSink, Store};
+use djgc::store::keyspace::{list_parallel, Page, PageLister};
+use djgc::store::{KeyRange, Listing, S3Store, SectionSink, Store, StoreError};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -86,6 +86,27 @@ fn main() -> anyhow::Result<()> {
         );
     }
     let split_rate = at_once.0 as f64 / at_once.1;
+
+    // The same listing once more, counting its requests: how full its pages
+    // are (a single stream's are full but for the last of each section).
+    let counted = Counted {
+        store: &store,
+        pages: AtomicU64::new(0),
+    };
+    let rooted: Vec<(String, KeyRange)> = prefixes
+        .iter()
+        .map(|prefix| (format!("{root}{prefix}"), KeyRange::ALL))
+        .collect();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(concurrency * 2);
+    runtime.block_on(futures_util::future::join(
+        list_parallel(&counted, rooted, concurrency, tx),
+        async move { while rx.recv().await.is_some() {} },
+    ));
+    let pages = counted.pages.into_inner();
+    println!(
+        "djgc listing requests: {pages} for {single} keys, {:.0} keys per request",
+        single as f64 / pages.max(1) as f64
+    );
     println!("ratio: {:.1}x the single stream", split_rate / single_rate);
     Ok(())
 }
@@ -103,4 +124,22 @@ fn time_listing(list: impl FnOnce(&SectionSink<'_>)) -> (u64, f64) {
         Listing::Error(e) => panic!("listing failed: {e}"),
     });
     (listed.into_inner(), started.elapsed().as_secs_f64())
+}
+
+/// Counts the requests of djgc's split listing.
+struct Counted<'a> {
+    store: &'a S3Store,
+    pages: AtomicU64,
+}
+
+impl PageLister for Counted<'_> {
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        token: Option<&str>,
+    ) -> Result<Page, StoreError> {
+        self.pages.fetch_add(1, Ordering::Relaxed);
+        self.store.list_page(prefix, start_after, token).await
+    }
 }
