@@ -520,24 +520,18 @@ fn an_interrupt_finishes_the_batch_in_flight_starts_no_other_and_journals_it() {
     );
 }
 
-/// An interrupt that abandons the re-read a batch waits for leaves that
-/// batch (and the rest) for the next run: not failed, not deleted, and the
-/// run stopped by the interrupt, not by the database.
-#[test]
-fn a_re_read_abandoned_on_an_interrupt_leaves_its_batch_unfailed() {
+/// Executes the plan of [`store_and_plan`] with `read` as its re-reads of
+/// the references, given the run's interrupt (for reads that raise it).
+fn execute_with_reads(
+    read: impl Fn(&Interrupt) -> crate::Result<References> + Sync,
+) -> (Slow, crate::judge::plan::Plan) {
     let (store, mut plan) = store_and_plan(std::time::Duration::ZERO);
     let interrupt = Interrupt::default();
     let control = Control {
         interrupt: interrupt.clone(),
         ..Control::default()
     };
-    let read = || {
-        // The workers have taken their first batches and wait for this
-        // read when the signal comes.
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        interrupt.request();
-        Err(crate::Error::Interrupted("reading the references".into()))
-    };
+    let read = || read(&interrupt);
     execute(
         &mut plan,
         &store,
@@ -547,6 +541,21 @@ fn a_re_read_abandoned_on_an_interrupt_leaves_its_batch_unfailed() {
         &Recorder::default(),
     )
     .unwrap();
+    (store, plan)
+}
+
+/// An interrupt that abandons the re-read a batch waits for leaves that
+/// batch (and the rest) for the next run: not failed, not deleted, and the
+/// run stopped by the interrupt, not by the database.
+#[test]
+fn a_re_read_abandoned_on_an_interrupt_leaves_its_batch_unfailed() {
+    let (store, plan) = execute_with_reads(|interrupt| {
+        // The workers have taken their first batches and wait for this
+        // read when the signal comes.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        interrupt.request();
+        Err(crate::Error::Interrupted("reading the references".into()))
+    });
     let outcome = &plan.report.outcome;
     assert_eq!(outcome.errors, 0, "{outcome:?}");
     assert_eq!(outcome.left, 5000, "{outcome:?}");
@@ -602,31 +611,16 @@ fn the_re_check_after_a_resumed_deletion_covers_the_earlier_runs_deletions() {
 /// whose database failed.
 #[test]
 fn an_interrupt_during_the_final_re_check_leaves_the_run_partial_and_unverified() {
-    let (store, mut plan) = store_and_plan(std::time::Duration::ZERO);
-    let interrupt = Interrupt::default();
-    let control = Control {
-        interrupt: interrupt.clone(),
-        ..Control::default()
-    };
     let calls = AtomicUsize::new(0);
     // The first read lets the deletion go; the next (the final re-check,
     // the deletion being quick) is cut short by a signal.
-    let read = || match calls.fetch_add(1, Ordering::SeqCst) {
+    let (_, plan) = execute_with_reads(|interrupt| match calls.fetch_add(1, Ordering::SeqCst) {
         0 => Ok(references(Vec::new()).references),
         _ => {
             interrupt.request();
             Err(crate::Error::Interrupted("reading the references".into()))
         }
-    };
-    execute(
-        &mut plan,
-        &store,
-        &OPTIONS,
-        Some(&read),
-        &control,
-        &Recorder::default(),
-    )
-    .unwrap();
+    });
     assert!(plan.report.partial);
     assert!(plan.report.outcome.unverified);
     assert!(

@@ -294,6 +294,19 @@ mod tests {
         most_in_flight: AtomicUsize,
     }
 
+    impl FakeServer {
+        fn new(keys: &[String], page_size: usize, collapse_slashes: bool) -> FakeServer {
+            FakeServer {
+                keys: keys.iter().cloned().collect(),
+                page_size,
+                requests: AtomicUsize::new(0),
+                collapse_slashes,
+                in_flight: AtomicUsize::new(0),
+                most_in_flight: AtomicUsize::new(0),
+            }
+        }
+    }
+
     impl PageLister for FakeServer {
         async fn list_page(
             &self,
@@ -381,14 +394,7 @@ mod tests {
         sections: Vec<(String, KeyRange)>,
         collapse_slashes: bool,
     ) -> Listed {
-        let server = FakeServer {
-            keys: keys.iter().cloned().collect(),
-            page_size,
-            requests: AtomicUsize::new(0),
-            collapse_slashes,
-            in_flight: AtomicUsize::new(0),
-            most_in_flight: AtomicUsize::new(0),
-        };
+        let server = FakeServer::new(keys, page_size, collapse_slashes);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
@@ -493,14 +499,7 @@ mod tests {
     #[test]
     fn a_consumer_that_stops_stops_the_requests_of_every_section() {
         let keys: Vec<String> = (0..1000).map(|i| format!("{}/{i:04}", i % 2)).collect();
-        let server = FakeServer {
-            keys: keys.iter().cloned().collect(),
-            page_size: 10,
-            requests: AtomicUsize::new(0),
-            collapse_slashes: false,
-            in_flight: AtomicUsize::new(0),
-            most_in_flight: AtomicUsize::new(0),
-        };
+        let server = FakeServer::new(&keys, 10, false);
         let sections = ["0/", "1/"]
             .map(|p| (p.to_string(), KeyRange::ALL))
             .to_vec();
