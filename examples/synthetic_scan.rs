@@ -14,7 +14,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use djgc::config::Config;
-use djgc::judge::{scan, ScanOptions};
+use djgc::judge::{scan, ReferenceSource, ScanOptions};
 use djgc::progress::Silent;
 use djgc::refs::Reader;
 use djgc::store::{
@@ -124,7 +124,8 @@ fn main() -> anyhow::Result<()> {
     };
     let started = Instant::now();
     let database = Reader::connect(&config.database, options.jobs, Default::default())?;
-    let plan = scan(&database, &spec, &store, &options, &Silent)?;
+    let references = ReferenceSource::Database(&database);
+    let plan = scan(&references, &spec, &store, &options, &Silent)?;
     let report = &plan.report;
     anyhow::ensure!(
         report.scan_errors.is_empty(),

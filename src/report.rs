@@ -188,6 +188,18 @@ pub struct ShardReport {
     /// References to the store read in each schema, held or not: what the
     /// guard checks (a shard can hold none of a schema's references).
     pub references_read_by_schema: BTreeMap<String, u64>,
+    /// The reference snapshot the shard was judged by, if not a read of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotUse>,
+}
+
+/// The reference snapshot a shard was judged by.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotUse {
+    /// Its folder, as given to `refs`.
+    pub folder: String,
+    /// When its read of the database began (RFC 3339).
+    pub taken: String,
 }
 
 /// Totals over the sections of one kind (or all).
@@ -549,6 +561,7 @@ mod tests {
                 references_held: 11,
                 reference_set_bytes: 99,
                 references_read_by_schema: [("a".to_string(), 33)].into(),
+                snapshot: None,
             }),
             ..Default::default()
         };

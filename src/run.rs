@@ -25,20 +25,23 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::act::journal::{self, Journal, PlanLock};
 use crate::act::quarantine::{self as trash, Trash};
+use crate::act::watch::{ReadReferences, MIN_STALENESS};
 use crate::act::{self, Control, DeleteOptions};
 use crate::config::{Config, StoreSpec};
 use crate::error::{Error, Result};
 use crate::interrupt::Interrupt;
 use crate::judge::inventory::Inventory;
 use crate::judge::plan::Plan;
-use crate::judge::{self, planfile, reference_query, ScanOptions};
-use crate::layout::{self, shard::Shard};
+use crate::judge::{self, planfile, reference_query, ReferenceSource, ScanOptions};
+use crate::layout;
+use crate::layout::shard::{self, Shard, ShardCuts};
 use crate::progress::{Notice, Progress};
-use crate::refs::{Reader, ReferenceQuery};
+use crate::refs::snapshot::{self, Snapshot, SnapshotHeader, MAX_SNAPSHOT_SHARDS};
+use crate::refs::{Reader, ReferenceQuery, References};
 use crate::report::Report;
 use crate::store::{self, Store};
 
@@ -162,6 +165,9 @@ pub struct ScanRequest {
     pub orphans_out: Option<PathBuf>,
     /// Write the plan here, for [`apply`].
     pub plan_out: Option<PathBuf>,
+    /// Judge by this reference snapshot ([`snapshot_references`]) instead
+    /// of reading the database; such a run may quarantine, never delete.
+    pub refs: Option<PathBuf>,
 }
 
 impl ScanRequest {
@@ -176,8 +182,21 @@ impl ScanRequest {
             run_id: None,
             orphans_out: None,
             plan_out: None,
+            refs: None,
         }
     }
+}
+
+/// What to write a reference snapshot of, and where.
+#[derive(Clone, Debug)]
+pub struct SnapshotRequest {
+    pub schemas: Schemas,
+    /// Codec names (besides object and npy) whose columns are schema-addressed.
+    pub schema_codecs: Vec<String>,
+    /// The shards the snapshot is cut into, as `--shard K/N` will name them.
+    pub shards: usize,
+    /// The new folder to write it to.
+    pub out: PathBuf,
 }
 
 /// The age under which objects are kept unless told otherwise.
@@ -298,28 +317,44 @@ pub fn collect(
 ) -> Result<Collection> {
     let started = SystemTime::now();
     disposal.check()?;
+    let snapshot = request.refs.as_deref().map(Snapshot::open).transpose()?;
+    if snapshot.is_some() && disposal.action == Action::Delete {
+        return Err(Error::Usage(
+            "`refs`: a run judged by a reference snapshot may quarantine (`quarantine`), not \
+             delete: the snapshot is older than the run, and only `djgc purge`, which reads \
+             the database afresh, deletes what it moved"
+                .to_string(),
+        ));
+    }
     let _plan_lock = match &request.plan_out {
         Some(path) => lock_plan(path, progress)?,
         None => None,
     };
-    let named = match &request.schemas {
-        Schemas::Named(names) => Some(layout::schema_names(names)?),
-        Schemas::All => None,
-    };
-    let reader = session.reader()?;
-    let schemas = match named {
-        Some(schemas) => schemas,
-        None => {
-            let found = reader.all_schemas(&session.spec, &request.schema_codecs)?;
-            for skipped in &found.skipped {
-                progress.notice(Notice::Warning(skipped));
+    let schemas = resolve_schemas(session, &request.schemas, &request.schema_codecs, progress)?;
+    let references = match &snapshot {
+        None => ReferenceSource::Database(session.reader()?),
+        Some(snapshot) => {
+            let shard = snapshot.shard(request.shard)?;
+            let cuts = snapshot.cuts_for(
+                &planfile::identity(&session.spec, &session.config.database),
+                &schemas,
+                &request.schema_codecs,
+                &layout::sections(&session.spec, &schemas)?,
+            )?;
+            ReferenceSource::Snapshot {
+                snapshot,
+                cuts,
+                shard,
             }
-            found.schemas
         }
     };
+    // A snapshot's references are as old as its read: age is judged from then.
+    let scanned_at = snapshot
+        .as_ref()
+        .map_or(started, |s| s.taken().min(started));
     let options = ScanOptions {
         schemas,
-        cutoff: cutoff(request.min_age),
+        cutoff: cutoff_at(scanned_at, request.min_age),
         jobs: session.jobs,
         schema_codecs: request.schema_codecs.clone(),
         shard: request.shard,
@@ -330,7 +365,13 @@ pub fn collect(
             .transpose()?,
         interrupt: session.interrupt.clone(),
     };
-    let mut plan = judge::scan(reader, &session.spec, session.store(), &options, progress)?;
+    let mut plan = judge::scan(
+        &references,
+        &session.spec,
+        session.store(),
+        &options,
+        progress,
+    )?;
     let query = plan_query(session, &plan, &request.schema_codecs)?;
     plan.report.run_id = request.run_id.clone();
     if let Some(path) = &request.orphans_out {
@@ -352,7 +393,11 @@ pub fn collect(
         journal: journal.as_ref(),
         earlier: Vec::new(),
     };
-    let finished = finish(session, plan, &query, disposal, &control, progress);
+    let rereads = match snapshot {
+        Some(_) => Rereads::ByPurge,
+        None => Rereads::Database(&query),
+    };
+    let finished = finish(session, plan, rereads, disposal, &control, progress);
     finished.map(|collection| collection.closed(started))
 }
 
@@ -434,7 +479,8 @@ pub fn apply(
         journal: journal.as_ref(),
         earlier: earlier_deletions,
     };
-    let mut collection = finish(session, plan, &query, disposal, &control, progress)?;
+    let rereads = Rereads::Database(&query);
+    let mut collection = finish(session, plan, rereads, disposal, &control, progress)?;
     if let (Some(mut earlier), Some((_, count))) = (earlier, done_before) {
         let report = &mut collection.report;
         report.resumed_after = count;
@@ -495,9 +541,76 @@ pub fn plan_store(plan: &std::path::Path) -> Result<String> {
 /// Objects that arrived after this are too young to judge; an age past the
 /// calendar's start keeps everything.
 fn cutoff(min_age: Duration) -> SystemTime {
-    SystemTime::now()
-        .checked_sub(min_age)
-        .unwrap_or(SystemTime::UNIX_EPOCH)
+    cutoff_at(SystemTime::now(), min_age)
+}
+
+/// The age cutoff of references read at `read`: objects that arrived
+/// after `read - min_age` are kept.
+fn cutoff_at(read: SystemTime, min_age: Duration) -> SystemTime {
+    read.checked_sub(min_age).unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+/// The schemas a request names, or with [`Schemas::All`] those the
+/// database's catalog has codec columns for this store in (the ones
+/// skipped told as warnings).
+fn resolve_schemas(
+    session: &Session,
+    schemas: &Schemas,
+    schema_codecs: &[String],
+    progress: &dyn Progress,
+) -> Result<Vec<String>> {
+    match schemas {
+        Schemas::Named(names) => layout::schema_names(names),
+        Schemas::All => {
+            let found = session
+                .reader()?
+                .all_schemas(&session.spec, schema_codecs)?;
+            for skipped in &found.skipped {
+                progress.notice(Notice::Warning(skipped));
+            }
+            Ok(found.schemas)
+        }
+    }
+}
+
+/// Writes a reference snapshot ([`crate::refs::snapshot`]): the request's
+/// references read once, cut for `request.shards` shards, so that each
+/// shard's run (`refs` in its [`ScanRequest`]) reads no row itself.
+/// Deletes nothing.
+pub fn snapshot_references(
+    session: &Session,
+    request: &SnapshotRequest,
+    progress: &dyn Progress,
+) -> Result<SnapshotHeader> {
+    let taken = SystemTime::now();
+    if !(1..=MAX_SNAPSHOT_SHARDS).contains(&request.shards) {
+        return Err(Error::Usage(format!(
+            "`shards` {} is not between 1 and {MAX_SNAPSHOT_SHARDS}",
+            request.shards
+        )));
+    }
+    let schemas = resolve_schemas(session, &request.schemas, &request.schema_codecs, progress)?;
+    let query = session.query(&schemas, &request.schema_codecs)?;
+    let reader = session.reader()?;
+    // Only schema sections need a sample to be cut, and only into shares.
+    let sample = match request.shards {
+        1 => Vec::new(),
+        _ => reader.sample_schema_paths(&query)?,
+    };
+    let cuts = ShardCuts::new(
+        query.sections.clone(),
+        shard::section_cuts(&session.spec, &query.sections, request.shards, &sample),
+        request.shards,
+    )?;
+    snapshot::take(
+        reader,
+        &query,
+        &cuts,
+        planfile::identity(&session.spec, &session.config.database),
+        taken,
+        &request.out,
+        progress,
+    )
 }
 
 /// The S3 Inventory a plan was judged from, opened again to count what the
@@ -536,7 +649,7 @@ fn plan_query(session: &Session, plan: &Plan, schema_codecs: &[String]) -> Resul
 fn finish(
     session: &Session,
     mut plan: Plan,
-    query: &ReferenceQuery,
+    rereads: Rereads<'_>,
     disposal: &Disposal,
     control: &Control<'_>,
     progress: &dyn Progress,
@@ -547,7 +660,7 @@ fn finish(
     for problem in &plan.report.scan_errors {
         progress.notice(Notice::Problem(problem));
     }
-    let verdict = dispose(session, &mut plan, query, disposal, control, progress)?;
+    let verdict = dispose(session, &mut plan, rereads, disposal, control, progress)?;
     Ok(Collection {
         report: plan.report,
         verdict,
@@ -566,12 +679,23 @@ impl Collection {
     }
 }
 
+/// How the database is read again around a disposal.
+#[derive(Clone, Copy)]
+enum Rereads<'a> {
+    /// Before (the re-check), while (the watch) and after (the audit)
+    /// disposing, by this query.
+    Database(&'a ReferenceQuery),
+    /// Not at all: a run judged by a reference snapshot, which may only
+    /// quarantine; `purge` reads the database before it deletes anything.
+    ByPurge,
+}
+
 /// Deletes or quarantines a plan's orphans after re-reading the database,
 /// or in a dry run says what the guard would object to.
 fn dispose(
     session: &Session,
     plan: &mut Plan,
-    query: &ReferenceQuery,
+    rereads: Rereads<'_>,
     disposal: &Disposal,
     control: &Control<'_>,
     progress: &dyn Progress,
@@ -595,7 +719,16 @@ fn dispose(
             &plan.report.schemas,
         )?),
     };
-    if !plan.is_blocked() {
+    let query = match rereads {
+        Rereads::Database(query) => Some(query),
+        Rereads::ByPurge if trash.is_some() => None,
+        Rereads::ByPurge => {
+            return Err(Error::Usage(
+                "only a quarantine may go without reading the database again".to_string(),
+            ))
+        }
+    };
+    if let (Some(query), false) = (query, plan.is_blocked()) {
         judge::recheck(plan, session.reader()?, query)?;
     }
     if plan.is_blocked() {
@@ -609,31 +742,34 @@ fn dispose(
         max_orphan_fraction: disposal.guard.max_orphan_fraction,
         force: disposal.guard.force,
     };
-    let reader = session.reader()?;
+    let reader = query.map(|_| session.reader()).transpose()?;
     let store = session.store();
     let warned = plan.report.warnings.len();
-    let read_live = || reader.references_for_deletion(query);
+    let read_live = query
+        .zip(reader)
+        .map(|(query, reader)| move || reader.references_for_deletion(query));
+    let live = read_live.as_ref().map(|read| read as &ReadReferences<'_>);
     let done = match &trash {
-        Some(trash) => act::quarantine(
-            plan,
-            store,
-            trash,
-            &options,
-            Some(&read_live),
-            control,
-            progress,
-        )
-        .map(|run| {
-            if let Some(header) = run {
-                progress.notice(Notice::Info(&format!(
-                    "quarantine run {} under {}/ (restore with: djgc restore {})",
-                    header.run,
-                    trash.prefix(),
-                    header.run
-                )));
-            }
-        }),
-        None => act::execute(plan, store, &options, Some(&read_live), control, progress),
+        Some(trash) => {
+            act::quarantine(plan, store, trash, &options, live, control, progress).map(|run| {
+                if let Some(header) = run {
+                    progress.notice(Notice::Info(&format!(
+                        "quarantine run {} under {}/ (restore with: djgc restore {})",
+                        header.run,
+                        trash.prefix(),
+                        header.run
+                    )));
+                    if query.is_none() {
+                        progress.notice(Notice::Info(
+                            "judged by a reference snapshot, and not checked against the \
+                             database since: `djgc purge` reads it and puts back what rows \
+                             reference before it deletes anything",
+                        ));
+                    }
+                }
+            })
+        }
+        None => act::execute(plan, store, &options, live, control, progress),
     };
     for warning in &plan.report.warnings[warned..] {
         progress.notice(Notice::Warning(warning));
@@ -714,19 +850,39 @@ pub struct PurgeRequest {
 }
 
 /// Deletes the quarantine runs older than the grace period, first putting
-/// back every object referenced again (read fresh per run).
+/// back every object referenced again.
+///
+/// One read of the database serves every manifest part (of every run) of
+/// the same schemas while it is fresh: until four times the time it took
+/// has passed since it began, and at least [`MIN_STALENESS`], the bound
+/// the watch of a deletion keeps ([`crate::act::watch`]). So the shards of
+/// a run judged by one reference snapshot are purged on about one read,
+/// and a large run no longer deletes for hours on a read made at its start.
 pub fn purge(
     session: &Session,
     request: &PurgeRequest,
     progress: &dyn Progress,
 ) -> Result<PurgeReport> {
     let trash = Trash::new(&request.trash_prefix, &session.spec, &[])?;
+    let mut latest: Option<(Vec<String>, Instant, Duration, Arc<References>)> = None;
+    let mut reads = 0u64;
     let mut references = |schemas: &[String]| {
+        let mut wanted = schemas.to_vec();
+        wanted.sort();
+        if let Some((read_for, began, took, references)) = &latest {
+            if *read_for == wanted && began.elapsed() <= (*took * 4).max(MIN_STALENESS) {
+                return Ok(references.clone());
+            }
+        }
+        let began = Instant::now();
         let query = session.query(schemas, &request.schema_codecs)?;
-        session.reader()?.references_for_deletion(&query)
+        let references = Arc::new(session.reader()?.references_for_deletion(&query)?);
+        reads += 1;
+        latest = Some((wanted, began, began.elapsed(), references.clone()));
+        Ok(references)
     };
     let mut failed = |message: String| progress.notice(Notice::Problem(&message));
-    trash::purge(
+    let mut report = trash::purge(
         session.store(),
         &trash,
         request.older_than,
@@ -734,5 +890,7 @@ pub fn purge(
         &mut references,
         !request.delete,
         &mut failed,
-    )
+    )?;
+    report.database_reads = reads;
+    Ok(report)
 }

@@ -24,7 +24,7 @@
 
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -480,6 +480,10 @@ pub struct PurgeReport {
     pub runs: Vec<String>,
     /// Runs still within the grace period.
     pub runs_kept: u64,
+    /// Reads of the database's references the purge made (one serves
+    /// every run of the same schemas while it is fresh).
+    #[serde(default)]
+    pub database_reads: u64,
     /// Quarantined objects deleted for good (or to delete).
     pub purged: u64,
     pub bytes_freed: u64,
@@ -491,7 +495,8 @@ pub struct PurgeReport {
 }
 
 /// Purges the runs older than `older_than`: each entry referenced again by
-/// now (per `references`, read fresh for the run's schemas) is put back,
+/// now (per `references`, asked for each manifest part of a run, which
+/// reads afresh or hands back a read still fresh enough) is put back,
 /// every other is deleted, then the run's manifest goes. With `dry_run`,
 /// only counts. Runs without a header (cut short before moving anything)
 /// have their manifest parts removed once past the grace period.
@@ -500,7 +505,7 @@ pub(crate) fn purge(
     trash: &Trash,
     older_than: Duration,
     now: SystemTime,
-    references: &mut dyn FnMut(&[String]) -> Result<References>,
+    references: &mut dyn FnMut(&[String]) -> Result<Arc<References>>,
     dry_run: bool,
     failed: &mut dyn FnMut(String),
 ) -> Result<PurgeReport> {
@@ -543,7 +548,7 @@ struct Purge<'a> {
     trash: &'a Trash,
     /// Runs created after this (seconds since the epoch) are kept.
     cutoff: u64,
-    references: &'a mut dyn FnMut(&[String]) -> Result<References>,
+    references: &'a mut dyn FnMut(&[String]) -> Result<Arc<References>>,
     failed: &'a mut dyn FnMut(String),
     report: PurgeReport,
 }
@@ -566,10 +571,10 @@ impl Purge<'_> {
                 store.name()
             )));
         }
-        let live = (self.references)(&header.schemas)?;
         let run_prefix = trash.run_prefix(run);
         let failures_before = failures(&self.report);
         for part in 0..header.parts {
+            let live = (self.references)(&header.schemas)?;
             let (entries, refused) =
                 trash.own_entries(&header, trash.part(store, &header, part)?, self.failed)?;
             let report = &mut self.report;

@@ -36,6 +36,7 @@ use serde_json::{Map, Value};
 use crate::error::{Error, Result};
 
 mod database;
+pub mod identity;
 mod store;
 
 pub use database::{Backend, DatabaseConfig, Tls, TlsMode, DEFAULT_DB_TIMEOUT};

@@ -33,13 +33,14 @@ use crate::error::Result;
 use crate::interrupt::Interrupt;
 use crate::judge::inventory::Inventory;
 use crate::judge::plan::{OrphanSpool, Plan};
-use crate::layout::shard::{self, Shard};
+use crate::layout::shard::{self, Shard, ShardCuts};
 use crate::layout::{self, file_name, is_content_hash_name, Section, SectionKind};
 use crate::progress::Progress;
 use crate::refs::codec::RefKind;
 use crate::refs::refset::{path_hash, RefSet};
+use crate::refs::snapshot::Snapshot;
 use crate::refs::{Reader, ReferenceQuery, References};
-use crate::report::{InventoryReport, Report, SectionStats, ShardReport};
+use crate::report::{InventoryReport, Report, SectionStats, ShardReport, SnapshotUse};
 use crate::store::{KeyRange, Listing, ObjectMeta, Store};
 
 /// Listing batches that may wait for the judge (each up to 1,024 objects).
@@ -141,28 +142,70 @@ impl Judge<'_> {
     }
 }
 
+/// Where a scan's references come from.
+pub enum ReferenceSource<'a> {
+    /// A read of the database, now.
+    Database(&'a Reader),
+    /// A shard's part of a reference snapshot, already shown to be of this
+    /// run's store and schemas, with its cuts.
+    Snapshot {
+        snapshot: &'a Snapshot,
+        cuts: ShardCuts,
+        shard: Shard,
+    },
+}
+
 /// Scans `store` for the orphans of `options.schemas`.
 pub fn scan(
-    database: &Reader,
+    references: &ReferenceSource<'_>,
     spec: &StoreSpec,
     store: &dyn Store,
     options: &ScanOptions,
     progress: &dyn Progress,
 ) -> Result<Plan> {
-    let mut query = reference_query(spec, &options.schemas, &options.schema_codecs, options.jobs)?;
-    let mut sections = query.sections.clone();
-    if let Some(shard) = options.shard.filter(|s| !s.is_whole()) {
-        let sample = database.sample_schema_paths(&query)?;
-        shard::assign_ranges(spec, &mut sections, shard, &sample);
-        query = query.limited_to(sections.clone(), Some(shard));
-    }
-    let mut plan = scan_with(
-        || database.scan(&query, progress),
-        sections,
-        store,
-        options,
-        progress,
-    )?;
+    let mut plan = match references {
+        ReferenceSource::Database(database) => {
+            let mut query =
+                reference_query(spec, &options.schemas, &options.schema_codecs, options.jobs)?;
+            let mut sections = query.sections.clone();
+            if let Some(shard) = options.shard.filter(|s| !s.is_whole()) {
+                let sample = database.sample_schema_paths(&query)?;
+                shard::assign_ranges(spec, &mut sections, shard, &sample);
+                query = query.limited_to(sections.clone(), Some(shard));
+            }
+            scan_with(
+                || database.scan(&query, progress),
+                sections,
+                store,
+                options,
+                progress,
+            )?
+        }
+        ReferenceSource::Snapshot {
+            snapshot,
+            cuts,
+            shard,
+        } => {
+            let options = ScanOptions {
+                shard: Some(*shard),
+                ..options.clone()
+            };
+            let mut plan = scan_with(
+                || snapshot.scan_of(*shard, progress),
+                cuts.sections_of(*shard),
+                store,
+                &options,
+                progress,
+            )?;
+            if let Some(report) = &mut plan.report.shard {
+                report.snapshot = Some(SnapshotUse {
+                    folder: snapshot.dir().display().to_string(),
+                    taken: humantime::format_rfc3339_millis(snapshot.taken()).to_string(),
+                });
+            }
+            plan
+        }
+    };
     // A hint only, and more requests: not after a signal.
     if !options.interrupt.requested() {
         plan.report.unscanned_schemas = unscanned_schemas(spec, store, &options.schemas);
@@ -300,6 +343,7 @@ pub fn scan_with(
                     .map(|set| set.allocated_bytes())
                     .sum(),
                 references_read_by_schema: references.read_by_schema.clone(),
+                snapshot: None,
             }),
             sections: sections.iter().map(SectionStats::of).collect(),
             dry_run: true,

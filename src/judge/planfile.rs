@@ -24,7 +24,6 @@
 //!   (references), never taken from the file;
 //! * the database is read again, as before any deletion.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::ops::ControlFlow;
@@ -35,7 +34,9 @@ use std::time::{Duration, SystemTime};
 use nohash_hasher::IntMap;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Backend, DatabaseConfig, StoreSpec};
+use crate::config::identity::identity_differences;
+pub use crate::config::identity::{identity, Identity};
+use crate::config::StoreSpec;
 use crate::error::{Error, Result};
 use crate::interrupt::Interrupt;
 use crate::judge::inventory::Inventory;
@@ -46,49 +47,6 @@ use crate::report::{Report, SectionStats};
 use crate::store::{KeyRange, Listing, Store};
 
 const FORMAT: &str = "djgc-plan/1";
-
-/// What a plan was made against, without secrets: field name → value.
-pub type Identity = BTreeMap<String, String>;
-
-/// The identity of `spec`'s store and the database holding its references.
-pub fn identity(spec: &StoreSpec, database: &DatabaseConfig) -> Identity {
-    let mut fields = vec![
-        ("store", spec.name.clone()),
-        ("protocol", spec.protocol.to_string()),
-        ("location", spec.location.clone()),
-        ("hash_prefix", spec.hash_prefix.clone()),
-        ("schema_prefix", spec.schema_prefix.clone()),
-        (
-            "partition_pattern",
-            spec.partition_pattern.clone().unwrap_or_default(),
-        ),
-        (
-            "database",
-            format!("{}://{}:{}", database.backend, database.host, database.port),
-        ),
-    ];
-    if database.backend == Backend::PostgreSql {
-        fields.push(("database_name", database.name.clone()));
-    }
-    if let Some(s3) = &spec.s3 {
-        fields.push(("endpoint", s3.endpoint.clone()));
-        fields.push(("bucket", s3.bucket.clone()));
-    }
-    if let Some(gcs) = &spec.gcs {
-        fields.push(("endpoint", gcs.emulator.clone().unwrap_or_default()));
-        fields.push(("bucket", gcs.bucket.clone()));
-    }
-    if let Some(azure) = &spec.azure {
-        let account = azure.account();
-        fields.push(("endpoint", account.endpoint.unwrap_or_default()));
-        fields.push(("account_name", account.name.unwrap_or_default()));
-        fields.push(("container", azure.container.clone()));
-    }
-    fields
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
-}
 
 /// The hash of a stored key's exact bytes: its identity when confirming,
 /// and in a plan's progress file.
@@ -310,19 +268,7 @@ pub fn check_sections(header: &PlanHeader, plan: &mut Plan, spec: &StoreSpec) ->
 /// Refuses a plan made for another store or database than `current`,
 /// naming every field that differs.
 pub fn check_identity(header: &PlanHeader, current: &Identity) -> Result<()> {
-    let keys: std::collections::BTreeSet<&String> =
-        header.identity.keys().chain(current.keys()).collect();
-    let differences: Vec<String> = keys
-        .into_iter()
-        .filter(|k| header.identity.get(*k) != current.get(*k))
-        .map(|k| {
-            format!(
-                "{k}: plan {:?}, config {:?}",
-                header.identity.get(k).map_or("", String::as_str),
-                current.get(k).map_or("", String::as_str)
-            )
-        })
-        .collect();
+    let differences = identity_differences(&header.identity, current, "plan");
     if differences.is_empty() {
         return Ok(());
     }
@@ -623,6 +569,7 @@ mod tests {
     use super::*;
     use crate::layout::shard::{assign_ranges, Shard};
     use crate::report::ShardReport;
+    use std::collections::BTreeMap;
 
     fn spec() -> StoreSpec {
         StoreSpec {
@@ -640,6 +587,7 @@ mod tests {
                 references_held: 0,
                 reference_set_bytes: 0,
                 references_read_by_schema: BTreeMap::new(),
+                snapshot: None,
             }),
             ..Default::default()
         };

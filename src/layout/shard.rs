@@ -149,7 +149,7 @@ impl Shard {
     }
 
     /// This shard's range between sorted `cuts` (N-1 of them).
-    fn range(&self, cuts: &[String]) -> KeyRange {
+    pub fn range(&self, cuts: &[String]) -> KeyRange {
         KeyRange {
             after: self.index.checked_sub(1).map(|i| cuts[i].clone()),
             through: cuts.get(self.index).cloned(),
@@ -193,20 +193,133 @@ pub fn assign_ranges(
     if shard.is_whole() {
         return;
     }
-    for (index, section) in sections.iter_mut().enumerate() {
-        let cuts = match section.kind {
-            SectionKind::Hash => {
-                hash_cuts(&section.prefix, spec.subfolding.as_deref(), shard.count)
-            }
+    let cuts = section_cuts(spec, sections, shard.count, sample);
+    for (section, cuts) in sections.iter_mut().zip(&cuts) {
+        section.range = shard.range(cuts);
+    }
+}
+
+/// The `count - 1` cuts of each section between `count` shards, sorted:
+/// shard `K` takes the keys after its `K-1`-th cut through its `K`-th.
+pub fn section_cuts(
+    spec: &StoreSpec,
+    sections: &[Section],
+    count: usize,
+    sample: &PathSample,
+) -> Vec<Vec<String>> {
+    sections
+        .iter()
+        .enumerate()
+        .map(|(index, section)| match section.kind {
+            SectionKind::Hash => hash_cuts(&section.prefix, spec.subfolding.as_deref(), count),
             SectionKind::Schema => {
                 let paths = sample
                     .get(index)
                     .map(|s| s.values().collect())
                     .unwrap_or_default();
-                sample_cuts(&section.prefix, paths, shard.count)
+                sample_cuts(&section.prefix, paths, count)
             }
-        };
-        section.range = shard.range(&cuts);
+        })
+        .collect()
+}
+
+/// The cuts of every shard of a collection at once, for a read that
+/// serves all of them (a reference snapshot): which shards hold a
+/// reference and which one counts it, as each shard's own read would
+/// decide ([`covers_some_range`], [`counts_reference`]), found by binary
+/// search instead of asking every shard.
+#[derive(Clone, Debug)]
+pub struct ShardCuts {
+    count: usize,
+    /// The sections, whole.
+    sections: Vec<Section>,
+    /// Each section's `count - 1` sorted cuts.
+    cuts: Vec<Vec<String>>,
+}
+
+impl ShardCuts {
+    /// Refuses cuts that are not `count - 1` sorted keys per section:
+    /// [`ShardCuts::place`] relies on their order.
+    pub fn new(sections: Vec<Section>, cuts: Vec<Vec<String>>, count: usize) -> Result<ShardCuts> {
+        Shard::new(0, count).map_err(|why| Error::Usage(format!("{count} shards: {why}")))?;
+        let fits = cuts.len() == sections.len()
+            && cuts
+                .iter()
+                .all(|c| c.len() == count - 1 && c.windows(2).all(|w| w[0] <= w[1]));
+        if !fits {
+            return Err(Error::Usage(format!(
+                "the cuts do not split {} section(s) into {count} shards in key order",
+                sections.len()
+            )));
+        }
+        Ok(ShardCuts {
+            count,
+            sections,
+            cuts,
+        })
+    }
+
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Each section's cuts, indexed like the sections.
+    pub fn cuts(&self) -> &[Vec<String>] {
+        &self.cuts
+    }
+
+    /// The sections with `shard`'s ranges, as [`assign_ranges`] sets them.
+    pub fn sections_of(&self, shard: Shard) -> Vec<Section> {
+        self.sections
+            .iter()
+            .zip(&self.cuts)
+            .map(|(section, cuts)| Section {
+                range: shard.range(cuts),
+                ..section.clone()
+            })
+            .collect()
+    }
+
+    fn range(&self, section: usize, index: usize) -> KeyRange {
+        Shard {
+            index,
+            count: self.count,
+        }
+        .range(&self.cuts[section])
+    }
+
+    /// The shards that hold a reference to `path` (left in `held`, in
+    /// order, each once), and the shard that counts it.
+    pub fn place(&self, path: &str, held: &mut Vec<usize>) -> usize {
+        held.clear();
+        for (s, section) in self.sections.iter().enumerate() {
+            let cuts = &self.cuts[s];
+            if path.starts_with(&section.prefix) {
+                // The ranges that can hold a key extending `path` run from
+                // the first whose end is not below it, while their start
+                // is below every such key.
+                let mut k = cuts.partition_point(|c| c.as_str() < path);
+                while k < self.count
+                    && (k == 0 || cuts[k - 1].as_str() < path || cuts[k - 1].starts_with(path))
+                {
+                    if self.range(s, k).meets_prefix(path) {
+                        held.push(k);
+                    }
+                    k += 1;
+                }
+            } else if section.prefix.starts_with(path) {
+                // A folder above the section (rare): whoever lists any of it.
+                held.extend(
+                    (0..self.count).filter(|&k| self.range(s, k).meets_prefix(&section.prefix)),
+                );
+            }
+        }
+        held.sort_unstable();
+        held.dedup();
+        match self.sections.iter().position(|s| s.owns(path)) {
+            Some(s) => self.cuts[s].partition_point(|c| c.as_str() < path),
+            None => 0,
+        }
     }
 }
 
@@ -429,6 +542,64 @@ mod tests {
                 }
             }
         }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// One read placing references for every shard at once gives each
+        /// shard exactly what its own read would hold, and each reference
+        /// to the one shard that would count it.
+        #[test]
+        fn placing_for_all_shards_at_once_is_each_shards_own_choice(
+            folding in proptest::option::of(proptest::collection::vec(1usize..3, 1..3)),
+            count in 1usize..7,
+            sampled in proptest::collection::vec("[a-c0-9=/]{1,8}", 0..30),
+            paths in proptest::collection::vec(
+                "(_hash/a/|_schema/a/|_schema/|_hash/b/|_sch|)[a-c2-7=/.]{0,10}", 1..40),
+        ) {
+            let store = spec(folding);
+            let whole = sections(&store, &["a".into()]).unwrap();
+            let mut sample: PathSample = vec![BTreeMap::new(), BTreeMap::new()];
+            for path in &sampled {
+                let path = format!("_schema/a/{path}");
+                sample_path(&mut sample[1], path_hash(&path), &path, 1);
+            }
+            let cuts = section_cuts(&store, &whole, count, &sample);
+            let all = ShardCuts::new(whole.clone(), cuts, count).unwrap();
+            let shards: Vec<Vec<Section>> = (0..count)
+                .map(|index| {
+                    let mut own = whole.clone();
+                    assign_ranges(&store, &mut own, Shard { index, count }, &sample);
+                    proptest::prop_assert_eq!(&own, &all.sections_of(Shard { index, count }));
+                    Ok(own)
+                })
+                .collect::<std::result::Result<_, _>>()?;
+            let mut held = Vec::new();
+            for path in &paths {
+                let counter = all.place(path, &mut held);
+                let holders: Vec<usize> =
+                    (0..count).filter(|&k| covers_some_range(&shards[k], path)).collect();
+                proptest::prop_assert_eq!(&held, &holders, "{}", path);
+                let counters: Vec<usize> = (0..count)
+                    .filter(|&k| counts_reference(&shards[k], Shard { index: k, count }, path))
+                    .collect();
+                proptest::prop_assert_eq!(vec![counter], counters, "{}", path);
+            }
+        }
+    }
+
+    #[test]
+    fn cuts_out_of_order_are_refused() {
+        let store = spec(None);
+        let whole = sections(&store, &["a".into()]).unwrap();
+        let backwards = vec![
+            vec!["_hash/a/b".to_string(), "_hash/a/a".to_string()],
+            vec!["_schema/a/a".to_string(), "_schema/a/b".to_string()],
+        ];
+        let e = ShardCuts::new(whole.clone(), backwards, 3).unwrap_err();
+        assert!(e.to_string().contains("key order"), "{e}");
+        assert!(ShardCuts::new(whole.clone(), vec![vec![], vec![]], 3).is_err());
+        assert!(ShardCuts::new(whole, vec![vec![], vec![]], 1).is_ok());
     }
 
     #[test]

@@ -18,6 +18,7 @@
 pub mod codec;
 pub mod db;
 pub mod refset;
+pub mod snapshot;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -28,7 +29,9 @@ use futures_util::stream::{self, StreamExt};
 use crate::config::{DatabaseConfig, StoreSpec};
 use crate::error::{Error, Result};
 use crate::interrupt::Interrupt;
-use crate::layout::shard::{counts_reference, covers_some_range, sample_path, PathSample, Shard};
+use crate::layout::shard::{
+    counts_reference, covers_some_range, sample_path, PathSample, Shard, ShardCuts,
+};
 use crate::layout::{Section, MANIFEST_SUFFIX};
 use crate::progress::Progress;
 use crate::refs::codec::{referenced_path, RefKind};
@@ -218,7 +221,7 @@ impl ReferenceScan {
 /// References as readers find them, duplicates and all, until every table
 /// is read.
 #[derive(Debug, Default)]
-struct Gathered {
+pub(crate) struct Gathered {
     held: ByKind<PackedSetBuilder>,
     /// The held paths this run does not count (a sharded run's), so the
     /// distinct counted ones are the held less these.
@@ -226,7 +229,7 @@ struct Gathered {
 }
 
 impl Gathered {
-    fn push(&mut self, kind: RefKind, hash: u64, counted: bool) {
+    pub(crate) fn push(&mut self, kind: RefKind, hash: u64, counted: bool) {
         self.held.get_mut(kind).push(hash);
         if !counted {
             self.uncounted.get_mut(kind).push(hash);
@@ -234,7 +237,7 @@ impl Gathered {
     }
 
     /// The sets, and the distinct paths of each that this run counts.
-    fn build(self) -> (References, ReferenceCounts) {
+    pub(crate) fn build(self) -> (References, ReferenceCounts) {
         let references = self.held.map(PackedSetBuilder::build);
         let uncounted = self.uncounted.map(|set| set.build().len());
         let counted = ReferenceCounts {
@@ -403,34 +406,25 @@ impl Reader {
         query: &ReferenceQuery,
         progress: &dyn Progress,
     ) -> Result<ReferenceScan> {
-        let db = &self.db;
         let tables = self.tables(query).await?;
-        let zeros: BTreeMap<String, u64> = query.schemas.iter().map(|s| (s.clone(), 0)).collect();
-        let shared = Mutex::new((
-            Gathered::default(),
-            ReferenceScan {
-                by_schema: zeros.clone(),
-                read_by_schema: zeros,
-                ..ReferenceScan::default()
-            },
-        ));
         let (parts, warnings) = self.parts(&tables, query).await?;
-        shared.lock().expect("reference lock").1.warnings = warnings;
-        let results: Vec<Result<()>> = stream::iter(&parts)
-            .map(|part| read_part(db, part, query, &shared, progress))
-            .buffer_unordered(query.concurrency.max(1))
-            .collect()
-            .await;
-        let (gathered, mut scan) = shared.into_inner().expect("reference lock");
-        (scan.references, scan.counted) = gathered.build();
-        scan.errors.extend(
-            results
-                .into_iter()
-                .filter_map(|r| r.err())
-                .map(|e| e.to_string()),
-        );
-        progress.references_done(scan.references.len() as u64);
-        Ok(scan)
+        let tally = Tally {
+            warnings,
+            ..Tally::new(query, 1)
+        };
+        let (gathered, tally) = read_parts(
+            &self.db,
+            &parts,
+            query,
+            &Placing::Run,
+            Gathered::default(),
+            tally,
+            progress,
+        )
+        .await;
+        let (references, counted) = gathered.build();
+        progress.references_done(references.len() as u64);
+        Ok(tally.scan_of(0, references, counted))
     }
 
     /// The codec tables of the query's schemas, every one of which must exist.
@@ -500,6 +494,33 @@ impl Reader {
         Ok((parts, warnings))
     }
 
+    /// Reads every reference of `query` once for all the shards `cuts`
+    /// split it into, handing each to the holders [`ShardCuts::place`]
+    /// names (a reference snapshot's parts).
+    pub(crate) fn read_for_shards<K: Keep>(
+        &self,
+        query: &ReferenceQuery,
+        cuts: &ShardCuts,
+        keep: K,
+        progress: &dyn Progress,
+    ) -> Result<(K, Tally)> {
+        let reading = async {
+            let tables = self.tables(query).await?;
+            let (parts, warnings) = self.parts(&tables, query).await?;
+            let tally = Tally {
+                warnings,
+                ..Tally::new(query, cuts.count())
+            };
+            let placing = Placing::Shards(cuts);
+            Ok(read_parts(&self.db, &parts, query, &placing, keep, tally, progress).await)
+        };
+        self.until_interrupted(reading).unwrap_or_else(|| {
+            Err(Error::Interrupted(
+                "reading the references for a snapshot".to_string(),
+            ))
+        })
+    }
+
     /// Samples the referenced paths of each schema section of `query.sections`
     /// ([`crate::layout::shard`] places a sharded run's cuts by them), reading only the
     /// schema-addressed columns. Rows that cannot be read are skipped here: the
@@ -557,35 +578,191 @@ impl Reader {
     }
 }
 
-async fn read_part(
+/// Where a read puts the references it finds.
+pub(crate) enum Placing<'a> {
+    /// One run's sets: the whole store's, or its query's shard's.
+    Run,
+    /// Every shard's share at once (a reference snapshot): holder `K` is
+    /// shard `K`.
+    Shards(&'a ShardCuts),
+}
+
+impl Placing<'_> {
+    /// How many holders the references are shared out among.
+    pub(crate) fn holders(&self) -> usize {
+        match self {
+            Placing::Run => 1,
+            Placing::Shards(cuts) => cuts.count(),
+        }
+    }
+
+    /// The holders that keep a reference to `path` (left in `held`), and
+    /// the one that counts it, if any; the counter is among the holders,
+    /// so that the distinct counted paths are found among the held.
+    fn place(&self, query: &ReferenceQuery, path: &str, held: &mut Vec<usize>) -> Option<usize> {
+        let counter = match self {
+            Placing::Run => {
+                held.clear();
+                let (holds, counts) = match query.shard {
+                    None => (true, true),
+                    Some(shard) => (
+                        covers_some_range(&query.sections, path),
+                        counts_reference(&query.sections, shard, path),
+                    ),
+                };
+                if holds || counts {
+                    held.push(0);
+                }
+                counts.then_some(0)
+            }
+            Placing::Shards(cuts) => Some(cuts.place(path, held)),
+        };
+        if let Some(counter) = counter.filter(|c| !held.contains(c)) {
+            let at = held.partition_point(|&k| k < counter);
+            held.insert(at, counter);
+        }
+        counter
+    }
+}
+
+/// One reference as a read hands it on.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Placed {
+    pub holder: usize,
+    pub kind: RefKind,
+    pub hash: u64,
+    /// Whether the holder counts it (see [`ReferenceScan::counted`]).
+    pub counted: bool,
+}
+
+/// What takes the references a read finds, a batch at a time.
+pub(crate) trait Keep: Send {
+    fn keep(&mut self, batch: &mut Vec<Placed>) -> Result<()>;
+}
+
+impl Keep for Gathered {
+    fn keep(&mut self, batch: &mut Vec<Placed>) -> Result<()> {
+        for placed in batch.drain(..) {
+            self.push(placed.kind, placed.hash, placed.counted);
+        }
+        Ok(())
+    }
+}
+
+/// What a read found besides the references: its figures and problems,
+/// each holder's own (by schema, odd paths) and the whole read's.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    pub values: u64,
+    pub errors: Vec<String>,
+    /// The whole read's warnings (tables read as one stream).
+    pub warnings: Vec<String>,
+    pub read_by_schema: BTreeMap<String, u64>,
+    /// Per holder: references counted by schema, and the odd paths it counts.
+    pub by_schema: Vec<BTreeMap<String, u64>>,
+    pub holder_warnings: Vec<Vec<String>>,
+}
+
+impl Tally {
+    fn new(query: &ReferenceQuery, holders: usize) -> Tally {
+        let zeros: BTreeMap<String, u64> = query.schemas.iter().map(|s| (s.clone(), 0)).collect();
+        Tally {
+            read_by_schema: zeros.clone(),
+            by_schema: vec![zeros; holders],
+            holder_warnings: vec![Vec::new(); holders],
+            ..Tally::default()
+        }
+    }
+
+    /// Holder `holder`'s scan of what the read found, with its references.
+    pub(crate) fn scan_of(
+        &self,
+        holder: usize,
+        references: References,
+        counted: ReferenceCounts,
+    ) -> ReferenceScan {
+        ReferenceScan {
+            references,
+            values: self.values,
+            counted,
+            by_schema: self.by_schema[holder].clone(),
+            read_by_schema: self.read_by_schema.clone(),
+            errors: self.errors.clone(),
+            warnings: self
+                .warnings
+                .iter()
+                .chain(&self.holder_warnings[holder])
+                .cloned()
+                .collect(),
+            interrupted: false,
+        }
+    }
+}
+
+/// Reads every part of `tables` (placed by `placing`) into `keep`.
+pub(crate) async fn read_parts<K: Keep>(
+    db: &Database,
+    parts: &[TablePart<'_>],
+    query: &ReferenceQuery,
+    placing: &Placing<'_>,
+    keep: K,
+    tally: Tally,
+    progress: &dyn Progress,
+) -> (K, Tally) {
+    let shared = Mutex::new((keep, tally));
+    let results: Vec<Result<()>> = stream::iter(parts)
+        .map(|part| read_part(db, part, query, placing, &shared, progress))
+        .buffer_unordered(query.concurrency.max(1))
+        .collect()
+        .await;
+    let (keep, mut tally) = shared.into_inner().expect("reference lock");
+    tally.errors.extend(
+        results
+            .into_iter()
+            .filter_map(|r| r.err())
+            .map(|e| e.to_string()),
+    );
+    (keep, tally)
+}
+
+async fn read_part<K: Keep>(
     db: &Database,
     part: &TablePart<'_>,
     query: &ReferenceQuery,
-    shared: &Mutex<(Gathered, ReferenceScan)>,
+    placing: &Placing<'_>,
+    shared: &Mutex<(K, Tally)>,
     progress: &dyn Progress,
 ) -> Result<()> {
     let table = part.table;
-    // Each reference with whether this run counts it.
-    let mut batch: Vec<(RefKind, u64, bool)> = Vec::with_capacity(MERGE_BATCH);
+    let columns = table.columns.len();
+    let holders = placing.holders();
+    let mut batch: Vec<Placed> = Vec::with_capacity(MERGE_BATCH);
+    let mut held: Vec<usize> = Vec::new();
     let mut errors: Vec<String> = Vec::new();
-    let mut errors_per_column = vec![0usize; table.columns.len()];
-    let mut warnings: Vec<String> = Vec::new();
-    let mut odd_per_column = vec![0usize; table.columns.len()];
+    let mut errors_per_column = vec![0usize; columns];
+    let mut warnings: Vec<(usize, String)> = Vec::new();
+    // Odd paths per holder and column, for the holders that met some.
+    let mut odd: BTreeMap<(usize, usize), usize> = BTreeMap::new();
     let mut values = 0u64;
-    let mut matched = 0u64;
+    let mut matched = vec![0u64; holders];
     let mut read = 0u64;
+    let mut failed: Option<Error> = None;
 
-    let merge = |batch: &mut Vec<(RefKind, u64, bool)>,
+    let merge = |batch: &mut Vec<Placed>,
                  errors: &mut Vec<String>,
-                 warnings: &mut Vec<String>,
-                 values: &mut u64| {
-        let (gathered, scan) = &mut *shared.lock().expect("reference lock");
-        for (kind, hash, counted) in batch.drain(..) {
-            gathered.push(kind, hash, counted);
+                 warnings: &mut Vec<(usize, String)>,
+                 values: &mut u64,
+                 failed: &mut Option<Error>| {
+        let (keep, tally) = &mut *shared.lock().expect("reference lock");
+        if let Err(e) = keep.keep(batch) {
+            failed.get_or_insert(e);
         }
-        scan.errors.append(errors);
-        scan.warnings.append(warnings);
-        scan.values += *values;
+        batch.clear();
+        tally.errors.append(errors);
+        for (holder, warning) in warnings.drain(..) {
+            tally.holder_warnings[holder].push(warning);
+        }
+        tally.values += *values;
         progress.values_read(*values);
         *values = 0;
     };
@@ -598,39 +775,42 @@ async fn read_part(
                     read += 1;
                     let key = reference.key();
                     let path: &str = &key;
-                    // A shard holds what can cover a key it lists, and
-                    // counts what is its own to count.
-                    let (held, counted) = match query.shard {
-                        None => (true, true),
-                        Some(shard) => (
-                            covers_some_range(&query.sections, path),
-                            counts_reference(&query.sections, shard, path),
-                        ),
-                    };
-                    if held || counted {
-                        batch.push((col.kind, path_hash(path), counted));
+                    let counter = placing.place(query, path, &mut held);
+                    let hash = if held.is_empty() { 0 } else { path_hash(path) };
+                    for &holder in &held {
+                        batch.push(Placed {
+                            holder,
+                            kind: col.kind,
+                            hash,
+                            counted: Some(holder) == counter,
+                        });
                     }
-                    matched += u64::from(counted);
-                    if counted
-                        && col.kind != RefKind::Other
-                        && !query
-                            .sections
-                            .iter()
-                            .any(|s| s.schema == table.schema && s.owns(path))
-                    {
-                        odd_per_column[column] += 1;
-                        if odd_per_column[column] <= ERRORS_SHOWN_PER_COLUMN {
-                            warnings.push(format!(
-                                "{}.{}.{} row {}: path {:?} is not inside the schema's \
-                                 sections of store {:?}; it protects, but is never deleted \
-                                 through",
-                                table.schema,
-                                table.name,
-                                col.name,
-                                name_row(),
-                                reference.path,
-                                query.store
-                            ));
+                    if let Some(counter) = counter {
+                        matched[counter] += 1;
+                        let odd_path = col.kind != RefKind::Other
+                            && !query
+                                .sections
+                                .iter()
+                                .any(|s| s.schema == table.schema && s.owns(path));
+                        if odd_path {
+                            let seen = odd.entry((counter, column)).or_default();
+                            *seen += 1;
+                            if *seen <= ERRORS_SHOWN_PER_COLUMN {
+                                warnings.push((
+                                    counter,
+                                    format!(
+                                        "{}.{}.{} row {}: path {:?} is not inside the schema's \
+                                         sections of store {:?}; it protects, but is never \
+                                         deleted through",
+                                        table.schema,
+                                        table.name,
+                                        col.name,
+                                        name_row(),
+                                        reference.path,
+                                        query.store
+                                    ),
+                                ));
+                            }
                         }
                     }
                 }
@@ -653,8 +833,14 @@ async fn read_part(
             }
         }
         values += 1;
-        if values as usize >= MERGE_BATCH {
-            merge(&mut batch, &mut errors, &mut warnings, &mut values);
+        if values as usize >= MERGE_BATCH || batch.len() >= MERGE_BATCH {
+            merge(
+                &mut batch,
+                &mut errors,
+                &mut warnings,
+                &mut values,
+                &mut failed,
+            );
         }
     };
     let outcome = db.read_values(part, &mut visit).await;
@@ -669,22 +855,39 @@ async fn read_part(
             ));
         }
     }
-    for (col, count) in table.columns.iter().zip(&odd_per_column) {
+    for (&(holder, column), count) in &odd {
         if *count > ERRORS_SHOWN_PER_COLUMN {
-            warnings.push(format!(
-                "{}.{}.{}: {} more paths outside the schema's sections",
-                table.schema,
-                table.name,
-                col.name,
-                count - ERRORS_SHOWN_PER_COLUMN
+            warnings.push((
+                holder,
+                format!(
+                    "{}.{}.{}: {} more paths outside the schema's sections",
+                    table.schema,
+                    table.name,
+                    table.columns[column].name,
+                    count - ERRORS_SHOWN_PER_COLUMN
+                ),
             ));
         }
     }
-    merge(&mut batch, &mut errors, &mut warnings, &mut values);
-    let (_, scan) = &mut *shared.lock().expect("reference lock");
-    *scan.by_schema.entry(table.schema.clone()).or_default() += matched;
-    *scan.read_by_schema.entry(table.schema.clone()).or_default() += read;
-    outcome
+    merge(
+        &mut batch,
+        &mut errors,
+        &mut warnings,
+        &mut values,
+        &mut failed,
+    );
+    let (_, tally) = &mut *shared.lock().expect("reference lock");
+    for (by_schema, matched) in tally.by_schema.iter_mut().zip(matched) {
+        *by_schema.entry(table.schema.clone()).or_default() += matched;
+    }
+    *tally
+        .read_by_schema
+        .entry(table.schema.clone())
+        .or_default() += read;
+    match failed {
+        Some(e) => Err(e),
+        None => outcome,
+    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ mod db_faults;
 mod inventory;
 mod recheck;
 mod reference_reads;
+mod refs_snapshot;
 mod s3_faults;
 mod safety;
 mod shard;

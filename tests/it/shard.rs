@@ -14,7 +14,7 @@ use djgc::fixture::FixtureSpec;
 use serde_json::Value;
 
 /// A fixture big enough that every one of 8 shards has work in every section.
-fn fixture(schema: &str) -> FixtureSpec {
+pub(crate) fn fixture(schema: &str) -> FixtureSpec {
     FixtureSpec {
         hash_rows: 600,
         npy_rows: 400,
@@ -52,7 +52,12 @@ fn shard_source(index: usize, count: usize) -> (Vec<String>, Vec<(String, String
 /// Runs `args` as `count` shards at once, each with `--report` and
 /// `--orphans-out` files named after it, as one run (its id: `label`);
 /// returns their paths.
-fn run_shards(dir: &Path, count: usize, args: &[&str], label: &str) -> Vec<(String, String)> {
+pub(crate) fn run_shards(
+    dir: &Path,
+    count: usize,
+    args: &[&str],
+    label: &str,
+) -> Vec<(String, String)> {
     let files: Vec<(String, String)> = (0..count)
         .map(|k| {
             let name = |what: &str| {
@@ -91,7 +96,7 @@ fn run_shards(dir: &Path, count: usize, args: &[&str], label: &str) -> Vec<(Stri
 }
 
 /// A report without what differs between runs of the same work.
-fn comparable(mut report: Value) -> Value {
+pub(crate) fn comparable(mut report: Value) -> Value {
     let object = report.as_object_mut().unwrap();
     for changing in ["seconds", "started", "finished", "run_id"] {
         object.remove(changing);
@@ -99,7 +104,7 @@ fn comparable(mut report: Value) -> Value {
     report
 }
 
-fn merged(env: &Env, files: &[(String, String)]) -> Value {
+pub(crate) fn merged(env: &Env, files: &[(String, String)]) -> Value {
     let mut args = vec!["merge-reports"];
     args.extend(files.iter().map(|(report, _)| report.as_str()));
     let out = env.djgc(&args);

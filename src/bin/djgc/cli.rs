@@ -16,6 +16,7 @@ use djgc::layout::shard::Shard;
 use djgc::layout::{SectionKind, DEFAULT_TRASH_PREFIX};
 use djgc::run::{
     Action, ApplyRequest, Disposal, Guard, PurgeRequest, ScanRequest, Schemas, SessionOptions,
+    SnapshotRequest,
 };
 
 use crate::status::LogFormat;
@@ -60,6 +61,7 @@ impl Command {
             Command::Collect(args) => output(&args.scan.output),
             Command::Apply(args) => output(&args.output),
             Command::Ls(_) => Some((false, false)),
+            Command::Refs(RefsCommand::Snapshot(_)) => Some((false, false)),
             _ => None,
         }
     }
@@ -90,6 +92,10 @@ pub enum Command {
     /// object referenced again; a dry run unless --delete.
     #[command(after_help = "Example: djgc purge --older-than 7d --delete")]
     Purge(PurgeArgs),
+    /// Reference snapshots: the references of a sharded run read once, for
+    /// every shard.
+    #[command(subcommand)]
+    Refs(RefsCommand),
     /// Add up the --report files of the shards of one run into one report of
     /// the same shape (JSON).
     #[command(
@@ -112,6 +118,45 @@ pub enum Command {
         #[arg(value_name = "SHELL")]
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Subcommand)]
+pub enum RefsCommand {
+    /// Read SCHEMA...'s references once and write them to a new folder DIR,
+    /// cut for N shards; then each shard's `scan`/`collect --refs DIR
+    /// --shard K/N` reads its part instead of the database (and may only
+    /// quarantine: `purge` reads the database before deleting).
+    #[command(
+        after_help = "Example: djgc refs snapshot lab_ephys --shards 8 --out /scratch/gc/refs-0612"
+    )]
+    Snapshot(SnapshotArgs),
+}
+
+#[derive(Args)]
+pub struct SnapshotArgs {
+    /// Schemas to read (databases on MySQL, schemas on PostgreSQL).
+    #[arg(value_name = "SCHEMA")]
+    pub schemas: Vec<String>,
+    /// Every schema in the database with codec columns for the store.
+    #[arg(long, conflicts_with = "schemas")]
+    pub all_schemas: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub work: WorkArgs,
+    /// The shards the collection is split into (the N of --shard K/N).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub shards: usize,
+    /// The folder to write, which must not exist yet (on a file system every
+    /// shard's task can read).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Codec names (besides object and npy) whose columns are schema-addressed.
+    #[arg(long = "schema-codec", value_name = "NAME")]
+    pub schema_codecs: Vec<String>,
+    /// Print what was written as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]
@@ -217,6 +262,11 @@ pub struct ScanArgs {
     /// each orphan is confirmed with HEAD before it is deleted.
     #[arg(long, value_name = "MANIFEST")]
     pub inventory: Option<String>,
+    /// Judge by this reference snapshot (`djgc refs snapshot`) instead of
+    /// reading the database: with --delete only --quarantine, as `purge`
+    /// re-reads the database before anything is deleted.
+    #[arg(long, value_name = "DIR")]
+    pub refs: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -405,19 +455,21 @@ impl WorkArgs {
     }
 }
 
+/// The schemas named, or `--all-schemas`; neither is an error.
+fn schemas(names: &[String], all: bool) -> Result<Schemas, Error> {
+    match (all, names.is_empty()) {
+        (true, _) => Ok(Schemas::All),
+        (false, false) => Ok(Schemas::Named(names.to_vec())),
+        (false, true) => Err(Error::Usage(
+            "At least one schema must be provided (or --all-schemas)".to_string(),
+        )),
+    }
+}
+
 impl ScanArgs {
     pub fn request(&self) -> Result<ScanRequest, Error> {
-        let schemas = match (self.all_schemas, self.schemas.is_empty()) {
-            (true, _) => Schemas::All,
-            (false, false) => Schemas::Named(self.schemas.clone()),
-            (false, true) => {
-                return Err(Error::Usage(
-                    "At least one schema must be provided (or --all-schemas)".to_string(),
-                ))
-            }
-        };
         Ok(ScanRequest {
-            schemas,
+            schemas: schemas(&self.schemas, self.all_schemas)?,
             min_age: duration(&self.min_age, "--min-age")?,
             schema_codecs: self.schema_codecs.clone(),
             shard: self.shard.resolve()?,
@@ -425,6 +477,18 @@ impl ScanArgs {
             run_id: self.shard.run_id(),
             orphans_out: self.orphans_out.clone(),
             plan_out: self.plan.clone(),
+            refs: self.refs.clone(),
+        })
+    }
+}
+
+impl SnapshotArgs {
+    pub fn request(&self) -> Result<SnapshotRequest, Error> {
+        Ok(SnapshotRequest {
+            schemas: schemas(&self.schemas, self.all_schemas)?,
+            schema_codecs: self.schema_codecs.clone(),
+            shards: self.shards,
+            out: self.out.clone(),
         })
     }
 }
@@ -500,8 +564,11 @@ const FLAGS: &[(&str, &str)] = &[
     ("list_concurrency", "--list-concurrency"),
     ("max_orphan_fraction", "--max-orphan-fraction"),
     ("min_age", "--min-age"),
+    ("quarantine", "--quarantine"),
+    ("refs", "--refs"),
     ("run_id", "--run-id"),
     ("shard", "--shard"),
+    ("shards", "--shards"),
     ("store", "--store"),
     ("trash_prefix", "--trash-prefix"),
 ];
@@ -558,6 +625,7 @@ mod tests {
         assert_eq!(flagged("`shard` K/N, `jobs`"), "--shard K/N, --jobs");
         let flags: Vec<String> = Cli::command()
             .get_subcommands()
+            .flat_map(|c| std::iter::once(c).chain(c.get_subcommands()))
             .flat_map(|c| {
                 c.get_arguments()
                     .map(|a| a.get_id().to_string())

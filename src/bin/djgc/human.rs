@@ -11,6 +11,7 @@ use indicatif::{HumanBytes, HumanCount, HumanDuration};
 
 use djgc::config::{Config, StoreSpec};
 use djgc::layout::SectionKind;
+use djgc::refs::snapshot::SnapshotHeader;
 use djgc::report::Report;
 use djgc::run::{PurgeReport, RestoreOutcome};
 use djgc::store::ListingCount;
@@ -195,6 +196,55 @@ pub fn purged(report: &PurgeReport, older_than: &str, json: bool) {
         if report.dry_run { "to purge" } else { "purged" },
         report.rescued.restored + report.rescued.already_in_place,
         report.runs_kept
+    );
+}
+
+/// What `refs snapshot` wrote: one line (and its warnings), or with
+/// `json` one JSON object.
+pub fn snapshot(header: &SnapshotHeader, folder: &std::path::Path, json: bool) {
+    let taken = humantime::format_rfc3339_millis(
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(header.taken_ms),
+    )
+    .to_string();
+    let read: u64 = header.read_by_schema.values().sum();
+    let entries: Vec<u64> = header.parts.iter().map(|p| p.entries).collect();
+    if json {
+        let line = serde_json::json!({
+            "folder": folder.display().to_string(),
+            "taken": taken,
+            "schemas": header.schemas,
+            "shards": header.shards,
+            "values": header.values,
+            "references_read": read,
+            "part_entries": entries,
+            "errors": header.errors,
+            "warnings": header.warnings,
+        });
+        println!("{line}");
+        return;
+    }
+    for warning in header
+        .warnings
+        .iter()
+        .chain(header.parts.iter().flat_map(|p| &p.warnings))
+    {
+        println!("warning: {warning}");
+    }
+    let (least, most) = (
+        entries.iter().min().copied().unwrap_or(0),
+        entries.iter().max().copied().unwrap_or(0),
+    );
+    println!(
+        "djgc: reference snapshot of {} written to {} (read from {taken}, {} shard(s)): {read} \
+         references in {} values; each part holds {least} to {most}{}",
+        header.schemas.join(", "),
+        folder.display(),
+        header.shards,
+        header.values,
+        match header.errors.len() {
+            0 => String::new(),
+            n => format!("; {n} problem(s): shards judged by it refuse to quarantine"),
+        }
     );
 }
 

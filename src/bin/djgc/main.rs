@@ -86,6 +86,7 @@ fn main() -> ExitCode {
             Ok(failed_if(outcome.conflicts + outcome.errors > 0))
         }),
         Command::Purge(args) => purge(&cli, args, &console),
+        Command::Refs(cli::RefsCommand::Snapshot(args)) => snapshot(&cli, args, &console),
         Command::MergeReports(args) => merge_reports(args),
         Command::Ls(args) => ls(&cli, args, &console),
         Command::Config(args) => cli.load_config().map(|config| {
@@ -201,6 +202,23 @@ fn purge(cli: &Cli, args: &cli::PurgeArgs, console: &Console) -> Result<Exit, Er
     human::purged(&report, &args.older_than, args.json);
     let failed = report.errors + report.rescued.errors + report.rescued.conflicts;
     Ok(failed_if(failed > 0))
+}
+
+/// `refs snapshot SCHEMA... --out DIR`: exit 3 when the read met problems
+/// (the snapshot is written, and every shard judged by it refuses).
+fn snapshot(cli: &Cli, args: &cli::SnapshotArgs, console: &Console) -> Result<Exit, Error> {
+    let request = args.request()?;
+    let session = session(cli, args.store.store.as_deref(), Some(&args.work))?;
+    let header = run::snapshot_references(&session, &request, console)?;
+    console.finish();
+    for problem in &header.errors {
+        console.error(problem);
+    }
+    human::snapshot(&header, &request.out, args.json);
+    Ok(match header.errors.is_empty() {
+        true => Exit::Clean,
+        false => Exit::Refused,
+    })
 }
 
 /// `ls [STORE]`.
