@@ -18,6 +18,11 @@
 //! - **audit**: a last read after deleting reports any object lost to a
 //!   row written meanwhile.
 //!
+//! A run judged by a reference snapshot (`refs` in its [`ScanRequest`]) may
+//! only quarantine, and makes none of the reads: it has no fresh read to
+//! delete by, so deleting is left to [`purge`], which reads the database
+//! before it deletes anything ([`crate::refs::snapshot`] says why).
+//!
 //! Nothing else in the library deletes a plan's orphans, so a caller cannot
 //! leave a step out. A [`Session`] holds what one run works on: the
 //! configuration, the store, and one database connection (one runtime, one
