@@ -18,7 +18,9 @@
 //! 4. `act` deletes a plan's orphans, or moves them into quarantine,
 //!    re-reading the references while it works; only [`run`]'s entry points
 //!    call it, after confirming the plan, the guard and a fresh re-check;
-//! 5. [`report`] holds the numbers, in dj.gc's vocabulary.
+//! 5. [`report`] holds the numbers, in dj.gc's vocabulary;
+//! 6. [`check`] asks the other half of the question with the same passes:
+//!    which rows reference objects that are missing or incomplete.
 //!
 //! Safety invariants: nothing is judged before the reference sets are
 //! complete; any problem in reading references or listing blocks deletion;
@@ -26,6 +28,7 @@
 //! every deletion is preceded by a fresh read of the references.
 
 pub(crate) mod act;
+pub mod check;
 pub mod config;
 pub mod error;
 #[cfg(feature = "fixture")]
@@ -63,6 +66,7 @@ mod tests {
         "report",
         "refs",
         "judge",
+        "check",
         "act",
         "run",
         "fixture",

@@ -36,6 +36,7 @@ use crate::act::journal::{self, Journal, PlanLock};
 use crate::act::quarantine::{self as trash, Trash};
 use crate::act::watch::{ReadReferences, MIN_STALENESS};
 use crate::act::{self, Control, DeleteOptions};
+use crate::check::{CheckReport, DamagedRow};
 use crate::config::{Config, StoreSpec};
 use crate::error::{Error, Result};
 use crate::interrupt::Interrupt;
@@ -190,6 +191,14 @@ impl ScanRequest {
             refs: None,
         }
     }
+}
+
+/// What to check ([`check`]).
+#[derive(Clone, Debug)]
+pub struct CheckRequest {
+    pub schemas: Schemas,
+    /// Codec names (besides object and npy) whose columns are schema-addressed.
+    pub schema_codecs: Vec<String>,
 }
 
 /// What to write a reference snapshot of, and where.
@@ -576,6 +585,29 @@ fn resolve_schemas(
             Ok(found.schemas)
         }
     }
+}
+
+/// Finds the rows of the request's schemas whose objects are missing,
+/// of another size, or (folders) empty, without their manifest or missing
+/// a file it lists ([`crate::check`]), handing each to `damaged` as it is
+/// found. Reads and lists only; changes nothing.
+pub fn check(
+    session: &Session,
+    request: &CheckRequest,
+    progress: &dyn Progress,
+    damaged: &mut (dyn FnMut(DamagedRow) + Send),
+) -> Result<CheckReport> {
+    let schemas = resolve_schemas(session, &request.schemas, &request.schema_codecs, progress)?;
+    let query = session.query(&schemas, &request.schema_codecs)?;
+    crate::check::check(
+        session.reader()?,
+        &query,
+        session.store(),
+        session.jobs,
+        &session.interrupt,
+        progress,
+        damaged,
+    )
 }
 
 /// Writes a reference snapshot ([`crate::refs::snapshot`]): the request's

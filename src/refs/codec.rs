@@ -85,6 +85,11 @@ pub struct Reference<'a> {
     /// its manifest, else 1. Only an estimate (it weighs a sharded run's
     /// cuts), so a missing or odd `item_count` counts as 1.
     pub files: u64,
+    /// The object's size in bytes, as the row records it (hash-addressed
+    /// objects and single files; a folder's is the sum of its files).
+    pub size: Option<u64>,
+    /// Whether the row says the object is a folder (`is_dir`).
+    pub is_dir: bool,
 }
 
 impl Reference<'_> {
@@ -112,6 +117,10 @@ struct Metadata<'a> {
     store: Option<Cow<'a, str>>,
     #[serde(default)]
     item_count: Option<serde_json::Value>,
+    #[serde(default)]
+    size: Option<serde_json::Value>,
+    #[serde(default)]
+    is_dir: Option<serde_json::Value>,
 }
 
 /// What a stored JSON value references. JSON that is not an object (or an
@@ -131,6 +140,8 @@ pub fn referenced_path(json: &str) -> Result<Option<Reference<'_>>, serde_json::
         path,
         store: meta.store,
         files,
+        size: meta.size.as_ref().and_then(serde_json::Value::as_u64),
+        is_dir: meta.is_dir.as_ref().and_then(serde_json::Value::as_bool) == Some(true),
     }))
 }
 
@@ -191,6 +202,7 @@ mod tests {
         );
         assert!(r.is_for("main", false));
         assert!(!r.is_for("other", true));
+        assert_eq!((r.size, r.is_dir), (Some(28), false));
 
         let r = referenced_path(r#"{"path": "_schema/a/t/id=1/f_x", "store": null}"#)
             .unwrap()
@@ -198,7 +210,8 @@ mod tests {
         assert!(r.is_for("main", true) && !r.is_for("main", false));
         assert_eq!(r.files, 1);
         let folder = r#"{"path": "_schema/a/t/id=1/f_x", "is_dir": true, "item_count": 4}"#;
-        assert_eq!(referenced_path(folder).unwrap().unwrap().files, 5);
+        let folder = referenced_path(folder).unwrap().unwrap();
+        assert_eq!((folder.files, folder.size, folder.is_dir), (5, None, true));
         let odd = r#"{"path": "_schema/a/t/id=1/f_x", "item_count": "many"}"#;
         assert_eq!(referenced_path(odd).unwrap().unwrap().files, 1);
 

@@ -504,19 +504,91 @@ impl Reader {
         keep: K,
         progress: &dyn Progress,
     ) -> Result<(K, Tally)> {
-        let reading = async {
+        self.read_placed(query, &Placing::Shards(cuts), keep, progress)
+            .unwrap_or_else(|| {
+                Err(Error::Interrupted(
+                    "reading the references for a snapshot".to_string(),
+                ))
+            })
+    }
+
+    /// Reads every reference of `query` with what it expects of its object
+    /// ([`Expect`]), for `check`.
+    pub(crate) fn read_expectations<K: Keep>(
+        &self,
+        query: &ReferenceQuery,
+        keep: K,
+        progress: &dyn Progress,
+    ) -> Result<(K, Tally)> {
+        self.read_placed(query, &Placing::Check, keep, progress)
+            .unwrap_or_else(|| Err(Error::Interrupted("reading the references".to_string())))
+    }
+
+    /// Reads every reference of `query` into `keep` as `placing` places
+    /// them; `None` when the read was abandoned on the interrupt.
+    fn read_placed<K: Keep>(
+        &self,
+        query: &ReferenceQuery,
+        placing: &Placing<'_>,
+        keep: K,
+        progress: &dyn Progress,
+    ) -> Option<Result<(K, Tally)>> {
+        self.until_interrupted(async {
             let tables = self.tables(query).await?;
             let (parts, warnings) = self.parts(&tables, query).await?;
             let tally = Tally {
                 warnings,
-                ..Tally::new(query, cuts.count())
+                ..Tally::new(query, placing.holders())
             };
-            let placing = Placing::Shards(cuts);
-            Ok(read_parts(&self.db, &parts, query, &placing, keep, tally, progress).await)
+            Ok(read_parts(&self.db, &parts, query, placing, keep, tally, progress).await)
+        })
+    }
+
+    /// Hands `found` every row value of `query` whose referenced path
+    /// (its [`path_hash`]) `wanted` accepts: what names a damaged object's
+    /// rows after `check` has found the damage, reading the tables once
+    /// more. Values that cannot be read are passed over (the first read
+    /// reported them).
+    pub(crate) fn rows_referencing(
+        &self,
+        query: &ReferenceQuery,
+        wanted: &(dyn Fn(u64) -> bool + Sync),
+        found: &mut (dyn FnMut(RowReference) + Send),
+    ) -> Result<()> {
+        let found = Mutex::new(found);
+        let reading = async {
+            let tables = self.tables(query).await?;
+            let (parts, _) = self.parts(&tables, query).await?;
+            let results: Vec<Result<()>> = stream::iter(&parts)
+                .map(|part| async {
+                    let table = part.table;
+                    let mut visit = |column: usize, value: &str, name_row: &dyn Fn() -> String| {
+                        let Ok(Some(reference)) = referenced_path(value) else {
+                            return;
+                        };
+                        if !reference.is_for(&query.store, query.store_is_default) {
+                            return;
+                        }
+                        if wanted(path_hash(&reference.key())) {
+                            (found.lock().expect("rows lock"))(RowReference {
+                                schema: table.schema.clone(),
+                                table: table.name.clone(),
+                                column: table.columns[column].name.clone(),
+                                key: name_row(),
+                                path: reference.path.to_string(),
+                            });
+                        }
+                    };
+                    self.db.read_values(part, &mut visit).await
+                })
+                .buffer_unordered(query.concurrency.max(1))
+                .collect()
+                .await;
+            results.into_iter().collect::<Result<Vec<()>>>().map(drop)
         };
         self.until_interrupted(reading).unwrap_or_else(|| {
             Err(Error::Interrupted(
-                "reading the references for a snapshot".to_string(),
+                "reading the rows of the damaged objects".to_string(),
             ))
         })
     }
@@ -585,13 +657,16 @@ pub(crate) enum Placing<'a> {
     /// Every shard's share at once (a reference snapshot): holder `K` is
     /// shard `K`.
     Shards(&'a ShardCuts),
+    /// One run's references with what each expects of its object
+    /// ([`Expect`], for `check`).
+    Check,
 }
 
 impl Placing<'_> {
     /// How many holders the references are shared out among.
     pub(crate) fn holders(&self) -> usize {
         match self {
-            Placing::Run => 1,
+            Placing::Run | Placing::Check => 1,
             Placing::Shards(cuts) => cuts.count(),
         }
     }
@@ -601,7 +676,7 @@ impl Placing<'_> {
     /// so that the distinct counted paths are found among the held.
     fn place(&self, query: &ReferenceQuery, path: &str, held: &mut Vec<usize>) -> Option<usize> {
         let counter = match self {
-            Placing::Run => {
+            Placing::Run | Placing::Check => {
                 held.clear();
                 let (holds, counts) = match query.shard {
                     None => (true, true),
@@ -625,6 +700,19 @@ impl Placing<'_> {
     }
 }
 
+/// A row value that references a path, as [`Reader::rows_referencing`]
+/// finds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowReference {
+    pub schema: String,
+    pub table: String,
+    pub column: String,
+    /// The row's primary key, `name=value, ...`.
+    pub key: String,
+    /// The path as the row writes it.
+    pub path: String,
+}
+
 /// One reference as a read hands it on.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Placed {
@@ -633,6 +721,18 @@ pub(crate) struct Placed {
     pub hash: u64,
     /// Whether the holder counts it (see [`ReferenceScan::counted`]).
     pub counted: bool,
+    /// What it expects of its object (only when [`Placing::Check`]).
+    pub expect: Expect,
+}
+
+/// What a reference says of its object: its size, whether it is a folder,
+/// and whether it lies in a section the run lists (where it can be looked
+/// for at all).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Expect {
+    pub size: Option<u64>,
+    pub folder: bool,
+    pub listed: bool,
 }
 
 /// What takes the references a read finds, a batch at a time.
@@ -777,12 +877,21 @@ async fn read_part<K: Keep>(
                     let path: &str = &key;
                     let counter = placing.place(query, path, &mut held);
                     let hash = if held.is_empty() { 0 } else { path_hash(path) };
+                    let expect = match placing {
+                        Placing::Check => Expect {
+                            size: reference.size,
+                            folder: reference.is_dir,
+                            listed: query.sections.iter().any(|s| s.owns(path)),
+                        },
+                        _ => Expect::default(),
+                    };
                     for &holder in &held {
                         batch.push(Placed {
                             holder,
                             kind: col.kind,
                             hash,
                             counted: Some(holder) == counter,
+                            expect,
                         });
                     }
                     if let Some(counter) = counter {

@@ -5,6 +5,7 @@
 
 mod common;
 
+mod check;
 mod cli;
 mod cloud_faults;
 mod collect;

@@ -15,8 +15,8 @@ use djgc::error::Error;
 use djgc::layout::shard::Shard;
 use djgc::layout::{SectionKind, DEFAULT_TRASH_PREFIX};
 use djgc::run::{
-    Action, ApplyRequest, Disposal, Guard, PurgeRequest, ScanRequest, Schemas, SessionOptions,
-    SnapshotRequest,
+    Action, ApplyRequest, CheckRequest, Disposal, Guard, PurgeRequest, ScanRequest, Schemas,
+    SessionOptions, SnapshotRequest,
 };
 
 use crate::status::LogFormat;
@@ -62,6 +62,7 @@ impl Command {
             Command::Apply(args) => output(&args.output),
             Command::Ls(_) => Some((false, false)),
             Command::Refs(RefsCommand::Snapshot(_)) => Some((false, false)),
+            Command::Check(args) => Some((false, args.quiet)),
             _ => None,
         }
     }
@@ -92,6 +93,13 @@ pub enum Command {
     /// object referenced again; a dry run unless --delete.
     #[command(after_help = "Example: djgc purge --older-than 7d --delete")]
     Purge(PurgeArgs),
+    /// Report the rows of SCHEMA... whose objects are missing, of another
+    /// size, or (folders) empty, without their manifest or missing a file
+    /// it lists; exit 1 if any. Reads only.
+    #[command(
+        after_help = "Example: djgc check lab_ephys --report damaged.json   (exit 0: every object is there)"
+    )]
+    Check(CheckArgs),
     /// Reference snapshots: the references of a sharded run read once, for
     /// every shard.
     #[command(subcommand)]
@@ -118,6 +126,42 @@ pub enum Command {
         #[arg(value_name = "SHELL")]
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Args)]
+pub struct CheckArgs {
+    /// Schemas to check (databases on MySQL, schemas on PostgreSQL).
+    #[arg(value_name = "SCHEMA")]
+    pub schemas: Vec<String>,
+    /// Every schema in the database with codec columns for the store.
+    #[arg(long, conflicts_with = "schemas")]
+    pub all_schemas: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub work: WorkArgs,
+    /// Codec names (besides object and npy) whose columns are schema-addressed.
+    #[arg(long = "schema-codec", value_name = "NAME")]
+    pub schema_codecs: Vec<String>,
+    /// Print the report as one JSON object on stdout (the damaged rows
+    /// under "damaged_rows", streamed as they are found).
+    #[arg(long)]
+    pub json: bool,
+    /// Print only the totals (errors are still printed).
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Also write the report (the --json object) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}
+
+impl CheckArgs {
+    pub fn request(&self) -> Result<CheckRequest, Error> {
+        Ok(CheckRequest {
+            schemas: schemas(&self.schemas, self.all_schemas)?,
+            schema_codecs: self.schema_codecs.clone(),
+        })
+    }
 }
 
 #[derive(Subcommand)]

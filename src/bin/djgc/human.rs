@@ -4,12 +4,15 @@
 //! JSON for scripts.
 
 use std::fmt::Write;
-use std::path::PathBuf;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use indicatif::{HumanBytes, HumanCount, HumanDuration};
 
+use djgc::check::{CheckReport, DamagedRow, Problem};
 use djgc::config::{Config, StoreSpec};
+use djgc::error::Error;
 use djgc::layout::SectionKind;
 use djgc::refs::snapshot::SnapshotHeader;
 use djgc::report::Report;
@@ -246,6 +249,166 @@ pub fn snapshot(header: &SnapshotHeader, folder: &std::path::Path, json: bool) {
             n => format!("; {n} problem(s): shards judged by it refuse to quarantine"),
         }
     );
+}
+
+/// `check`'s output, written as the damaged rows come: a line each, or
+/// the JSON object (on stdout with `json`, and in the `--report` file)
+/// whose `damaged_rows` array is streamed, the totals after it. The file
+/// is written beside its path and renamed over it at the end, so a reader
+/// never sees half a report.
+pub struct CheckOutput {
+    json: bool,
+    quiet: bool,
+    file: Option<(PathBuf, std::io::BufWriter<tempfile::NamedTempFile>)>,
+    rows: u64,
+    failed: Option<std::io::Error>,
+}
+
+const DAMAGED_ROWS_OPEN: &str = "{\"damaged_rows\":[";
+
+impl CheckOutput {
+    pub fn new(json: bool, quiet: bool, report: Option<&Path>) -> Result<CheckOutput, Error> {
+        let file = match report {
+            Some(path) => {
+                let io = |e| Error::Usage(format!("{}: {e}", path.display()));
+                let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+                let temp =
+                    tempfile::NamedTempFile::new_in(dir.unwrap_or(Path::new("."))).map_err(io)?;
+                let mut out = std::io::BufWriter::new(temp);
+                out.write_all(DAMAGED_ROWS_OPEN.as_bytes()).map_err(io)?;
+                Some((path.to_path_buf(), out))
+            }
+            None => None,
+        };
+        Ok(CheckOutput {
+            json,
+            quiet,
+            file,
+            rows: 0,
+            failed: None,
+        })
+    }
+
+    pub fn row(&mut self, row: &DamagedRow) {
+        let line = serde_json::to_string(row).expect("serialises");
+        let separator = match self.rows {
+            0 => "",
+            _ => ",",
+        };
+        if self.json {
+            let open = if self.rows == 0 {
+                DAMAGED_ROWS_OPEN
+            } else {
+                ""
+            };
+            println!("{open}{separator}{line}");
+        } else if !self.quiet {
+            println!(
+                "{:<16} {}.{} ({}) {}: {} -- {}",
+                problem_label(row.problem),
+                row.schema,
+                row.table,
+                row.key,
+                row.column,
+                row.path,
+                row.detail
+            );
+        }
+        if let Some((_, out)) = &mut self.file {
+            if let Err(e) = write!(out, "{separator}{line}") {
+                self.failed.get_or_insert(e);
+            }
+        }
+        self.rows += 1;
+    }
+
+    pub fn finish(self, report: &CheckReport) -> Result<(), Error> {
+        let totals = serde_json::to_string(report).expect("serialises");
+        let tail = format!("],{}", &totals[1..]);
+        if self.json {
+            let open = if self.rows == 0 {
+                DAMAGED_ROWS_OPEN
+            } else {
+                ""
+            };
+            println!("{open}{tail}");
+        } else {
+            print!("{}", check_summary(report));
+        }
+        if let Some((path, mut out)) = self.file {
+            let io = |e: std::io::Error| Error::Usage(format!("{}: {e}", path.display()));
+            if let Some(e) = self.failed {
+                return Err(io(e));
+            }
+            writeln!(out, "{tail}").map_err(io)?;
+            let temp = out.into_inner().map_err(|e| io(e.into_error()))?;
+            temp.persist(&path).map_err(|e| io(e.error))?;
+        }
+        Ok(())
+    }
+}
+
+fn problem_label(problem: Problem) -> &'static str {
+    match problem {
+        Problem::Missing => "MISSING",
+        Problem::SizeDiffers => "SIZE DIFFERS",
+        Problem::Empty => "EMPTY FOLDER",
+        Problem::ManifestMissing => "NO MANIFEST",
+        Problem::Incomplete => "INCOMPLETE",
+    }
+}
+
+/// `check`'s totals, after the rows.
+fn check_summary(report: &CheckReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "djgc check of {} in store {:?}: {} referenced objects looked for among {} listed \
+         ({} folders' manifests read) in {}",
+        report.schemas.join(", "),
+        report.store,
+        HumanCount(report.references_checked),
+        HumanCount(report.objects_listed),
+        HumanCount(report.folders_verified),
+        HumanDuration(Duration::from_secs_f64(report.seconds))
+    );
+    if !report.errors.is_empty() {
+        let _ = writeln!(
+            out,
+            "  INCOMPLETE: {} problem(s) above; what was not read cannot be vouched for",
+            report.errors.len()
+        );
+    } else if report.rows_damaged == 0 {
+        let _ = writeln!(out, "  every referenced object is there, whole");
+    } else {
+        let by_problem: Vec<String> = report
+            .rows_by_problem
+            .iter()
+            .map(|(problem, rows)| format!("{} {rows}", problem_label(*problem).to_lowercase()))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  {} rows damaged ({} objects): {}",
+            report.rows_damaged,
+            report.objects_damaged,
+            by_problem.join(", ")
+        );
+        for (table, rows) in &report.rows_by_table {
+            let _ = writeln!(out, "    {table}: {rows} rows");
+        }
+    }
+    if report.references_not_checked > 0 {
+        let _ = writeln!(
+            out,
+            "  {} referenced paths not looked for (outside the sections listed, or of codecs \
+             djgc does not know)",
+            report.references_not_checked
+        );
+    }
+    for warning in &report.warnings {
+        let _ = writeln!(out, "  warning: {warning}");
+    }
+    out
 }
 
 /// `ls`'s table of prefixes, or with `json` one JSON object per prefix.

@@ -87,6 +87,7 @@ fn main() -> ExitCode {
         }),
         Command::Purge(args) => purge(&cli, args, &console),
         Command::Refs(cli::RefsCommand::Snapshot(args)) => snapshot(&cli, args, &console),
+        Command::Check(args) => check(&cli, args, &console),
         Command::MergeReports(args) => merge_reports(args),
         Command::Ls(args) => ls(&cli, args, &console),
         Command::Config(args) => cli.load_config().map(|config| {
@@ -202,6 +203,26 @@ fn purge(cli: &Cli, args: &cli::PurgeArgs, console: &Console) -> Result<Exit, Er
     human::purged(&report, &args.older_than, args.json);
     let failed = report.errors + report.rescued.errors + report.rescued.conflicts;
     Ok(failed_if(failed > 0))
+}
+
+/// `check SCHEMA...`: exit 1 when a row's object is damaged, 3 when the
+/// check could not be completed (a listing or a read failed).
+fn check(cli: &Cli, args: &cli::CheckArgs, console: &Console) -> Result<Exit, Error> {
+    let request = args.request()?;
+    let session = session(cli, args.store.store.as_deref(), Some(&args.work))?;
+    let mut out = human::CheckOutput::new(args.json, args.quiet, args.report.as_deref())?;
+    let mut damaged = |row: djgc::check::DamagedRow| out.row(&row);
+    let report = run::check(&session, &request, console, &mut damaged)?;
+    console.finish();
+    for problem in &report.errors {
+        console.error(problem);
+    }
+    out.finish(&report)?;
+    Ok(if !report.errors.is_empty() {
+        Exit::Refused
+    } else {
+        failed_if(report.rows_damaged > 0)
+    })
 }
 
 /// `refs snapshot SCHEMA... --out DIR`: exit 3 when the read met problems

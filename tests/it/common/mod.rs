@@ -375,6 +375,41 @@ impl Env {
         })
     }
 
+    /// The first column of every row `sql` returns, as text.
+    pub fn query_strings(&self, sql: &str) -> Vec<String> {
+        use sqlx::Row;
+        self.rt.block_on(async {
+            match self.db.pool() {
+                Pool::MySql(pool) => sqlx::query(sql)
+                    .fetch_all(pool)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|row| row.get_unchecked::<String, _>(0))
+                    .collect(),
+                Pool::Postgres(pool) => sqlx::query(sql)
+                    .fetch_all(pool)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|row| row.get_unchecked::<String, _>(0))
+                    .collect(),
+            }
+        })
+    }
+
+    /// Removes the object at `key`.
+    pub fn remove(&self, key: &str) {
+        match &self.remote {
+            Some((_, store)) => {
+                let folder = &key[..key.rfind('/').map_or(0, |i| i + 1)];
+                let outcome = store.delete(folder, &[key.to_string()]);
+                assert!(outcome.iter().all(Result::is_ok), "{key}: {outcome:?}");
+            }
+            None => std::fs::remove_file(self.store_root().join(key)).unwrap(),
+        }
+    }
+
     /// Runs `djgc ARGS... --config <this env's config>`.
     pub fn djgc(&self, args: &[&str]) -> Output {
         djgc_in(self.dir.path(), args)

@@ -1,0 +1,655 @@
+//! `djgc check`: the rows whose objects are missing or incomplete.
+//!
+//! A collector answers "what is stored that no row needs?"; people who run
+//! one ask the other half as often: "which rows point at objects that are
+//! gone?" (after a migration, a lifecycle rule, a restore, a folder upload
+//! that died half-way, or a collection they do not fully trust). DataJoint
+//! finds out row by row, when a fetch fails. This answers it with the
+//! scan's own passes:
+//!
+//! 1. one reference read, each reference with what its row says of the
+//!    object ([`Expect`]: its size, whether it is a folder), while
+//! 2. the schemas' sections are listed once, in parallel, into a bounded
+//!    queue; every listed key is looked up among the references: a file
+//!    object found (and its size compared), a folder object's files counted
+//!    and folded into a digest of their names and sizes, its manifest seen;
+//! 3. each folder object's `.manifest.json` is read and folded the same
+//!    way: the digests agree when every file it lists is there with its
+//!    size (only when they differ is the folder listed again, to say which
+//!    files are missing);
+//! 4. only if something is damaged, the rows are read once more to name
+//!    each damaged one by its primary key, streamed to the caller.
+//!
+//! Memory: per distinct referenced path its hash, a 32-bit size tag and
+//! two flags (16 bytes) and a found bit; per folder object seen its path,
+//! count and digest; the damaged paths. Never a copy of the listing, and
+//! the damaged rows go to the caller as they are found.
+//!
+//! What it cannot see: a reference outside the sections it lists (another
+//! schema's path, `../x`) is counted as not checked; a size is compared by
+//! its low 32 bits (a file that differs by a multiple of 4 GiB passes);
+//! a folder object's files are compared by name and size, not content.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::ControlFlow;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::error::{Error, Result};
+use crate::interrupt::Interrupt;
+use crate::layout::{file_name, is_content_hash_name, Section, SectionKind, MANIFEST_SUFFIX};
+use crate::progress::Progress;
+use crate::refs::codec::RefKind;
+use crate::refs::refset::{path_hash, undotted, undotted_hash};
+use crate::refs::{Expect, Keep, Placed, Reader, ReferenceQuery, RowReference};
+use crate::store::{KeyRange, Listing, ObjectMeta, Store};
+
+/// Listing batches that may wait for the lookups.
+const LISTING_QUEUE: usize = 256;
+/// Manifest reads in flight, at least.
+const MIN_MANIFEST_READERS: usize = 8;
+/// Files named in a detail before the rest are only counted.
+const FILES_NAMED: usize = 5;
+
+/// What is wrong with a referenced object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Problem {
+    /// Nothing at the path (for a folder: no file under it, no manifest).
+    Missing,
+    /// A file whose size is not the one its row records.
+    SizeDiffers,
+    /// A folder with no file under it, though its manifest is there.
+    Empty,
+    /// A folder without its `.manifest.json`.
+    ManifestMissing,
+    /// A folder missing a file its manifest lists, or holding one with
+    /// another size (or a manifest that cannot be read as DataJoint writes it).
+    Incomplete,
+}
+
+/// What is wrong with one damaged object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Damage {
+    pub problem: Problem,
+    pub detail: String,
+}
+
+/// One row whose object is damaged.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DamagedRow {
+    pub schema: String,
+    pub table: String,
+    /// The row's primary key, `name=value, ...`.
+    pub key: String,
+    pub column: String,
+    pub path: String,
+    pub problem: Problem,
+    pub detail: String,
+}
+
+/// What a check found, besides the damaged rows it handed on.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CheckReport {
+    pub store: String,
+    pub schemas: Vec<String>,
+    /// Distinct referenced paths looked for in the store.
+    pub references_checked: u64,
+    /// Distinct referenced paths that could not be looked for: outside the
+    /// sections listed, or of a codec whose objects djgc does not know.
+    pub references_not_checked: u64,
+    pub objects_listed: u64,
+    /// Folder objects whose manifest was read.
+    pub folders_verified: u64,
+    /// Distinct damaged paths.
+    pub objects_damaged: u64,
+    /// Rows naming a damaged path (a deduplicated object can have many).
+    pub rows_damaged: u64,
+    /// Damaged rows by problem.
+    pub rows_by_problem: BTreeMap<Problem, u64>,
+    /// Damaged rows by `schema.table`.
+    pub rows_by_table: BTreeMap<String, u64>,
+    /// Problems that leave the check incomplete (a listing or a read that
+    /// failed): then the absence of damage proves nothing.
+    pub errors: Vec<String>,
+    pub warnings: Vec<String>,
+    pub seconds: f64,
+}
+
+const SIZE_TAG: u64 = 0xFFFF_FFFF;
+const HAS_SIZE: u64 = 1 << 32;
+const FOLDER: u64 = 1 << 33;
+
+fn pack(expect: Expect) -> u64 {
+    expect.size.map_or(0, |size| (size & SIZE_TAG) | HAS_SIZE)
+        | if expect.folder { FOLDER } else { 0 }
+}
+
+/// The references to look for, as a read finds them.
+#[derive(Default)]
+struct Gathering {
+    /// (path hash, packed expectation) of every checkable reference.
+    checked: Vec<(u64, u64)>,
+    not_checked: Vec<u64>,
+}
+
+impl Keep for Gathering {
+    fn keep(&mut self, batch: &mut Vec<Placed>) -> Result<()> {
+        for placed in batch.drain(..) {
+            if placed.kind != RefKind::Other && placed.expect.listed {
+                self.checked.push((placed.hash, pack(placed.expect)));
+            } else {
+                self.not_checked.push(placed.hash);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One distinct path per entry, sorted by hash: what its rows expect (a
+/// folder if any row says so; a size only if they all agree).
+struct Expectations {
+    entries: Vec<(u64, u64)>,
+    found: Vec<bool>,
+}
+
+impl Expectations {
+    fn build(mut gathered: Vec<(u64, u64)>) -> Expectations {
+        gathered.sort_unstable();
+        let mut entries: Vec<(u64, u64)> = Vec::with_capacity(gathered.len());
+        for (hash, packed) in gathered {
+            match entries.last_mut() {
+                Some((last, kept)) if *last == hash => {
+                    let sizes_agree =
+                        (*kept & (SIZE_TAG | HAS_SIZE)) == (packed & (SIZE_TAG | HAS_SIZE));
+                    *kept |= packed & FOLDER;
+                    if !sizes_agree {
+                        *kept &= !(SIZE_TAG | HAS_SIZE);
+                    }
+                }
+                _ => entries.push((hash, packed)),
+            }
+        }
+        entries.shrink_to_fit();
+        let found = vec![false; entries.len()];
+        Expectations { entries, found }
+    }
+
+    fn find(&self, hash: u64) -> Option<usize> {
+        self.entries.binary_search_by_key(&hash, |e| e.0).ok()
+    }
+
+    fn is_folder(&self, index: usize) -> bool {
+        self.entries[index].1 & FOLDER != 0
+    }
+}
+
+/// What the listing showed of one folder object.
+#[derive(Clone, Debug, Default)]
+struct FolderSeen {
+    path: String,
+    files: u64,
+    /// Wrapping sum of [`file_digest`] over its files.
+    digest: u64,
+    manifest: bool,
+}
+
+/// A file's contribution to its folder's digest: its path inside the
+/// folder and its size, so that the same files give the same sum in any order.
+fn file_digest(relative: &str, size: u64) -> u64 {
+    let mut bytes = Vec::with_capacity(relative.len() + 9);
+    bytes.extend_from_slice(relative.as_bytes());
+    bytes.push(0);
+    bytes.extend_from_slice(&size.to_le_bytes());
+    xxh3_64(&bytes)
+}
+
+/// The listing's findings, kept by the one thread that looks keys up.
+struct Findings {
+    expected: Expectations,
+    /// Files whose size differs from their rows': the size the store holds.
+    sizes: HashMap<usize, u64>,
+    folders: HashMap<usize, FolderSeen>,
+    listed: u64,
+}
+
+impl Findings {
+    fn look_up(&mut self, section: &Section, object: &ObjectMeta) {
+        let key = object.key.as_str();
+        if !section.owns(key) {
+            return;
+        }
+        self.listed += 1;
+        if section.kind == SectionKind::Hash {
+            if is_content_hash_name(file_name(key)) {
+                self.file_found(path_hash(key), object.size);
+            }
+            return;
+        }
+        let plain = undotted(key);
+        let hash = undotted_hash(&plain);
+        if let Some(index) = self
+            .expected
+            .find(hash)
+            .filter(|&i| !self.expected.is_folder(i))
+        {
+            self.mark(index, object.size);
+            return;
+        }
+        if let Some(base) = key.strip_suffix(MANIFEST_SUFFIX) {
+            if let Some(index) = self.expected.find(path_hash(base)) {
+                if self.expected.is_folder(index) {
+                    let seen = self.folders.entry(index).or_default();
+                    seen.manifest = true;
+                    if seen.path.is_empty() {
+                        seen.path = base.to_string();
+                    }
+                    return;
+                }
+            }
+        }
+        // A file of a folder object: the nearest referenced folder above it.
+        for (at, _) in plain.rmatch_indices('/').filter(|(at, _)| *at > 0) {
+            let Some(index) = self.expected.find(undotted_hash(&plain[..at])) else {
+                continue;
+            };
+            if self.expected.is_folder(index) {
+                let seen = self.folders.entry(index).or_default();
+                seen.files += 1;
+                seen.digest = seen
+                    .digest
+                    .wrapping_add(file_digest(&plain[at + 1..], object.size));
+                if seen.path.is_empty() {
+                    seen.path = plain[..at].to_string();
+                }
+            }
+            return;
+        }
+    }
+
+    fn file_found(&mut self, hash: u64, size: u64) {
+        if let Some(index) = self.expected.find(hash) {
+            self.mark(index, size);
+        }
+    }
+
+    fn mark(&mut self, index: usize, size: u64) {
+        self.expected.found[index] = true;
+        let packed = self.expected.entries[index].1;
+        if packed & HAS_SIZE != 0 && (size & SIZE_TAG) != (packed & SIZE_TAG) {
+            self.sizes.insert(index, size);
+        }
+    }
+}
+
+/// Checks the references of `query` (unsharded: all its sections) against
+/// `store`, handing every damaged row to `damaged` as it is found.
+pub(crate) fn check(
+    reader: &Reader,
+    query: &ReferenceQuery,
+    store: &dyn Store,
+    jobs: usize,
+    interrupt: &Interrupt,
+    progress: &dyn Progress,
+    damaged: &mut (dyn FnMut(DamagedRow) + Send),
+) -> Result<CheckReport> {
+    let started = Instant::now();
+    let mut report = CheckReport {
+        store: store.name().to_string(),
+        schemas: query.schemas.clone(),
+        ..CheckReport::default()
+    };
+    let sections = &query.sections;
+    let (tx, rx) = crossbeam_channel::bounded::<(usize, Listing)>(LISTING_QUEUE);
+    let findings = std::thread::scope(|scope| {
+        let lister = scope.spawn(move || {
+            let labels: Vec<String> = sections.iter().map(Section::label).collect();
+            let listed: Vec<(&str, &KeyRange)> = sections
+                .iter()
+                .map(|section| (section.prefix.as_str(), &KeyRange::ALL))
+                .collect();
+            store.list_sections(&listed, &|index, item| {
+                if interrupt.requested() {
+                    return ControlFlow::Break(());
+                }
+                if let Listing::Objects(objects) = &item {
+                    progress.listed(&labels[index], objects.len() as u64);
+                }
+                match tx.send((index, item)) {
+                    Ok(()) => ControlFlow::Continue(()),
+                    Err(_) => ControlFlow::Break(()),
+                }
+            });
+        });
+        let read = reader.read_expectations(query, Gathering::default(), progress);
+        let (gathering, tally) = match read {
+            Ok(read) => read,
+            Err(e) => {
+                drop(rx);
+                lister.join().expect("lister thread panicked");
+                return Err(e);
+            }
+        };
+        report.errors.extend(tally.errors);
+        report.warnings.extend(tally.warnings);
+        report
+            .warnings
+            .extend(tally.holder_warnings.into_iter().flatten());
+        let mut not_checked = gathering.not_checked;
+        not_checked.sort_unstable();
+        not_checked.dedup();
+        report.references_not_checked = not_checked.len() as u64;
+        let mut findings = Findings {
+            expected: Expectations::build(gathering.checked),
+            sizes: HashMap::new(),
+            folders: HashMap::new(),
+            listed: 0,
+        };
+        for (index, item) in rx {
+            match item {
+                Listing::Objects(objects) => {
+                    for object in &objects {
+                        findings.look_up(&sections[index], object);
+                    }
+                }
+                Listing::Error(e) => report.errors.push(e.to_string()),
+            }
+        }
+        lister.join().expect("lister thread panicked");
+        Ok(findings)
+    })?;
+    if interrupt.requested() {
+        return Err(Error::Interrupted("checking the store".to_string()));
+    }
+    report.references_checked = findings.expected.entries.len() as u64;
+    report.objects_listed = findings.listed;
+    if !report.errors.is_empty() {
+        report.seconds = started.elapsed().as_secs_f64();
+        return Ok(report);
+    }
+    let damage = judge(findings, store, jobs, &mut report);
+    report.objects_damaged = damage.len() as u64;
+    if !damage.is_empty() && report.errors.is_empty() {
+        let wanted = |hash: u64| damage.contains_key(&hash);
+        let mut counts: (BTreeMap<Problem, u64>, BTreeMap<String, u64>, u64) = Default::default();
+        let mut found = |row: RowReference| {
+            let Some(what) = damage.get(&path_hash(&crate::keys::store_key(&row.path))) else {
+                return;
+            };
+            *counts.0.entry(what.problem).or_default() += 1;
+            *counts
+                .1
+                .entry(format!("{}.{}", row.schema, row.table))
+                .or_default() += 1;
+            counts.2 += 1;
+            damaged(DamagedRow {
+                schema: row.schema,
+                table: row.table,
+                key: row.key,
+                column: row.column,
+                path: row.path,
+                problem: what.problem,
+                detail: what.detail.clone(),
+            });
+        };
+        reader.rows_referencing(query, &wanted, &mut found)?;
+        (
+            report.rows_by_problem,
+            report.rows_by_table,
+            report.rows_damaged,
+        ) = counts;
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// The damage the listing shows, by path hash: files missing or of
+/// another size, folders missing, empty or without a manifest, and (their
+/// manifests read, `jobs` at a time) folders missing a file.
+fn judge(
+    findings: Findings,
+    store: &dyn Store,
+    jobs: usize,
+    report: &mut CheckReport,
+) -> HashMap<u64, Damage> {
+    let Findings {
+        expected,
+        sizes,
+        mut folders,
+        ..
+    } = findings;
+    let mut damage = HashMap::new();
+    let mut to_verify = Vec::new();
+    for (index, &(hash, packed)) in expected.entries.iter().enumerate() {
+        let wrong = |problem: Problem, detail: String| Some(Damage { problem, detail });
+        let found = if packed & FOLDER != 0 {
+            match folders.remove(&index) {
+                None => wrong(
+                    Problem::Missing,
+                    "no file under the folder, and no manifest".into(),
+                ),
+                Some(seen) if seen.files == 0 => wrong(
+                    Problem::Empty,
+                    "no file under the folder, though its manifest is there".into(),
+                ),
+                Some(seen) if !seen.manifest => wrong(
+                    Problem::ManifestMissing,
+                    format!("{} files, but no {MANIFEST_SUFFIX}", seen.files),
+                ),
+                Some(seen) => {
+                    to_verify.push((hash, seen));
+                    None
+                }
+            }
+        } else if !expected.found[index] {
+            wrong(Problem::Missing, "no object at the path".into())
+        } else {
+            sizes.get(&index).and_then(|size| {
+                wrong(
+                    Problem::SizeDiffers,
+                    format!("the store holds {size} bytes, not the size the row records"),
+                )
+            })
+        };
+        if let Some(found) = found {
+            damage.insert(hash, found);
+        }
+    }
+    report.folders_verified = to_verify.len() as u64;
+    let (work, queue) = crossbeam_channel::unbounded();
+    for folder in to_verify {
+        work.send(folder).expect("queue open");
+    }
+    drop(work);
+    let verdicts = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(MIN_MANIFEST_READERS) {
+            let queue = queue.clone();
+            let verdicts = &verdicts;
+            scope.spawn(move || {
+                for (hash, seen) in queue {
+                    let verdict = verify_folder(store, &seen);
+                    verdicts.lock().expect("verdicts").push((hash, verdict));
+                }
+            });
+        }
+    });
+    for (hash, verdict) in verdicts.into_inner().expect("verdicts") {
+        match verdict {
+            Ok(Some(found)) => {
+                damage.insert(hash, found);
+            }
+            Ok(None) => {}
+            Err(e) => report.errors.push(e),
+        }
+    }
+    damage
+}
+
+/// The files a DataJoint folder manifest lists.
+#[derive(Deserialize)]
+struct Manifest {
+    files: Vec<ManifestFile>,
+}
+
+#[derive(Deserialize)]
+struct ManifestFile {
+    path: String,
+    size: u64,
+}
+
+/// Whether a folder object holds every file its manifest lists, with its
+/// size: `None` when it does; an error when the store cannot be read.
+fn verify_folder(
+    store: &dyn Store,
+    seen: &FolderSeen,
+) -> std::result::Result<Option<Damage>, String> {
+    let manifest_key = format!("{}{MANIFEST_SUFFIX}", seen.path);
+    let incomplete = |detail: String| {
+        Ok(Some(Damage {
+            problem: Problem::Incomplete,
+            detail,
+        }))
+    };
+    let body = match store.get(&manifest_key) {
+        Ok(Some(body)) => body,
+        Ok(None) => {
+            return Ok(Some(Damage {
+                problem: Problem::ManifestMissing,
+                detail: format!("{} files, but no {MANIFEST_SUFFIX}", seen.files),
+            }))
+        }
+        Err(e) => return Err(format!("reading {manifest_key}: {e}")),
+    };
+    let manifest: Manifest = match serde_json::from_slice(&body) {
+        Ok(manifest) => manifest,
+        Err(e) => {
+            return incomplete(format!(
+                "{manifest_key} is not a manifest DataJoint writes: {e}"
+            ))
+        }
+    };
+    let digest = manifest.files.iter().fold(0u64, |sum, f| {
+        sum.wrapping_add(file_digest(&f.path, f.size))
+    });
+    if manifest.files.len() as u64 == seen.files && digest == seen.digest {
+        return Ok(None);
+    }
+    // The folder holds other files than its manifest lists: list it to
+    // tell which it misses (files it holds beside them are no damage).
+    let prefix = format!("{}/", seen.path);
+    let held = Mutex::new(HashMap::new());
+    let failed = Mutex::new(None);
+    store.list(&prefix, &|item| {
+        match item {
+            Listing::Objects(objects) => {
+                let mut held = held.lock().expect("held");
+                for object in objects {
+                    if let Some(relative) = object.key.strip_prefix(&prefix) {
+                        held.insert(relative.to_string(), object.size);
+                    }
+                }
+            }
+            Listing::Error(e) => {
+                failed.lock().expect("failed").get_or_insert(e.to_string());
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    if let Some(e) = failed.into_inner().expect("failed") {
+        return Err(format!("listing {prefix}: {e}"));
+    }
+    let held = held.into_inner().expect("held");
+    let mut missing = Vec::new();
+    let mut resized = Vec::new();
+    for file in &manifest.files {
+        match held.get(&file.path) {
+            None => missing.push(file.path.as_str()),
+            Some(&size) if size != file.size => resized.push(file.path.as_str()),
+            Some(_) => {}
+        }
+    }
+    if missing.is_empty() && resized.is_empty() {
+        return Ok(None);
+    }
+    let named = |files: &[&str]| {
+        let mut shown = files[..files.len().min(FILES_NAMED)].join(", ");
+        if files.len() > FILES_NAMED {
+            shown.push_str(&format!(" and {} more", files.len() - FILES_NAMED));
+        }
+        shown
+    };
+    let mut parts = Vec::new();
+    if !missing.is_empty() {
+        parts.push(format!(
+            "{} of the {} files its manifest lists missing ({})",
+            missing.len(),
+            manifest.files.len(),
+            named(&missing)
+        ));
+    }
+    if !resized.is_empty() {
+        parts.push(format!(
+            "{} with another size than the manifest's ({})",
+            resized.len(),
+            named(&resized)
+        ));
+    }
+    incomplete(parts.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_folders_digest_is_the_same_in_any_order_and_tells_files_apart() {
+        let files = [("0/0", 16u64), ("0/1", 8), (".zarray", 15)];
+        let sum = |files: &[(&str, u64)]| {
+            files
+                .iter()
+                .fold(0u64, |s, (p, n)| s.wrapping_add(file_digest(p, *n)))
+        };
+        let mut reversed = files;
+        reversed.reverse();
+        assert_eq!(sum(&files), sum(&reversed));
+        assert_ne!(sum(&files), sum(&files[..2]));
+        assert_ne!(
+            sum(&files),
+            sum(&[("0/0", 16), ("0/1", 9), (".zarray", 15)])
+        );
+        assert_ne!(
+            sum(&files),
+            sum(&[("0/0", 16), ("0/2", 8), (".zarray", 15)])
+        );
+    }
+
+    #[test]
+    fn rows_of_one_path_expect_a_folder_if_any_does_and_a_size_only_if_all_agree() {
+        let expect = |size, folder| {
+            pack(Expect {
+                size,
+                folder,
+                listed: true,
+            })
+        };
+        let built = Expectations::build(vec![
+            (7, expect(Some(10), false)),
+            (7, expect(Some(10), false)),
+            (3, expect(Some(5), false)),
+            (3, expect(Some(6), false)),
+            (9, expect(None, false)),
+            (9, expect(None, true)),
+        ]);
+        assert_eq!(built.entries.len(), 3);
+        let of = |hash| built.entries[built.find(hash).unwrap()].1;
+        assert_eq!(of(7), expect(Some(10), false));
+        assert_eq!(of(3) & HAS_SIZE, 0, "disagreeing sizes are not judged");
+        assert!(built.is_folder(built.find(9).unwrap()));
+        assert_eq!(built.find(4), None);
+    }
+}

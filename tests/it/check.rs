@@ -1,0 +1,134 @@
+//! `djgc check` against a pipeline datajoint 2.3.5 wrote, on a file store
+//! and on the S3 server, with both databases: an intact store reports
+//! nothing; after a hash object, a schema file, one file of a folder
+//! object and a folder's manifest are deleted and a file's size changed,
+//! exactly the rows of those objects are reported, by primary key.
+
+use std::collections::BTreeSet;
+
+use crate::common::{datajoint, report, stderr, unique_schema, Env, Kind, BACKENDS};
+use djgc::config::Backend;
+use serde_json::Value;
+
+/// The `path` of `column` in the row of `table` whose `key` is `value`.
+fn path_of(env: &Env, schema: &str, table: &str, column: &str, key: &str, value: u32) -> String {
+    let q = |id: &str| env.db.quote(id);
+    let extract = match env.backend {
+        Backend::MySql => format!("JSON_UNQUOTE(JSON_EXTRACT({}, '$.path'))", q(column)),
+        Backend::PostgreSql => format!("{}->>'path'", q(column)),
+    };
+    let sql = format!(
+        "SELECT {extract} FROM {}.{} WHERE {} = {value}",
+        q(schema),
+        q(table),
+        q(key)
+    );
+    env.query_strings(&sql).pop().unwrap()
+}
+
+/// The damaged rows of a `check --json` report, as (table, key, problem).
+fn damaged(report: &Value) -> BTreeSet<(String, String, String)> {
+    report["damaged_rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            let text = |field: &str| row[field].as_str().unwrap().to_string();
+            (text("table"), text("key"), text("problem"))
+        })
+        .collect()
+}
+
+#[test]
+fn check_reports_exactly_the_rows_whose_objects_were_damaged() {
+    for kind in [Kind::File, Kind::S3] {
+        for backend in BACKENDS {
+            let case = format!("{kind:?} {backend:?}");
+            let mut env = Env::with_store(backend, kind);
+            let schema = unique_schema("check");
+            env.schemas.push(schema.clone());
+            env.write_config(Some(&[2, 2]));
+            datajoint(&env, "populate", &schema);
+            let codec = ["--schema-codec", "labcontainer"];
+            let mut args = vec!["check", &schema, "--json"];
+            args.extend(codec);
+
+            let intact = env.djgc_ok(&args);
+            assert_eq!(intact["rows_damaged"], 0, "{case}: {intact}");
+            assert_eq!(intact["damaged_rows"], serde_json::json!([]), "{case}");
+            assert!(
+                intact["references_checked"].as_u64().unwrap() > 20,
+                "{case}: {intact}"
+            );
+            assert!(
+                intact["folders_verified"].as_u64().unwrap() >= 2,
+                "{case}: {intact}"
+            );
+
+            // Rows 3 and 8 share `raw` content: one object, two rows.
+            let raw = path_of(&env, &schema, "recording", "raw", "rec_id", 3);
+            assert_eq!(raw, path_of(&env, &schema, "recording", "raw", "rec_id", 8));
+            env.remove(&raw);
+            env.remove(&path_of(&env, &schema, "waveform", "wave", "wf_id", 1));
+            let folder = path_of(&env, &schema, "result", "results", "res_id", 2);
+            env.remove(&format!("{folder}/0/1"));
+            let other_folder = path_of(&env, &schema, "result", "results", "res_id", 6);
+            env.remove(&format!("{other_folder}.manifest.json"));
+            let file = path_of(&env, &schema, "result", "results", "res_id", 5);
+            env.put(&file, "content of another length than DataJoint wrote");
+
+            let out = env.djgc(&args);
+            assert_eq!(out.status.code(), Some(1), "{case}: {}", stderr(&out));
+            let found = report(&out);
+            let row = |table: &str, key: &str, problem: &str| {
+                (table.to_string(), key.to_string(), problem.to_string())
+            };
+            let expected: BTreeSet<_> = [
+                row("recording", "rec_id=3", "missing"),
+                row("recording", "rec_id=8", "missing"),
+                row("waveform", "wf_id=1", "missing"),
+                row("result", "res_id=2", "incomplete"),
+                row("result", "res_id=6", "manifest_missing"),
+                row("result", "res_id=5", "size_differs"),
+            ]
+            .into();
+            assert_eq!(damaged(&found), expected, "{case}: {found}");
+            assert_eq!(found["rows_damaged"], 6, "{case}");
+            assert_eq!(found["objects_damaged"], 5, "{case}");
+            assert_eq!(
+                found["rows_by_table"][format!("{schema}.recording")],
+                2,
+                "{case}"
+            );
+            let incomplete = found["damaged_rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["problem"] == "incomplete")
+                .unwrap();
+            assert!(
+                incomplete["detail"].as_str().unwrap().contains("0/1"),
+                "{case}: the missing file is named: {incomplete}"
+            );
+
+            // The same as text, and into a report file.
+            let file_report = env.dir.path().join("check.json");
+            let mut text_args = vec!["check", &schema, "--report", file_report.to_str().unwrap()];
+            text_args.extend(codec);
+            let out = env.djgc(&text_args);
+            assert_eq!(out.status.code(), Some(1), "{case}: {}", stderr(&out));
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                text.contains("MISSING") && text.contains("(rec_id=8)"),
+                "{case}: {text}"
+            );
+            assert!(
+                text.contains("6 rows damaged (5 objects)"),
+                "{case}: {text}"
+            );
+            let written: Value =
+                serde_json::from_str(&std::fs::read_to_string(&file_report).unwrap()).unwrap();
+            assert_eq!(damaged(&written), expected, "{case}");
+        }
+    }
+}
