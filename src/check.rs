@@ -17,8 +17,13 @@
 //!    way: the digests agree when every file it lists is there with its
 //!    size (only when they differ is the folder listed again, to say which
 //!    files are missing);
-//! 4. only if something is damaged, the rows are read once more to name
-//!    each damaged one by its primary key, streamed to the caller.
+//! 4. only if something looks damaged, the rows are read once more for the
+//!    paths of those objects, and each is looked at again (`HEAD`, or its
+//!    folder listed and its manifest read): an object that arrived while
+//!    the store was listed, for a row committed during the reference read,
+//!    is no damage; then
+//! 5. the rows are read a last time to name each damaged one by its
+//!    primary key, streamed to the caller.
 //!
 //! Memory: per distinct referenced path its hash, a 32-bit size tag and
 //! two flags (16 bytes) and a found bit; per folder object seen its path,
@@ -30,7 +35,7 @@
 //! its low 32 bits (a file that differs by a multiple of 4 GiB passes);
 //! a folder object's files are compared by name and size, not content.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::ControlFlow;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -210,8 +215,8 @@ fn file_digest(relative: &str, size: u64) -> u64 {
 /// The listing's findings, kept by the one thread that looks keys up.
 struct Findings {
     expected: Expectations,
-    /// Files whose size differs from their rows': the size the store holds.
-    sizes: HashMap<usize, u64>,
+    /// Files whose size differs from their rows'.
+    resized: HashSet<usize>,
     folders: HashMap<usize, FolderSeen>,
     listed: u64,
 }
@@ -280,7 +285,7 @@ impl Findings {
         self.expected.found[index] = true;
         let packed = self.expected.entries[index].1;
         if packed & HAS_SIZE != 0 && (size & SIZE_TAG) != (packed & SIZE_TAG) {
-            self.sizes.insert(index, size);
+            self.resized.insert(index);
         }
     }
 }
@@ -344,7 +349,7 @@ pub(crate) fn check(
         report.references_not_checked = not_checked.len() as u64;
         let mut findings = Findings {
             expected: Expectations::build(gathering.checked),
-            sizes: HashMap::new(),
+            resized: HashSet::new(),
             folders: HashMap::new(),
             listed: 0,
         };
@@ -370,7 +375,11 @@ pub(crate) fn check(
         report.seconds = started.elapsed().as_secs_f64();
         return Ok(report);
     }
-    let damage = judge(findings, store, jobs, &mut report);
+    let suspects = suspects(findings, store, jobs, &mut report);
+    let damage = match suspects.is_empty() || !report.errors.is_empty() {
+        true => HashMap::new(),
+        false => confirm(reader, query, store, jobs, suspects, &mut report)?,
+    };
     report.objects_damaged = damage.len() as u64;
     if !damage.is_empty() && report.errors.is_empty() {
         let wanted = |hash: u64| damage.contains_key(&hash);
@@ -406,78 +415,111 @@ pub(crate) fn check(
     Ok(report)
 }
 
-/// The damage the listing shows, by path hash: files missing or of
-/// another size, folders missing, empty or without a manifest, and (their
-/// manifests read, `jobs` at a time) folders missing a file.
-fn judge(
+/// The objects the listing shows damaged (files missing or of another
+/// size, folders missing, empty, without a manifest, or, their manifests
+/// read `jobs` at a time, missing a file), by path hash, with what their
+/// rows expect of them: suspects, for [`confirm`] to look at again.
+fn suspects(
     findings: Findings,
     store: &dyn Store,
     jobs: usize,
     report: &mut CheckReport,
-) -> HashMap<u64, Damage> {
+) -> HashMap<u64, u64> {
     let Findings {
         expected,
-        sizes,
+        resized,
         mut folders,
         ..
     } = findings;
-    let mut damage = HashMap::new();
+    let mut suspects = HashMap::new();
     let mut to_verify = Vec::new();
     for (index, &(hash, packed)) in expected.entries.iter().enumerate() {
-        let wrong = |problem: Problem, detail: String| Some(Damage { problem, detail });
-        let found = if packed & FOLDER != 0 {
+        let suspect = if packed & FOLDER != 0 {
             match folders.remove(&index) {
-                None => wrong(
-                    Problem::Missing,
-                    "no file under the folder, and no manifest".into(),
-                ),
-                Some(seen) if seen.files == 0 => wrong(
-                    Problem::Empty,
-                    "no file under the folder, though its manifest is there".into(),
-                ),
-                Some(seen) if !seen.manifest => wrong(
-                    Problem::ManifestMissing,
-                    format!("{} files, but no {MANIFEST_SUFFIX}", seen.files),
-                ),
-                Some(seen) => {
+                Some(seen) if seen.files > 0 && seen.manifest => {
                     to_verify.push((hash, seen));
-                    None
+                    false
                 }
+                _ => true,
             }
-        } else if !expected.found[index] {
-            wrong(Problem::Missing, "no object at the path".into())
         } else {
-            sizes.get(&index).and_then(|size| {
-                wrong(
-                    Problem::SizeDiffers,
-                    format!("the store holds {size} bytes, not the size the row records"),
-                )
-            })
+            !expected.found[index] || resized.contains(&index)
         };
-        if let Some(found) = found {
-            damage.insert(hash, found);
+        if suspect {
+            suspects.insert(hash, packed);
         }
     }
     report.folders_verified = to_verify.len() as u64;
-    let (work, queue) = crossbeam_channel::unbounded();
-    for folder in to_verify {
-        work.send(folder).expect("queue open");
+    let verdicts = in_parallel(to_verify, jobs, |(hash, seen)| {
+        (hash, verify_folder(store, &seen))
+    });
+    for (hash, verdict) in verdicts {
+        match verdict {
+            Ok(Some(_)) => {
+                suspects.insert(hash, FOLDER);
+            }
+            Ok(None) => {}
+            Err(e) => report.errors.push(e),
+        }
     }
-    drop(work);
-    let verdicts = Mutex::new(Vec::new());
+    suspects
+}
+
+/// Runs `work` on each item of `items`, `jobs` (at least
+/// [`MIN_MANIFEST_READERS`]) at a time: the store's requests wait on the
+/// network, not the CPU.
+fn in_parallel<T: Send, R: Send>(
+    items: Vec<T>,
+    jobs: usize,
+    work: impl Fn(T) -> R + Sync,
+) -> Vec<R> {
+    let (queue, taken) = crossbeam_channel::unbounded();
+    for item in items {
+        queue.send(item).expect("queue open");
+    }
+    drop(queue);
+    let results = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for _ in 0..jobs.max(MIN_MANIFEST_READERS) {
-            let queue = queue.clone();
-            let verdicts = &verdicts;
+            let (taken, results, work) = (taken.clone(), &results, &work);
             scope.spawn(move || {
-                for (hash, seen) in queue {
-                    let verdict = verify_folder(store, &seen);
-                    verdicts.lock().expect("verdicts").push((hash, verdict));
+                for item in taken {
+                    let result = work(item);
+                    results.lock().expect("results").push(result);
                 }
             });
         }
     });
-    for (hash, verdict) in verdicts.into_inner().expect("verdicts") {
+    results.into_inner().expect("results")
+}
+
+/// Looks at each suspect again, by the path its rows give, and returns the
+/// damage that remains: an object that arrived while the store was listed
+/// (an upload whose row committed during the reference read) is no damage.
+/// The rows are read for their paths (a missing object was never listed).
+fn confirm(
+    reader: &Reader,
+    query: &ReferenceQuery,
+    store: &dyn Store,
+    jobs: usize,
+    mut suspects: HashMap<u64, u64>,
+    report: &mut CheckReport,
+) -> Result<HashMap<u64, Damage>> {
+    let mut paths: HashMap<u64, String> = HashMap::new();
+    let wanted = |hash: u64| suspects.contains_key(&hash);
+    reader.rows_referencing(query, &wanted, &mut |row: RowReference| {
+        let key = crate::keys::store_key(&row.path).into_owned();
+        paths.entry(path_hash(&key)).or_insert(key);
+    })?;
+    // A suspect no row names any more was deleted meanwhile: no damage.
+    let again: Vec<(u64, String, u64)> = paths
+        .into_iter()
+        .filter_map(|(hash, key)| suspects.remove(&hash).map(|s| (hash, key, s)))
+        .collect();
+    let mut damage = HashMap::new();
+    for (hash, verdict) in in_parallel(again, jobs, |(hash, key, packed)| {
+        (hash, look_again(store, &key, packed))
+    }) {
         match verdict {
             Ok(Some(found)) => {
                 damage.insert(hash, found);
@@ -486,7 +528,85 @@ fn judge(
             Err(e) => report.errors.push(e),
         }
     }
-    damage
+    Ok(damage)
+}
+
+/// The damage of the object at `key` as the store shows it now; `packed`
+/// is what its rows expect of it.
+fn look_again(
+    store: &dyn Store,
+    key: &str,
+    packed: u64,
+) -> std::result::Result<Option<Damage>, String> {
+    let wrong = |problem: Problem, detail: String| Ok(Some(Damage { problem, detail }));
+    if packed & FOLDER == 0 {
+        return match store.head(&[key.to_string()]).pop() {
+            Some(Ok(None)) => wrong(Problem::Missing, "no object at the path".into()),
+            Some(Ok(Some(now)))
+                if packed & HAS_SIZE != 0 && (now.size & SIZE_TAG) != (packed & SIZE_TAG) =>
+            {
+                wrong(
+                    Problem::SizeDiffers,
+                    format!(
+                        "the store holds {} bytes, not the size the row records",
+                        now.size
+                    ),
+                )
+            }
+            Some(Ok(Some(_))) => Ok(None),
+            Some(Err(e)) => Err(format!("{key}: {e}")),
+            None => Err(format!("{key}: the store gave no answer")),
+        };
+    }
+    let prefix = format!("{key}/");
+    let seen = Mutex::new(FolderSeen {
+        path: key.to_string(),
+        ..FolderSeen::default()
+    });
+    let failed = Mutex::new(None);
+    store.list(&prefix, &|item| {
+        match item {
+            Listing::Objects(objects) => {
+                let mut seen = seen.lock().expect("seen");
+                for object in objects {
+                    if let Some(relative) = object.key.strip_prefix(&prefix) {
+                        seen.files += 1;
+                        seen.digest = seen.digest.wrapping_add(file_digest(relative, object.size));
+                    }
+                }
+            }
+            Listing::Error(e) => {
+                failed.lock().expect("failed").get_or_insert(e.to_string());
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    if let Some(e) = failed.into_inner().expect("failed") {
+        return Err(format!("listing {prefix}: {e}"));
+    }
+    let mut seen = seen.into_inner().expect("seen");
+    let manifest = format!("{key}{MANIFEST_SUFFIX}");
+    seen.manifest = match store.head(std::slice::from_ref(&manifest)).pop() {
+        Some(Ok(found)) => found.is_some(),
+        Some(Err(e)) => return Err(format!("{manifest}: {e}")),
+        None => return Err(format!("{manifest}: the store gave no answer")),
+    };
+    match (seen.files, seen.manifest) {
+        (0, false) => wrong(
+            Problem::Missing,
+            "no file under the folder, and no manifest".into(),
+        ),
+        (0, true) => wrong(
+            Problem::Empty,
+            "no file under the folder, though its manifest is there".into(),
+        ),
+        (files, false) => wrong(
+            Problem::ManifestMissing,
+            format!("{files} files, but no {MANIFEST_SUFFIX}"),
+        ),
+        _ => verify_folder(store, &seen),
+    }
 }
 
 /// The files a DataJoint folder manifest lists.
@@ -605,6 +725,7 @@ fn verify_folder(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::MemoryStore;
 
     #[test]
     fn a_folders_digest_is_the_same_in_any_order_and_tells_files_apart() {
@@ -626,6 +747,69 @@ mod tests {
             sum(&files),
             sum(&[("0/0", 16), ("0/2", 8), (".zarray", 15)])
         );
+    }
+
+    /// A folder object as DataJoint writes it: its files, then its manifest.
+    fn put_folder(store: &MemoryStore, path: &str, files: &[(&str, usize)]) {
+        for (name, size) in files {
+            store
+                .put(&format!("{path}/{name}"), vec![0; *size])
+                .unwrap();
+        }
+        let listed: Vec<String> = files
+            .iter()
+            .map(|(name, size)| format!(r#"{{"path": "{name}", "size": {size}}}"#))
+            .collect();
+        let manifest = format!(
+            r#"{{"files": [{}], "item_count": {}}}"#,
+            listed.join(", "),
+            files.len()
+        );
+        store
+            .put(&format!("{path}{MANIFEST_SUFFIX}"), manifest.into_bytes())
+            .unwrap();
+    }
+
+    #[test]
+    fn a_second_look_clears_what_arrived_and_names_what_is_still_wrong() {
+        let store = MemoryStore::new("main");
+        let file = pack(Expect {
+            size: Some(4),
+            folder: false,
+            listed: true,
+        });
+        let problem = |key: &str, packed: u64| {
+            look_again(&store, key, packed)
+                .unwrap()
+                .map(|damage| damage.problem)
+        };
+        assert_eq!(problem("_hash/a/x", file), Some(Problem::Missing));
+        store.put("_hash/a/x", vec![0; 4]).unwrap();
+        assert_eq!(problem("_hash/a/x", file), None, "it arrived meanwhile");
+        store.put("_hash/a/x", vec![0; 5]).unwrap();
+        assert_eq!(problem("_hash/a/x", file), Some(Problem::SizeDiffers));
+
+        let folder = "_schema/a/t/id=1/f_x";
+        assert_eq!(problem(folder, FOLDER), Some(Problem::Missing));
+        put_folder(&store, folder, &[("0/0", 16), ("0/1", 8), (".zarray", 3)]);
+        assert_eq!(problem(folder, FOLDER), None);
+        store.put(&format!("{folder}/extra"), vec![1]).unwrap();
+        assert_eq!(
+            problem(folder, FOLDER),
+            None,
+            "a file beside them is no damage"
+        );
+        store.put(&format!("{folder}/0/1"), vec![0; 9]).unwrap();
+        let damage = look_again(&store, folder, FOLDER).unwrap().unwrap();
+        assert_eq!(damage.problem, Problem::Incomplete);
+        assert!(damage.detail.contains("0/1"), "{}", damage.detail);
+        store.delete("_schema/a/", &[format!("{folder}{MANIFEST_SUFFIX}")]);
+        assert_eq!(problem(folder, FOLDER), Some(Problem::ManifestMissing));
+
+        let empty = "_schema/a/t/id=2/f_y";
+        put_folder(&store, empty, &[("0", 1)]);
+        store.delete("_schema/a/", &[format!("{empty}/0")]);
+        assert_eq!(problem(empty, FOLDER), Some(Problem::Empty));
     }
 
     #[test]
