@@ -12,6 +12,13 @@ dict as ``dj.gc.collect`` (djgc's report, which carries dj.gc's keys)::
 
 Options are djgc's flags with underscores: ``min_age="7d"``, ``jobs=8``,
 ``quarantine=True``, ``schema_codec=["labcontainer"]``.
+
+``check`` asks the other half of the question: which rows reference objects
+that are missing, of another size, or (folders) incomplete::
+
+    report = djgc.check(ephys, store="main")
+    for row in report["damaged_rows"]:
+        print(row["table"], row["key"], row["column"], row["problem"])
 """
 
 import json
@@ -21,7 +28,7 @@ import subprocess
 import sysconfig
 import tempfile
 
-__all__ = ["collect", "executable", "DjgcError"]
+__all__ = ["check", "collect", "executable", "DjgcError"]
 
 
 class DjgcError(RuntimeError):
@@ -132,6 +139,43 @@ def _environment():
     return {k: v for k, v in os.environ.items() if not k.startswith("DJ_")}
 
 
+def _run(command, schemas, store, config, options, folder, extra=()):
+    """Runs ``djgc COMMAND SCHEMA... --json`` with the configuration of the
+    first schema's connection (else ``config``, else ``dj.config``), as
+    dj.gc takes it, written to a file only its owner can read in ``folder``."""
+    if not schemas:
+        raise ValueError("At least one schema must be provided")
+    names = [_schema_name(s) for s in schemas]
+    connection = getattr(schemas[0], "connection", None)
+    if config is None:
+        config = getattr(connection, "_config", None)
+    if config is None:
+        import datajoint as dj
+
+        config = dj.config
+    args = [executable(), command, *names, "--json", "--quiet"]
+    if store is not None:
+        args += ["--store", store]
+    args += [*extra, *_flags(options)]
+    path = os.path.join(folder, "datajoint.json")
+    # The password goes to a file only its owner can read, removed after.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(_datajoint_json(config, _use_tls(connection, config)), out)
+    run = subprocess.run(
+        args + ["--config", path],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=_environment(),
+    )
+    return run, json.loads(run.stdout) if run.stdout.strip() else None
+
+
+def _failed(run, stats):
+    return DjgcError(f"djgc exited {run.returncode}: {run.stderr.strip()}", run.returncode, stats)
+
+
 def collect(*schemas, store=None, dry_run=True, config=None, **options):
     """Find (and unless ``dry_run``, delete) the orphans of ``schemas`` in
     ``store`` (default: ``stores.default``), as ``dj.gc.collect`` does.
@@ -142,38 +186,10 @@ def collect(*schemas, store=None, dry_run=True, config=None, **options):
     problems or the mass-deletion guard) or on bad input (exit 2). Deletion
     failures of single objects (exit 1) are reported in the stats.
     """
-    if not schemas:
-        raise ValueError("At least one schema must be provided")
-    names = [_schema_name(s) for s in schemas]
-    # As dj.gc: the first schema's connection config, else dj.config.
-    connection = getattr(schemas[0], "connection", None)
-    if config is None:
-        config = getattr(connection, "_config", None)
-    if config is None:
-        import datajoint as dj
-
-        config = dj.config
-    args = [executable(), "collect", *names, "--json", "--quiet"]
-    if store is not None:
-        args += ["--store", store]
-    if not dry_run:
-        args.append("--delete")
-    args += _flags(options)
     with tempfile.TemporaryDirectory(prefix="djgc-") as folder:
-        path = os.path.join(folder, "datajoint.json")
         orphans = os.path.join(folder, "orphans.txt")
-        # The password goes to a file only its owner can read, removed after.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            json.dump(_datajoint_json(config, _use_tls(connection, config)), out)
-        run = subprocess.run(
-            args + ["--config", path, "--orphans-out", orphans],
-            capture_output=True,
-            text=True,
-            check=False,
-            env=_environment(),
-        )
-        stats = json.loads(run.stdout) if run.stdout.strip() else None
+        extra = ["--orphans-out", orphans] + ([] if dry_run else ["--delete"])
+        run, stats = _run("collect", schemas, store, config, options, folder, extra)
         if stats is not None and os.path.exists(orphans):
             # One key per line: keys hold no "\n", but may hold what
             # str.splitlines() also splits at ("\r", "\x1c", "\u2028", ...).
@@ -181,6 +197,23 @@ def collect(*schemas, store=None, dry_run=True, config=None, **options):
                 _add_orphan_lists(stats, lines.read().split("\n")[:-1])
     if run.returncode in (0, 1) and stats is not None:
         return stats
-    raise DjgcError(
-        f"djgc exited {run.returncode}: {run.stderr.strip()}", run.returncode, stats
-    )
+    raise _failed(run, stats)
+
+
+def check(*schemas, store=None, config=None, **options):
+    """The rows of ``schemas`` whose objects in ``store`` are missing, of
+    another size, or (folders) empty, without their manifest or missing a
+    file it lists. Reads only.
+
+    Returns djgc's report: ``damaged_rows`` (each with ``schema``,
+    ``table``, ``key``, ``column``, ``path``, ``problem``, ``detail``) and
+    the totals (``rows_damaged`` 0 when all is well). Raises
+    :class:`DjgcError` when the check could not be completed (exit 3: a
+    listing or a read failed, so no damage proves nothing) or on bad input
+    (exit 2).
+    """
+    with tempfile.TemporaryDirectory(prefix="djgc-") as folder:
+        run, report = _run("check", schemas, store, config, options, folder)
+    if run.returncode in (0, 1) and report is not None:
+        return report
+    raise _failed(run, report)

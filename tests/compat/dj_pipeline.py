@@ -9,7 +9,8 @@ same configuration as djgc:
 
 OUT.json receives dj.gc's stats (dry run), including its orphan lists, and in
 verify mode the number of rows loaded, in swap mode under "djgc" what the
-djgc Python module's collect() returns for the same call.
+djgc Python module's collect() returns for the same call (and under
+"djgc_check" what its check() finds of the same pipeline).
 
 On GCS and Azure stores dj.gc 2.3.5 is wrong (its listing yields hash keys
 with a doubled '/', so every hash-addressed object looks orphaned): there the
@@ -214,5 +215,7 @@ if mode == "swap":
     extra["djgc"] = djgc.collect(
         schema, store="main", dry_run=True, min_age="0s", schema_codec=["labcontainer"]
     )
+    # And the other half of the question, as a Python user asks it.
+    extra["djgc_check"] = djgc.check(schema, store="main", schema_codec=["labcontainer"])
 stats.update(extra)
 Path(out_path).write_text(json.dumps(stats, default=str))

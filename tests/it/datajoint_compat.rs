@@ -212,7 +212,7 @@ fn python_users_swap_dj_gc_for_djgc_in_one_line() {
         let ours = &stats["djgc"];
         let mut compared = 0;
         for (key, theirs) in stats.as_object().unwrap() {
-            if key == "djgc" {
+            if key == "djgc" || key == "djgc_check" {
                 continue;
             }
             let mine = &ours[key];
@@ -232,5 +232,10 @@ fn python_users_swap_dj_gc_for_djgc_in_one_line() {
         );
         assert_eq!(ours["dry_run"], true);
         assert!(ours["orphaned"].as_u64().unwrap() > 0);
+        // `djgc.check` of the same intact pipeline: every object there.
+        let checked = &stats["djgc_check"];
+        assert_eq!(checked["rows_damaged"], 0, "{backend:?}: {checked}");
+        assert!(checked["references_checked"].as_u64().unwrap() > 20, "{checked}");
+        assert_eq!(checked["damaged_rows"], serde_json::json!([]));
     }
 }
