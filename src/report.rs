@@ -162,6 +162,24 @@ pub struct Report {
     pub shard: Option<ShardReport>,
     /// Set when the objects came from an S3 Inventory instead of a listing.
     pub inventory: Option<InventoryReport>,
+    /// The check after deleting (`verify`): whether every row's object is
+    /// still there, whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<VerifyReport>,
+}
+
+/// What the check after a deletion found ([`crate::check`], over the run's
+/// schemas).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyReport {
+    pub references_checked: u64,
+    /// Rows whose object is missing or incomplete (whatever did it).
+    pub rows_damaged: u64,
+    pub objects_damaged: u64,
+    /// The first damaged rows, `schema.table (key) column path: problem`.
+    pub damaged_rows: Vec<String>,
+    /// Why the check could not be completed, if it could not.
+    pub errors: Vec<String>,
 }
 
 /// The S3 Inventory a run read instead of listing.

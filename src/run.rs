@@ -48,7 +48,7 @@ use crate::layout::shard::{self, Shard, ShardCuts};
 use crate::progress::{Notice, Progress};
 use crate::refs::snapshot::{self, Snapshot, SnapshotHeader, MAX_SNAPSHOT_SHARDS};
 use crate::refs::{Reader, ReferenceQuery, References};
-use crate::report::Report;
+use crate::report::{Report, VerifyReport};
 use crate::store::{self, Store};
 
 pub use crate::act::quarantine::{PurgeReport, RestoreOutcome};
@@ -266,6 +266,9 @@ pub struct Disposal {
     pub guard: Guard,
     /// Delete requests in flight (default: the session's jobs).
     pub delete_concurrency: Option<usize>,
+    /// After deleting, check every row of the run's schemas for its object
+    /// ([`check`]); a damaged row fails the run.
+    pub verify: bool,
 }
 
 impl Disposal {
@@ -275,6 +278,7 @@ impl Disposal {
             action: Action::DryRun,
             guard,
             delete_concurrency: None,
+            verify: false,
         }
     }
 
@@ -331,6 +335,9 @@ pub fn collect(
 ) -> Result<Collection> {
     let started = SystemTime::now();
     disposal.check()?;
+    if disposal.verify && request.shard.is_some_and(|s| !s.is_whole()) {
+        return Err(sharded_verify());
+    }
     let snapshot = request.refs.as_deref().map(Snapshot::open).transpose()?;
     if snapshot.is_some() && disposal.action == Action::Delete {
         return Err(Error::Usage(
@@ -411,8 +418,15 @@ pub fn collect(
         Some(_) => Rereads::ByPurge,
         None => Rereads::Database(&query),
     };
-    let finished = finish(session, plan, rereads, disposal, &control, progress);
-    finished.map(|collection| collection.closed(started))
+    let mut collection = finish(session, plan, rereads, disposal, &control, progress)?;
+    verify(
+        session,
+        &mut collection,
+        disposal,
+        &request.schema_codecs,
+        progress,
+    )?;
+    Ok(collection.closed(started))
 }
 
 /// Carries out a plan written by a scan: its orphans that are still
@@ -438,6 +452,9 @@ pub fn apply(
     )?;
     planfile::check_sections(&header, &mut plan, &session.spec)?;
     let planned = plan.report.shard.as_ref().map(|s| s.shard);
+    if disposal.verify && planned.is_some_and(|s| !s.is_whole()) {
+        return Err(sharded_verify());
+    }
     if let Some(shard) = request.shard.filter(|s| Some(*s) != planned) {
         return Err(Error::Usage(format!(
             "{} was made for {}, not for shard {shard}",
@@ -495,6 +512,13 @@ pub fn apply(
     };
     let rereads = Rereads::Database(&query);
     let mut collection = finish(session, plan, rereads, disposal, &control, progress)?;
+    verify(
+        session,
+        &mut collection,
+        disposal,
+        &header.schema_codecs,
+        progress,
+    )?;
     if let (Some(mut earlier), Some((_, count))) = (earlier, done_before) {
         let report = &mut collection.report;
         report.resumed_after = count;
@@ -513,6 +537,86 @@ pub fn apply(
         }
     }
     Ok(collection.closed(started))
+}
+
+/// Refuses `verify` on one shard: the check reads every row of the
+/// schemas, which N shards would do N times.
+fn sharded_verify() -> Error {
+    Error::Usage(
+        "`verify` checks the rows of the whole store, which every shard would do again: run \
+         `djgc check` once after the shards instead"
+            .to_string(),
+    )
+}
+
+/// Damaged rows a run's report names before the rest are only counted.
+const VERIFY_ROWS_SHOWN: usize = 100;
+
+/// The check after deleting, when `disposal` asks for it and something was
+/// deleted or moved: the rows of the run's schemas whose objects are
+/// missing or incomplete, told as problems and kept in the report
+/// (`verified`); any such row, or a check that could not be completed,
+/// fails the run.
+fn verify(
+    session: &Session,
+    collection: &mut Collection,
+    disposal: &Disposal,
+    schema_codecs: &[String],
+    progress: &dyn Progress,
+) -> Result<()> {
+    let report = &collection.report;
+    if !disposal.verify
+        || report.dry_run
+        || report.partial
+        || collection.verdict == Verdict::Refused
+    {
+        return Ok(());
+    }
+    let query = session.query(&report.schemas, schema_codecs)?;
+    let mut shown = Vec::new();
+    let mut damaged = |row: DamagedRow| {
+        if shown.len() < VERIFY_ROWS_SHOWN {
+            shown.push(format!(
+                "{}.{} ({}) {} {}: {:?}, {}",
+                row.schema, row.table, row.key, row.column, row.path, row.problem, row.detail
+            ));
+        }
+    };
+    let checked = crate::check::check(
+        session.reader()?,
+        &query,
+        session.store(),
+        session.jobs,
+        &session.interrupt,
+        progress,
+        &mut damaged,
+    );
+    let verified = match checked {
+        Ok(checked) => VerifyReport {
+            references_checked: checked.references_checked,
+            rows_damaged: checked.rows_damaged,
+            objects_damaged: checked.objects_damaged,
+            damaged_rows: shown,
+            errors: checked.errors,
+        },
+        Err(e) => VerifyReport {
+            errors: vec![e.to_string()],
+            ..VerifyReport::default()
+        },
+    };
+    for row in &verified.damaged_rows {
+        progress.notice(Notice::Problem(&format!("verify: DAMAGED {row}")));
+    }
+    for error in &verified.errors {
+        progress.notice(Notice::Problem(&format!(
+            "verify: the check after deleting could not be completed: {error}"
+        )));
+    }
+    if verified.rows_damaged > 0 || !verified.errors.is_empty() {
+        collection.verdict = Verdict::ItemsFailed;
+    }
+    collection.report.verified = Some(verified);
+    Ok(())
 }
 
 /// The lock of the plan file at `plan` ([`PlanLock`]), or `None` (told as

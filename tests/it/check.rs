@@ -132,3 +132,49 @@ fn check_reports_exactly_the_rows_whose_objects_were_damaged() {
         }
     }
 }
+
+#[test]
+fn collect_with_verify_proves_it_lost_nothing_or_fails() {
+    let mut env = Env::new(Backend::PostgreSql);
+    let schema = unique_schema("verify");
+    env.schemas.push(schema.clone());
+    env.write_config(None);
+    datajoint(&env, "populate", &schema);
+    let collect = [
+        "collect",
+        &schema,
+        "--min-age",
+        "0s",
+        "--schema-codec",
+        "labcontainer",
+        "--delete",
+        "--verify",
+        "--json",
+    ];
+    let clean = env.djgc_ok(&collect);
+    assert!(clean["deleted"].as_u64().unwrap() > 0, "{clean}");
+    assert_eq!(clean["verified"]["rows_damaged"], 0, "{clean}");
+    assert!(clean["verified"]["references_checked"].as_u64().unwrap() > 20);
+
+    // Something lost a live object (not this collection): the next
+    // collection with --verify says so, by row, and fails.
+    let wave = path_of(&env, &schema, "waveform", "wave", "wf_id", 2);
+    env.remove(&wave);
+    let out = env.djgc(&collect);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let found = report(&out);
+    assert_eq!(found["verified"]["rows_damaged"], 1, "{found}");
+    let rows = found["verified"]["damaged_rows"].to_string();
+    assert!(
+        rows.contains("(wf_id=2)") && rows.contains("Missing"),
+        "{rows}"
+    );
+    assert!(stderr(&out).contains("verify: DAMAGED"), "{}", stderr(&out));
+
+    // One shard would check the whole store again: refused.
+    let mut sharded = collect.to_vec();
+    sharded.extend(["--shard", "0/2"]);
+    let out = env.djgc(&sharded);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("djgc check"), "{}", stderr(&out));
+}

@@ -235,7 +235,10 @@ fn python_users_swap_dj_gc_for_djgc_in_one_line() {
         // `djgc.check` of the same intact pipeline: every object there.
         let checked = &stats["djgc_check"];
         assert_eq!(checked["rows_damaged"], 0, "{backend:?}: {checked}");
-        assert!(checked["references_checked"].as_u64().unwrap() > 20, "{checked}");
+        assert!(
+            checked["references_checked"].as_u64().unwrap() > 20,
+            "{checked}"
+        );
         assert_eq!(checked["damaged_rows"], serde_json::json!([]));
     }
 }

@@ -337,6 +337,10 @@ pub struct DeleteArgs {
     /// Delete requests in flight (S3: of up to 1,000 keys each); default: --jobs.
     #[arg(long, value_name = "N")]
     pub delete_concurrency: Option<usize>,
+    /// With --delete: then check every row of the schemas for its object
+    /// (`djgc check`); a missing or incomplete one fails the run (exit 1).
+    #[arg(long, requires = "delete")]
+    pub verify: bool,
 }
 
 #[derive(Args)]
@@ -572,6 +576,7 @@ impl DeleteArgs {
             action,
             guard: guard.guard(),
             delete_concurrency: self.delete_concurrency,
+            verify: self.verify,
         }
     }
 }
@@ -615,6 +620,7 @@ const FLAGS: &[(&str, &str)] = &[
     ("shards", "--shards"),
     ("store", "--store"),
     ("trash_prefix", "--trash-prefix"),
+    ("verify", "--verify"),
 ];
 
 /// `message` with every setting named in backticks named by its flag.

@@ -149,6 +149,22 @@ pub fn render(report: &Report, spec: &StoreSpec, min_age: Duration) -> String {
             );
         }
     }
+    if let Some(verified) = &report.verified {
+        let _ = match (verified.errors.is_empty(), verified.rows_damaged) {
+            (false, _) => writeln!(out, "  Verified:    NOT COMPLETED (see stderr)"),
+            (true, 0) => writeln!(
+                out,
+                "  Verified:    every row's object is there ({} checked)",
+                HumanCount(verified.references_checked)
+            ),
+            (true, rows) => writeln!(
+                out,
+                "  Verified:    {} rows DAMAGED ({} objects; see stderr, or run djgc check)",
+                HumanCount(rows),
+                HumanCount(verified.objects_damaged)
+            ),
+        };
+    }
     if report.partial {
         let _ = writeln!(
             out,
