@@ -199,6 +199,8 @@ pub struct CheckRequest {
     pub schemas: Schemas,
     /// Codec names (besides object and npy) whose columns are schema-addressed.
     pub schema_codecs: Vec<String>,
+    /// Check only the references this shard counts (`None`: all).
+    pub shard: Option<Shard>,
 }
 
 /// What to write a reference snapshot of, and where.
@@ -702,9 +704,17 @@ pub fn check(
     damaged: &mut (dyn FnMut(DamagedRow) + Send),
 ) -> Result<CheckReport> {
     let schemas = resolve_schemas(session, &request.schemas, &request.schema_codecs, progress)?;
-    let query = session.query(&schemas, &request.schema_codecs)?;
+    let mut query = session.query(&schemas, &request.schema_codecs)?;
+    let reader = session.reader()?;
+    if let Some(shard) = request.shard.filter(|s| !s.is_whole()) {
+        // The cuts a sharded scan places, so shards of either cover the same keys.
+        let sample = reader.sample_schema_paths(&query)?;
+        let mut sections = query.sections.clone();
+        shard::assign_ranges(&session.spec, &mut sections, shard, &sample);
+        query = query.limited_to(sections, Some(shard));
+    }
     crate::check::check(
-        session.reader()?,
+        reader,
         &query,
         session.store(),
         session.jobs,

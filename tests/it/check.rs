@@ -111,6 +111,29 @@ fn check_reports_exactly_the_rows_whose_objects_were_damaged() {
                 "{case}: the missing file is named: {incomplete}"
             );
 
+            // Three shards find the same rows between them, each its own.
+            let mut union = Vec::new();
+            for k in 0..3 {
+                let shard = format!("{k}/3");
+                let mut sharded = args.clone();
+                sharded.extend(["--shard", shard.as_str()]);
+                let out = env.djgc(&sharded);
+                assert!(
+                    matches!(out.status.code(), Some(0 | 1)),
+                    "{case}: {}",
+                    stderr(&out)
+                );
+                let part = report(&out);
+                assert_eq!(part["shard"]["index"], k, "{case}");
+                union.extend(damaged(&part));
+            }
+            assert_eq!(union.len(), expected.len(), "{case}: {union:?}");
+            assert_eq!(
+                union.into_iter().collect::<BTreeSet<_>>(),
+                expected,
+                "{case}"
+            );
+
             // The same as text, and into a report file.
             let file_report = env.dir.path().join("check.json");
             let mut text_args = vec!["check", &schema, "--report", file_report.to_str().unwrap()];

@@ -153,6 +153,11 @@ pub struct CheckArgs {
     /// Also write the report (the --json object) to FILE.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Check only the references shard K of N counts, listing only its
+    /// ranges (the shards of `scan`); default: DJGC_SHARD=K/N or the array
+    /// job's environment, as for scan.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
 }
 
 impl CheckArgs {
@@ -160,6 +165,7 @@ impl CheckArgs {
         Ok(CheckRequest {
             schemas: schemas(&self.schemas, self.all_schemas)?,
             schema_codecs: self.schema_codecs.clone(),
+            shard: resolve_shard(self.shard.as_deref())?,
         })
     }
 }
@@ -252,12 +258,17 @@ pub struct ShardArgs {
     pub run_id: Option<String>,
 }
 
+/// `--shard K/N`, else the array job's environment ([`Shard::from_env`]).
+fn resolve_shard(flag: Option<&str>) -> Result<Option<Shard>, Error> {
+    match flag {
+        Some(text) => Shard::parse(text, "--shard").map(Some),
+        None => Shard::from_env(|name| std::env::var(name).ok()),
+    }
+}
+
 impl ShardArgs {
     pub fn resolve(&self) -> Result<Option<Shard>, Error> {
-        match &self.shard {
-            Some(text) => Shard::parse(text, "--shard").map(Some),
-            None => Shard::from_env(|name| std::env::var(name).ok()),
-        }
+        resolve_shard(self.shard.as_deref())
     }
 
     /// The run's id: `--run-id`, else `DJGC_RUN_ID`, else Slurm's
