@@ -234,6 +234,7 @@ fn plan(spec: &FixtureSpec) -> (Vec<FileSpec>, Vec<RowSpec>) {
         );
         let orphan = deleted("folder", id);
         let mut total = 0;
+        let mut listed = Vec::new();
         for j in 0..spec.files_per_folder {
             let name = if j == 0 {
                 ".zarray".to_string()
@@ -242,6 +243,10 @@ fn plan(spec: &FixtureSpec) -> (Vec<FileSpec>, Vec<RowSpec>) {
             };
             let content = format!("chunk {s} {id} {j}").into_bytes();
             total += content.len();
+            listed.push(format!(
+                r#"{{"path": "{name}", "size": {}}}"#,
+                content.len()
+            ));
             files.push(FileSpec {
                 key: format!("{dir}/{name}"),
                 hash: false,
@@ -249,10 +254,16 @@ fn plan(spec: &FixtureSpec) -> (Vec<FileSpec>, Vec<RowSpec>) {
                 orphan,
             });
         }
+        // As DataJoint's `put_folder` writes it.
         files.push(FileSpec {
             key: format!("{dir}.manifest.json"),
             hash: false,
-            content: format!(r#"{{"files": {}}}"#, spec.files_per_folder).into_bytes(),
+            content: format!(
+                r#"{{"files": [{}], "total_size": {total}, "item_count": {}, "created": "2026-01-01T00:00:00+00:00"}}"#,
+                listed.join(", "),
+                spec.files_per_folder
+            )
+            .into_bytes(),
             orphan,
         });
         if !orphan {

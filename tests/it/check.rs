@@ -201,3 +201,63 @@ fn collect_with_verify_proves_it_lost_nothing_or_fails() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("djgc check"), "{}", stderr(&out));
 }
+
+#[test]
+fn partitioned_objects_are_checked_like_the_rest() {
+    for mut env in [
+        Env::new(Backend::MySql),
+        Env::with_store(Backend::PostgreSql, Kind::S3),
+    ] {
+        let case = format!("{:?} {:?}", env.kind(), env.backend);
+        let schema = unique_schema("checkpart");
+        let truth = env.fixture(&djgc::fixture::FixtureSpec::small(&schema, "main"));
+        let q = |id: &str| env.db.quote(id);
+        let there = format!("_schema/subject=m1/session=2/{schema}/npy_item/id=9001/arr_a.npy");
+        let gone = format!("_schema/subject=m1/session=3/{schema}/npy_item/id=9002/arr_b.npy");
+        let folder = format!("_schema/subject=m2/{schema}/folder_item/id=9003/obj_c");
+        env.put(&there, "partitioned");
+        env.put(&format!("{folder}/.zarray"), "{}");
+        env.put(
+            &format!("{folder}.manifest.json"),
+            r#"{"files": [{"path": ".zarray", "size": 2}, {"path": "0.0", "size": 4}]}"#,
+        );
+        env.sql(&format!(
+            "INSERT INTO {}.{} (id, arr) VALUES \
+             (9001, '{{\"path\": \"{there}\", \"store\": \"main\"}}'), \
+             (9002, '{{\"path\": \"{gone}\", \"store\": \"main\"}}')",
+            q(&schema),
+            q("_npy_item")
+        ));
+        env.sql(&format!(
+            "INSERT INTO {}.{} (id, obj) VALUES \
+             (9003, '{{\"path\": \"{folder}\", \"store\": \"main\", \"is_dir\": true}}')",
+            q(&schema),
+            q("__folder_item")
+        ));
+        env.write_config_with(None, r#", "partition_pattern": "{subject}/{session}""#);
+        let out = env.djgc(&["check", &schema, "--json"]);
+        assert_eq!(out.status.code(), Some(1), "{case}: {}", stderr(&out));
+        let found = report(&out);
+        let expected: BTreeSet<_> = [
+            (
+                "_npy_item".to_string(),
+                "id=9002".to_string(),
+                "missing".to_string(),
+            ),
+            (
+                "__folder_item".to_string(),
+                "id=9003".to_string(),
+                "incomplete".to_string(),
+            ),
+        ]
+        .into();
+        assert_eq!(damaged(&found), expected, "{case}: {found}");
+        // The fixture's own objects (folders with manifests among them) are whole.
+        assert!(truth.live_rows > 0);
+        assert!(
+            found["folders_verified"].as_u64().unwrap() > 1,
+            "{case}: {found}"
+        );
+        assert_eq!(found["references_not_checked"], 0, "{case}: {found}");
+    }
+}

@@ -380,7 +380,7 @@ fn check_summary(report: &CheckReport) -> String {
     let _ = writeln!(
         out,
         "djgc check of {} in store {:?}: {} referenced objects looked for among {} listed \
-         ({} folders' manifests read) in {}",
+         ({} folder manifests read) in {}",
         report.schemas.join(", "),
         report.store,
         HumanCount(report.references_checked),
