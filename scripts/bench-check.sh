@@ -38,13 +38,14 @@ done
 # Damage, undone afterwards: move a thousand hash objects aside (most of
 # them referenced; the fixture's orphans among them are no damage).
 mkdir -p check-bench/aside
-find "store/_hash/$schema" -type f | head -n 1000 > check-bench/moved.txt
-while read -r file; do mv "$file" check-bench/aside/; done < check-bench/moved.txt
+find "store/_hash/$schema" -type f | awk 'NR <= 1000' > check-bench/moved.txt
 restore() {
-    paste -d' ' <(sed 's|.*/||' check-bench/moved.txt) check-bench/moved.txt |
-        while read -r name file; do mv "check-bench/aside/$name" "$file"; done
+    while read -r file; do
+        if [ -e "check-bench/aside/${file##*/}" ]; then mv "check-bench/aside/${file##*/}" "$file"; fi
+    done < check-bench/moved.txt
 }
 trap restore EXIT
+while read -r file; do mv "$file" check-bench/aside/; done < check-bench/moved.txt
 /usr/bin/time -f "%e %U %S %M" -o check-bench/damaged.time \
     "$djgc" check "$schema" --json > check-bench/damaged.json || [ $? = 1 ]
 

@@ -45,13 +45,14 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use crate::error::{Error, Result};
 use crate::interrupt::Interrupt;
+use crate::judge::inventory::Inventory;
 use crate::layout::shard::Shard;
 use crate::layout::{file_name, is_content_hash_name, Section, SectionKind, MANIFEST_SUFFIX};
 use crate::progress::Progress;
 use crate::refs::codec::RefKind;
 use crate::refs::refset::{path_hash, undotted, undotted_hash};
-use crate::refs::{Expect, Keep, Placed, Reader, ReferenceQuery, RowReference};
-use crate::store::{KeyRange, Listing, ObjectMeta, Store};
+use crate::refs::{Expect, Keep, Placed, Placing, Reader, ReferenceQuery, RowReference};
+use crate::store::{Listing, ObjectMeta, Store};
 
 /// Listing batches that may wait for the lookups.
 const LISTING_QUEUE: usize = 256;
@@ -295,19 +296,37 @@ impl Findings {
     }
 }
 
-/// Checks the references of `query` against `store`, handing every damaged
-/// row to `damaged` as it is found. A sharded query (its sections' ranges
+/// What a check reads, and how: the database, the store (its objects
+/// listed, or read from an S3 Inventory), its requests in flight, and
+/// the interrupt that stops it.
+#[derive(Clone, Copy)]
+pub(crate) struct Sources<'a> {
+    pub reader: &'a Reader,
+    pub store: &'a dyn Store,
+    pub inventory: Option<&'a Inventory>,
+    pub jobs: usize,
+    pub interrupt: &'a Interrupt,
+}
+
+/// Checks the references of `query` against `store` (its objects listed,
+/// or read from an S3 `inventory`: one that lags the bucket only makes
+/// suspects, which the second look clears), handing every damaged row to
+/// `damaged` as it is found. A sharded query (its sections' ranges
 /// and shard, as a sharded scan places them) checks the references its
 /// shard counts, listing only its ranges.
 pub(crate) fn check(
-    reader: &Reader,
+    sources: &Sources<'_>,
     query: &ReferenceQuery,
-    store: &dyn Store,
-    jobs: usize,
-    interrupt: &Interrupt,
     progress: &dyn Progress,
     damaged: &mut (dyn FnMut(DamagedRow) + Send),
 ) -> Result<CheckReport> {
+    let Sources {
+        reader,
+        store,
+        inventory,
+        jobs,
+        interrupt,
+    } = *sources;
     let started = Instant::now();
     let mut report = CheckReport {
         store: store.name().to_string(),
@@ -319,25 +338,9 @@ pub(crate) fn check(
     let (tx, rx) = crossbeam_channel::bounded::<(usize, Listing)>(LISTING_QUEUE);
     let findings = std::thread::scope(|scope| {
         let lister = scope.spawn(move || {
-            let labels: Vec<String> = sections.iter().map(Section::label).collect();
-            let listed: Vec<(&str, &KeyRange)> = sections
-                .iter()
-                .map(|section| (section.prefix.as_str(), &section.range))
-                .collect();
-            store.list_sections(&listed, &|index, item| {
-                if interrupt.requested() {
-                    return ControlFlow::Break(());
-                }
-                if let Listing::Objects(objects) = &item {
-                    progress.listed(&labels[index], objects.len() as u64);
-                }
-                match tx.send((index, item)) {
-                    Ok(()) => ControlFlow::Continue(()),
-                    Err(_) => ControlFlow::Break(()),
-                }
-            });
+            crate::judge::list_into(store, inventory, sections, interrupt, progress, &tx)
         });
-        let read = reader.read_expectations(query, Gathering::default(), progress);
+        let read = reader.read_placed(query, &Placing::Check, Gathering::default(), progress);
         let (gathering, tally) = match read {
             Ok(read) => read,
             Err(e) => {
@@ -570,34 +573,15 @@ fn look_again(
             None => Err(format!("{key}: the store gave no answer")),
         };
     }
-    let prefix = format!("{key}/");
-    let seen = Mutex::new(FolderSeen {
+    let files = folder_files(store, key)?;
+    let mut seen = FolderSeen {
         path: key.to_string(),
-        ..FolderSeen::default()
-    });
-    let failed = Mutex::new(None);
-    store.list(&prefix, &|item| {
-        match item {
-            Listing::Objects(objects) => {
-                let mut seen = seen.lock().expect("seen");
-                for object in objects {
-                    if let Some(relative) = object.key.strip_prefix(&prefix) {
-                        seen.files += 1;
-                        seen.digest = seen.digest.wrapping_add(file_digest(relative, object.size));
-                    }
-                }
-            }
-            Listing::Error(e) => {
-                failed.lock().expect("failed").get_or_insert(e.to_string());
-                return ControlFlow::Break(());
-            }
-        }
-        ControlFlow::Continue(())
-    });
-    if let Some(e) = failed.into_inner().expect("failed") {
-        return Err(format!("listing {prefix}: {e}"));
-    }
-    let mut seen = seen.into_inner().expect("seen");
+        files: files.len() as u64,
+        digest: files.iter().fold(0u64, |sum, (relative, size)| {
+            sum.wrapping_add(file_digest(relative, *size))
+        }),
+        manifest: false,
+    };
     let manifest = format!("{key}{MANIFEST_SUFFIX}");
     seen.manifest = match store.head(std::slice::from_ref(&manifest)).pop() {
         Some(Ok(found)) => found.is_some(),
@@ -618,6 +602,37 @@ fn look_again(
             format!("{files} files, but no {MANIFEST_SUFFIX}"),
         ),
         _ => verify_folder(store, &seen),
+    }
+}
+
+/// Every file under folder `path`, by its path inside it, with its size.
+fn folder_files(
+    store: &dyn Store,
+    path: &str,
+) -> std::result::Result<HashMap<String, u64>, String> {
+    let prefix = format!("{path}/");
+    let files = Mutex::new(HashMap::new());
+    let failed = Mutex::new(None);
+    store.list(&prefix, &|item| {
+        match item {
+            Listing::Objects(objects) => {
+                let mut files = files.lock().expect("files");
+                for object in objects {
+                    if let Some(relative) = object.key.strip_prefix(&prefix) {
+                        files.insert(relative.to_string(), object.size);
+                    }
+                }
+            }
+            Listing::Error(e) => {
+                failed.lock().expect("failed").get_or_insert(e.to_string());
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    match failed.into_inner().expect("failed") {
+        Some(e) => Err(format!("listing {prefix}: {e}")),
+        None => Ok(files.into_inner().expect("files")),
     }
 }
 
@@ -672,30 +687,7 @@ fn verify_folder(
     }
     // The folder holds other files than its manifest lists: list it to
     // tell which it misses (files it holds beside them are no damage).
-    let prefix = format!("{}/", seen.path);
-    let held = Mutex::new(HashMap::new());
-    let failed = Mutex::new(None);
-    store.list(&prefix, &|item| {
-        match item {
-            Listing::Objects(objects) => {
-                let mut held = held.lock().expect("held");
-                for object in objects {
-                    if let Some(relative) = object.key.strip_prefix(&prefix) {
-                        held.insert(relative.to_string(), object.size);
-                    }
-                }
-            }
-            Listing::Error(e) => {
-                failed.lock().expect("failed").get_or_insert(e.to_string());
-                return ControlFlow::Break(());
-            }
-        }
-        ControlFlow::Continue(())
-    });
-    if let Some(e) = failed.into_inner().expect("failed") {
-        return Err(format!("listing {prefix}: {e}"));
-    }
-    let held = held.into_inner().expect("held");
+    let held = folder_files(store, &seen.path)?;
     let mut missing = Vec::new();
     let mut resized = Vec::new();
     for file in &manifest.files {

@@ -36,7 +36,7 @@ use crate::act::journal::{self, Journal, PlanLock};
 use crate::act::quarantine::{self as trash, Trash};
 use crate::act::watch::{ReadReferences, MIN_STALENESS};
 use crate::act::{self, Control, DeleteOptions};
-use crate::check::{CheckReport, DamagedRow};
+use crate::check::{CheckReport, DamagedRow, Sources};
 use crate::config::{Config, StoreSpec};
 use crate::error::{Error, Result};
 use crate::interrupt::Interrupt;
@@ -201,6 +201,9 @@ pub struct CheckRequest {
     pub schema_codecs: Vec<String>,
     /// Check only the references this shard counts (`None`: all).
     pub shard: Option<Shard>,
+    /// Read the store's objects from this S3 Inventory manifest instead of
+    /// listing.
+    pub inventory: Option<String>,
 }
 
 /// What to write a reference snapshot of, and where.
@@ -584,15 +587,14 @@ fn verify(
             ));
         }
     };
-    let checked = crate::check::check(
-        session.reader()?,
-        &query,
-        session.store(),
-        session.jobs,
-        &session.interrupt,
-        progress,
-        &mut damaged,
-    );
+    let sources = Sources {
+        reader: session.reader()?,
+        store: session.store(),
+        inventory: None,
+        jobs: session.jobs,
+        interrupt: &session.interrupt,
+    };
+    let checked = crate::check::check(&sources, &query, progress, &mut damaged);
     let verified = match checked {
         Ok(checked) => VerifyReport {
             references_checked: checked.references_checked,
@@ -713,15 +715,19 @@ pub fn check(
         shard::assign_ranges(&session.spec, &mut sections, shard, &sample);
         query = query.limited_to(sections, Some(shard));
     }
-    crate::check::check(
+    let inventory = request
+        .inventory
+        .as_deref()
+        .map(|manifest| Inventory::open(manifest, &session.spec))
+        .transpose()?;
+    let sources = Sources {
         reader,
-        &query,
-        session.store(),
-        session.jobs,
-        &session.interrupt,
-        progress,
-        damaged,
-    )
+        store: session.store(),
+        inventory: inventory.as_ref(),
+        jobs: session.jobs,
+        interrupt: &session.interrupt,
+    };
+    crate::check::check(&sources, &query, progress, damaged)
 }
 
 /// Writes a reference snapshot ([`crate::refs::snapshot`]): the request's

@@ -276,6 +276,41 @@ pub fn recheck(plan: &mut Plan, database: &Reader, query: &ReferenceQuery) -> Re
     Ok(())
 }
 
+/// Lists `sections` (each in its range), or reads them from `inventory`,
+/// into `tx` with each batch's section index, telling `progress`; stops at
+/// the next page once `interrupt` is raised or the receiver is gone.
+pub(crate) fn list_into(
+    store: &dyn Store,
+    inventory: Option<&Inventory>,
+    sections: &[Section],
+    interrupt: &Interrupt,
+    progress: &dyn Progress,
+    tx: &crossbeam_channel::Sender<(usize, Listing)>,
+) {
+    let labels: Vec<String> = sections.iter().map(Section::label).collect();
+    let send = |index: usize, item: Listing| {
+        if interrupt.requested() {
+            return ControlFlow::Break(());
+        }
+        if let Listing::Objects(objects) = &item {
+            progress.listed(&labels[index], objects.len() as u64);
+        }
+        match tx.send((index, item)) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(_) => ControlFlow::Break(()),
+        }
+    };
+    if let Some(inventory) = inventory {
+        inventory.list_sections(sections, &send);
+        return;
+    }
+    let listed: Vec<(&str, &KeyRange)> = sections
+        .iter()
+        .map(|section| (section.prefix.as_str(), &section.range))
+        .collect();
+    store.list_sections(&listed, &send);
+}
+
 /// The pipeline with the reference scan passed in, so it can be driven
 /// without a database (tests, benchmarks).
 pub fn scan_with(
@@ -291,29 +326,16 @@ pub fn scan_with(
     let (report, spool, young_objects) = std::thread::scope(|scope| {
         let lister = {
             let sections = &sections;
+            let inventory = options.inventory.as_deref();
             scope.spawn(move || {
-                let labels: Vec<String> = sections.iter().map(Section::label).collect();
-                let send = |index: usize, item: Listing| {
-                    if options.interrupt.requested() {
-                        return ControlFlow::Break(());
-                    }
-                    if let Listing::Objects(objects) = &item {
-                        progress.listed(&labels[index], objects.len() as u64);
-                    }
-                    match tx.send((index, item)) {
-                        Ok(()) => ControlFlow::Continue(()),
-                        Err(_) => ControlFlow::Break(()),
-                    }
-                };
-                if let Some(inventory) = &options.inventory {
-                    inventory.list_sections(sections, &send);
-                    return;
-                }
-                let listed: Vec<(&str, &KeyRange)> = sections
-                    .iter()
-                    .map(|section| (section.prefix.as_str(), &section.range))
-                    .collect();
-                store.list_sections(&listed, &send);
+                list_into(
+                    store,
+                    inventory,
+                    sections,
+                    &options.interrupt,
+                    progress,
+                    &tx,
+                )
             })
         };
 

@@ -494,46 +494,18 @@ impl Reader {
         Ok((parts, warnings))
     }
 
-    /// Reads every reference of `query` once for all the shards `cuts`
-    /// split it into, handing each to the holders [`ShardCuts::place`]
-    /// names (a reference snapshot's parts).
-    pub(crate) fn read_for_shards<K: Keep>(
-        &self,
-        query: &ReferenceQuery,
-        cuts: &ShardCuts,
-        keep: K,
-        progress: &dyn Progress,
-    ) -> Result<(K, Tally)> {
-        self.read_placed(query, &Placing::Shards(cuts), keep, progress)
-            .unwrap_or_else(|| {
-                Err(Error::Interrupted(
-                    "reading the references for a snapshot".to_string(),
-                ))
-            })
-    }
-
-    /// Reads every reference of `query` with what it expects of its object
-    /// ([`Expect`]), for `check`.
-    pub(crate) fn read_expectations<K: Keep>(
-        &self,
-        query: &ReferenceQuery,
-        keep: K,
-        progress: &dyn Progress,
-    ) -> Result<(K, Tally)> {
-        self.read_placed(query, &Placing::Check, keep, progress)
-            .unwrap_or_else(|| Err(Error::Interrupted("reading the references".to_string())))
-    }
-
     /// Reads every reference of `query` into `keep` as `placing` places
-    /// them; `None` when the read was abandoned on the interrupt.
-    fn read_placed<K: Keep>(
+    /// them (all the shards of a snapshot at once, or with what each
+    /// expects of its object for `check`); [`Error::Interrupted`] when the
+    /// read was abandoned on the interrupt.
+    pub(crate) fn read_placed<K: Keep>(
         &self,
         query: &ReferenceQuery,
         placing: &Placing<'_>,
         keep: K,
         progress: &dyn Progress,
-    ) -> Option<Result<(K, Tally)>> {
-        self.until_interrupted(async {
+    ) -> Result<(K, Tally)> {
+        let reading = async {
             let tables = self.tables(query).await?;
             let (parts, warnings) = self.parts(&tables, query).await?;
             let tally = Tally {
@@ -541,7 +513,9 @@ impl Reader {
                 ..Tally::new(query, placing.holders())
             };
             Ok(read_parts(&self.db, &parts, query, placing, keep, tally, progress).await)
-        })
+        };
+        self.until_interrupted(reading)
+            .unwrap_or_else(|| Err(Error::Interrupted("reading the references".to_string())))
     }
 
     /// Hands `found` every row value of `query` whose referenced path

@@ -41,7 +41,7 @@ use crate::layout::shard::{Shard, ShardCuts};
 use crate::layout::Section;
 use crate::progress::Progress;
 use crate::refs::codec::RefKind;
-use crate::refs::{Gathered, Keep, Placed, Reader, ReferenceQuery, ReferenceScan};
+use crate::refs::{Gathered, Keep, Placed, Placing, Reader, ReferenceQuery, ReferenceScan};
 
 /// The most shards a snapshot is cut into: each part is an open file while
 /// the snapshot is written, and a process may have about a thousand.
@@ -224,7 +224,7 @@ pub(crate) fn take(
         .tempdir_in(parent)
         .map_err(|e| Error::file(parent, e))?;
     let writers = PartWriters::create(building.path(), cuts.count())?;
-    let (writers, tally) = reader.read_for_shards(query, cuts, writers, progress)?;
+    let (writers, tally) = reader.read_placed(query, &Placing::Shards(cuts), writers, progress)?;
     let parts = writers.finish()?;
     let header = SnapshotHeader {
         format: FORMAT.to_string(),

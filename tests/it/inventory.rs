@@ -505,3 +505,35 @@ fn an_unreadable_parquet_file_blocks_deletion_by_name() {
         assert_eq!(env.keys(), before);
     }
 }
+
+#[test]
+fn check_from_an_inventory_reads_its_objects_and_looks_again_at_what_it_lacks() {
+    let mut env = Env::with_store(Backend::MySql, Kind::S3);
+    let schema = unique_schema("invcheck");
+    let truth = env.fixture(&FixtureSpec::small(&schema, "main"));
+    env.write_config(None);
+    // Two live objects: one deleted before the inventory is taken, one
+    // written after it (a row whose object the inventory cannot know).
+    let (gone, late) = (&truth.live_files[0], &truth.live_files[1]);
+    env.remove(gone);
+    let (_, store) = env.remote.as_ref().unwrap();
+    let late_body = store.get(late).unwrap().unwrap();
+    env.remove(late);
+    let (manifest, _) = write_inventory(&env, SystemTime::now(), "check", Format::Csv);
+    store.put(late, late_body).unwrap();
+
+    let out = env.djgc(&["check", &schema, "--inventory", &manifest, "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let found = report(&out);
+    let paths: Vec<&str> = found["damaged_rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        !paths.is_empty() && paths.iter().all(|p| *p == gone.as_str()),
+        "{found}"
+    );
+    assert_eq!(found["objects_damaged"], 1, "{found}");
+}

@@ -158,6 +158,10 @@ pub struct CheckArgs {
     /// job's environment, as for scan.
     #[arg(long, value_name = "K/N")]
     pub shard: Option<String>,
+    /// Read the S3 store's objects from this S3 Inventory report (its
+    /// manifest.json) instead of listing; what it lacks is looked up with HEAD.
+    #[arg(long, value_name = "MANIFEST")]
+    pub inventory: Option<String>,
 }
 
 impl CheckArgs {
@@ -166,6 +170,7 @@ impl CheckArgs {
             schemas: schemas(&self.schemas, self.all_schemas)?,
             schema_codecs: self.schema_codecs.clone(),
             shard: resolve_shard(self.shard.as_deref())?,
+            inventory: self.inventory.clone(),
         })
     }
 }
