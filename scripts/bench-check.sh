@@ -34,6 +34,7 @@ for run in $(seq "$runs"); do
     measure check-bench/check.time "$djgc" check "$schema" --quiet
 done
 "$djgc" check "$schema" --json > check-bench/intact.json
+stored=$(find store -type f | wc -l)
 
 # Damage, undone afterwards: move a thousand hash objects aside (most of
 # them referenced; the fixture's orphans among them are no damage).
@@ -51,7 +52,7 @@ while read -r file; do mv "$file" check-bench/aside/; done < check-bench/moved.t
 
 echo
 machine
-echo "store: $(find store -type f | wc -l) files in $bench/store ($fixture_args)"
+echo "store: $stored files in $bench/store ($fixture_args)"
 python3 - "$runs" <<'PY'
 import json, statistics, sys
 rows = lambda name: [[float(x) for x in line.split()] for line in open(f"check-bench/{name}.time")]
@@ -65,7 +66,8 @@ scan = line("scan", "scan (dry run)")
 check = line("check", "check, intact store")
 intact = json.load(open("check-bench/intact.json"))
 damaged = json.load(open("check-bench/damaged.json"))
-d = open("check-bench/damaged.time").read().split()
+# GNU time puts "Command exited with non-zero status 1" first: check's exit 1.
+d = open("check-bench/damaged.time").read().strip().splitlines()[-1].split()
 print(f"{'check, 1,000 hash objects gone':<34} {float(d[0]):>7.2f} s  peak RSS {int(d[3]) / 1024:.0f} MB:"
       f" {damaged['rows_damaged']} rows of {damaged['objects_damaged']} objects")
 print(f"check / scan: {check / scan:.2f}   ({intact['references_checked']} references checked,"

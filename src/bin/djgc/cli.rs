@@ -128,21 +128,41 @@ pub enum Command {
     },
 }
 
+/// Which schemas a command works on, and how their columns are read.
+#[derive(Args)]
+pub struct SchemaArgs {
+    /// Schemas to work on (databases on MySQL, schemas on PostgreSQL).
+    #[arg(value_name = "SCHEMA")]
+    pub names: Vec<String>,
+    /// Every schema in the database with codec columns for the store.
+    #[arg(long, conflicts_with = "names")]
+    pub all_schemas: bool,
+    /// Codec names (besides object and npy) whose columns are schema-addressed.
+    #[arg(long = "schema-codec", value_name = "NAME")]
+    pub schema_codecs: Vec<String>,
+}
+
+impl SchemaArgs {
+    /// The schemas named, or `--all-schemas`; neither is an error.
+    pub fn resolve(&self) -> Result<Schemas, Error> {
+        match (self.all_schemas, self.names.is_empty()) {
+            (true, _) => Ok(Schemas::All),
+            (false, false) => Ok(Schemas::Named(self.names.clone())),
+            (false, true) => Err(Error::Usage(
+                "At least one schema must be provided (or --all-schemas)".to_string(),
+            )),
+        }
+    }
+}
+
 #[derive(Args)]
 pub struct CheckArgs {
-    /// Schemas to check (databases on MySQL, schemas on PostgreSQL).
-    #[arg(value_name = "SCHEMA")]
-    pub schemas: Vec<String>,
-    /// Every schema in the database with codec columns for the store.
-    #[arg(long, conflicts_with = "schemas")]
-    pub all_schemas: bool,
+    #[command(flatten)]
+    pub schemas: SchemaArgs,
     #[command(flatten)]
     pub store: StoreArgs,
     #[command(flatten)]
     pub work: WorkArgs,
-    /// Codec names (besides object and npy) whose columns are schema-addressed.
-    #[arg(long = "schema-codec", value_name = "NAME")]
-    pub schema_codecs: Vec<String>,
     /// Print the report as one JSON object on stdout (the damaged rows
     /// under "damaged_rows", streamed as they are found).
     #[arg(long)]
@@ -167,8 +187,8 @@ pub struct CheckArgs {
 impl CheckArgs {
     pub fn request(&self) -> Result<CheckRequest, Error> {
         Ok(CheckRequest {
-            schemas: schemas(&self.schemas, self.all_schemas)?,
-            schema_codecs: self.schema_codecs.clone(),
+            schemas: self.schemas.resolve()?,
+            schema_codecs: self.schemas.schema_codecs.clone(),
             shard: resolve_shard(self.shard.as_deref())?,
             inventory: self.inventory.clone(),
         })
@@ -189,12 +209,8 @@ pub enum RefsCommand {
 
 #[derive(Args)]
 pub struct SnapshotArgs {
-    /// Schemas to read (databases on MySQL, schemas on PostgreSQL).
-    #[arg(value_name = "SCHEMA")]
-    pub schemas: Vec<String>,
-    /// Every schema in the database with codec columns for the store.
-    #[arg(long, conflicts_with = "schemas")]
-    pub all_schemas: bool,
+    #[command(flatten)]
+    pub schemas: SchemaArgs,
     #[command(flatten)]
     pub store: StoreArgs,
     #[command(flatten)]
@@ -206,9 +222,6 @@ pub struct SnapshotArgs {
     /// shard's task can read).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// Codec names (besides object and npy) whose columns are schema-addressed.
-    #[arg(long = "schema-codec", value_name = "NAME")]
-    pub schema_codecs: Vec<String>,
     /// Print what was written as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -289,12 +302,8 @@ impl ShardArgs {
 
 #[derive(Args)]
 pub struct ScanArgs {
-    /// Schemas to collect (databases on MySQL, schemas on PostgreSQL).
-    #[arg(value_name = "SCHEMA")]
-    pub schemas: Vec<String>,
-    /// Every schema in the database with codec columns for the store.
-    #[arg(long, conflicts_with = "schemas")]
-    pub all_schemas: bool,
+    #[command(flatten)]
+    pub schemas: SchemaArgs,
     #[command(flatten)]
     pub store: StoreArgs,
     #[command(flatten)]
@@ -314,9 +323,6 @@ pub struct ScanArgs {
     /// Write the plan (orphans with size and mtime, store identity, totals) to FILE for `djgc apply`.
     #[arg(long, value_name = "FILE")]
     pub plan: Option<PathBuf>,
-    /// Codec names (besides object and npy) whose columns are schema-addressed.
-    #[arg(long = "schema-codec", value_name = "NAME")]
-    pub schema_codecs: Vec<String>,
     /// Read the S3 store's objects from this S3 Inventory report (its
     /// manifest.json: a local path or s3://BUCKET/KEY) instead of listing;
     /// each orphan is confirmed with HEAD before it is deleted.
@@ -519,23 +525,12 @@ impl WorkArgs {
     }
 }
 
-/// The schemas named, or `--all-schemas`; neither is an error.
-fn schemas(names: &[String], all: bool) -> Result<Schemas, Error> {
-    match (all, names.is_empty()) {
-        (true, _) => Ok(Schemas::All),
-        (false, false) => Ok(Schemas::Named(names.to_vec())),
-        (false, true) => Err(Error::Usage(
-            "At least one schema must be provided (or --all-schemas)".to_string(),
-        )),
-    }
-}
-
 impl ScanArgs {
     pub fn request(&self) -> Result<ScanRequest, Error> {
         Ok(ScanRequest {
-            schemas: schemas(&self.schemas, self.all_schemas)?,
+            schemas: self.schemas.resolve()?,
             min_age: duration(&self.min_age, "--min-age")?,
-            schema_codecs: self.schema_codecs.clone(),
+            schema_codecs: self.schemas.schema_codecs.clone(),
             shard: self.shard.resolve()?,
             inventory: self.inventory.clone(),
             run_id: self.shard.run_id(),
@@ -549,8 +544,8 @@ impl ScanArgs {
 impl SnapshotArgs {
     pub fn request(&self) -> Result<SnapshotRequest, Error> {
         Ok(SnapshotRequest {
-            schemas: schemas(&self.schemas, self.all_schemas)?,
-            schema_codecs: self.schema_codecs.clone(),
+            schemas: self.schemas.resolve()?,
+            schema_codecs: self.schemas.schema_codecs.clone(),
             shards: self.shards,
             out: self.out.clone(),
         })
