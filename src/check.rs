@@ -69,7 +69,7 @@ pub enum Problem {
     Missing,
     /// A file whose size is not the one its row records.
     SizeDiffers,
-    /// A folder with no file under it, though its manifest is there.
+    /// A folder with no file under it, though its manifest lists some.
     Empty,
     /// A folder without its `.manifest.json`.
     ManifestMissing,
@@ -138,12 +138,31 @@ fn pack(expect: Expect) -> u64 {
         | if expect.folder { FOLDER } else { 0 }
 }
 
-/// The references to look for, as a read finds them.
-#[derive(Default)]
+/// The references to look for, as a read finds them: one entry a row's
+/// reference, until [`merge_paths`] folds the entries of each path into
+/// one, whenever they have doubled, so memory follows the distinct paths
+/// (a deduplicated object with a million rows is one entry), not the rows.
 struct Gathering {
     /// (path hash, packed expectation) of every checkable reference.
     checked: Vec<(u64, u64)>,
     not_checked: Vec<u64>,
+    /// Lengths at which each is folded next.
+    fold_checked: usize,
+    fold_not_checked: usize,
+}
+
+/// Entries gathered before the first fold.
+const FOLD_FROM: usize = 1 << 16;
+
+impl Default for Gathering {
+    fn default() -> Self {
+        Gathering {
+            checked: Vec::new(),
+            not_checked: Vec::new(),
+            fold_checked: FOLD_FROM,
+            fold_not_checked: FOLD_FROM,
+        }
+    }
 }
 
 impl Keep for Gathering {
@@ -156,8 +175,35 @@ impl Keep for Gathering {
                 self.not_checked.push(placed.hash);
             }
         }
+        if self.checked.len() >= self.fold_checked {
+            merge_paths(&mut self.checked);
+            self.fold_checked = (2 * self.checked.len()).max(FOLD_FROM);
+        }
+        if self.not_checked.len() >= self.fold_not_checked {
+            self.not_checked.sort_unstable();
+            self.not_checked.dedup();
+            self.fold_not_checked = (2 * self.not_checked.len()).max(FOLD_FROM);
+        }
         Ok(())
     }
+}
+
+/// Sorts `entries` by path hash and folds those of one path into one:
+/// a folder if any row says so, a size only if every row gives the same.
+fn merge_paths(entries: &mut Vec<(u64, u64)>) {
+    entries.sort_unstable();
+    entries.dedup_by(|later, kept| {
+        if later.0 != kept.0 {
+            return false;
+        }
+        let sized = SIZE_TAG | HAS_SIZE;
+        let sizes_agree = (kept.1 & sized) == (later.1 & sized);
+        kept.1 |= later.1 & FOLDER;
+        if !sizes_agree {
+            kept.1 &= !sized;
+        }
+        true
+    });
 }
 
 /// One distinct path per entry, sorted by hash: what its rows expect (a
@@ -168,22 +214,8 @@ struct Expectations {
 }
 
 impl Expectations {
-    fn build(mut gathered: Vec<(u64, u64)>) -> Expectations {
-        gathered.sort_unstable();
-        let mut entries: Vec<(u64, u64)> = Vec::with_capacity(gathered.len());
-        for (hash, packed) in gathered {
-            match entries.last_mut() {
-                Some((last, kept)) if *last == hash => {
-                    let sizes_agree =
-                        (*kept & (SIZE_TAG | HAS_SIZE)) == (packed & (SIZE_TAG | HAS_SIZE));
-                    *kept |= packed & FOLDER;
-                    if !sizes_agree {
-                        *kept &= !(SIZE_TAG | HAS_SIZE);
-                    }
-                }
-                _ => entries.push((hash, packed)),
-            }
-        }
+    fn build(mut entries: Vec<(u64, u64)>) -> Expectations {
+        merge_paths(&mut entries);
         entries.shrink_to_fit();
         let found = vec![false; entries.len()];
         Expectations { entries, found }
@@ -450,8 +482,9 @@ fn suspects(
                 // A folder a shard's cut falls inside was listed in part:
                 // its digest then differs from its manifest's, and
                 // `verify_folder` lists it again whole; one listed without
-                // files or manifest is a suspect, looked at again whole.
-                Some(seen) if seen.files > 0 && seen.manifest => {
+                // a manifest is a suspect, looked at again whole. (A folder
+                // uploaded empty has a manifest that lists no file.)
+                Some(seen) if seen.manifest => {
                     to_verify.push((hash, seen));
                     false
                 }
@@ -593,10 +626,6 @@ fn look_again(
             Problem::Missing,
             "no file under the folder, and no manifest".into(),
         ),
-        (0, true) => wrong(
-            Problem::Empty,
-            "no file under the folder, though its manifest is there".into(),
-        ),
         (files, false) => wrong(
             Problem::ManifestMissing,
             format!("{files} files, but no {MANIFEST_SUFFIX}"),
@@ -684,6 +713,15 @@ fn verify_folder(
     });
     if manifest.files.len() as u64 == seen.files && digest == seen.digest {
         return Ok(None);
+    }
+    if seen.files == 0 {
+        return Ok(Some(Damage {
+            problem: Problem::Empty,
+            detail: format!(
+                "none of the {} files its manifest lists is there",
+                manifest.files.len()
+            ),
+        }));
     }
     // The folder holds other files than its manifest lists: list it to
     // tell which it misses (files it holds beside them are no damage).
@@ -814,6 +852,45 @@ mod tests {
         put_folder(&store, empty, &[("0", 1)]);
         store.delete("_schema/a/", &[format!("{empty}/0")]);
         assert_eq!(problem(empty, FOLDER), Some(Problem::Empty));
+        let uploaded_empty = "_schema/a/t/id=3/f_z";
+        put_folder(&store, uploaded_empty, &[]);
+        assert_eq!(
+            problem(uploaded_empty, FOLDER),
+            None,
+            "its manifest lists nothing"
+        );
+    }
+
+    #[test]
+    fn a_read_holds_the_distinct_paths_not_the_rows() {
+        let mut gathering = Gathering::default();
+        let row = |hash: u64, size: u64| Placed {
+            holder: 0,
+            kind: RefKind::Hash,
+            hash,
+            counted: true,
+            expect: Expect {
+                size: Some(size),
+                folder: false,
+                listed: true,
+            },
+        };
+        // A million rows over ten objects; object 3's rows disagree on its
+        // size only after the first fold.
+        for n in 0..1_000_000u64 {
+            let size = if n > 900_000 && n % 10 == 3 { 6 } else { 5 };
+            gathering.keep(&mut vec![row(n % 10, size)]).unwrap();
+            assert!(gathering.checked.len() <= 2 * FOLD_FROM);
+        }
+        let built = Expectations::build(gathering.checked);
+        assert_eq!(built.entries.len(), 10);
+        let of = |hash| built.entries[built.find(hash).unwrap()].1;
+        assert_eq!(of(4) & HAS_SIZE, HAS_SIZE);
+        assert_eq!(
+            of(3) & HAS_SIZE,
+            0,
+            "a size the rows disagree on is not judged"
+        );
     }
 
     #[test]

@@ -385,6 +385,13 @@ pub fn merge_shards(reports: &[(String, Report)]) -> crate::Result<Report> {
                 count.unwrap_or_default()
             ));
         }
+        let first_snapshot = first.shard.as_ref().and_then(|s| s.snapshot.as_ref());
+        if shard.snapshot.as_ref() != first_snapshot {
+            return refuse(format!(
+                "{name} and {first_name} were not judged by the same references (a reference \
+                 snapshot, or reads of their own)"
+            ));
+        }
         if let Some(other) = seen.insert(shard.shard.index, name) {
             return refuse(format!("{name} and {other} are both shard {}", shard.shard));
         }

@@ -343,6 +343,13 @@ pub fn collect(
     if disposal.verify && request.shard.is_some_and(|s| !s.is_whole()) {
         return Err(sharded_verify());
     }
+    if disposal.verify && request.refs.is_some() {
+        return Err(Error::Usage(
+            "`verify` reads the database, which a run judged by a reference snapshot (`refs`) \
+             does not: run `djgc check` after `djgc purge` instead"
+                .to_string(),
+        ));
+    }
     let snapshot = request.refs.as_deref().map(Snapshot::open).transpose()?;
     if snapshot.is_some() && disposal.action == Action::Delete {
         return Err(Error::Usage(
@@ -356,7 +363,23 @@ pub fn collect(
         Some(path) => lock_plan(path, progress)?,
         None => None,
     };
-    let schemas = resolve_schemas(session, &request.schemas, &request.schema_codecs, progress)?;
+    let mut schemas = resolve_schemas(session, &request.schemas, &request.schema_codecs, progress)?;
+    if let Some(snapshot) = &snapshot {
+        // The snapshot's order of the same schemas, so their sections line up.
+        let taken = &snapshot.header().schemas;
+        if schemas.len() == taken.len() && taken.iter().all(|s| schemas.contains(s)) {
+            schemas = taken.clone();
+        }
+        let age = started.duration_since(snapshot.taken()).unwrap_or_default();
+        if age > request.min_age.max(Duration::from_secs(3600)) {
+            progress.notice(Notice::Warning(&format!(
+                "the reference snapshot {} was taken {} ago: an object a row written since \
+                 then reuses is moved to the trash and missing until `djgc purge` puts it back",
+                snapshot.dir().display(),
+                humantime::format_duration(Duration::from_secs(age.as_secs()))
+            )));
+        }
+    }
     let references = match &snapshot {
         None => ReferenceSource::Database(session.reader()?),
         Some(snapshot) => {
@@ -557,8 +580,10 @@ fn sharded_verify() -> Error {
 /// Damaged rows a run's report names before the rest are only counted.
 const VERIFY_ROWS_SHOWN: usize = 100;
 
-/// The check after deleting, when `disposal` asks for it and something was
-/// deleted or moved: the rows of the run's schemas whose objects are
+/// The check after deleting, when `disposal` asks for it and the run
+/// disposed of its orphans (not a dry run, not refused, not interrupted;
+/// also when there was nothing to delete): the rows of the run's schemas
+/// whose objects are
 /// missing or incomplete, told as problems and kept in the report
 /// (`verified`); any such row, or a check that could not be completed,
 /// fails the run.
@@ -1009,12 +1034,13 @@ pub struct PurgeRequest {
 /// Deletes the quarantine runs older than the grace period, first putting
 /// back every object referenced again.
 ///
-/// One read of the database serves every manifest part (of every run) of
-/// the same schemas while it is fresh: until four times the time it took
-/// has passed since it began, and at least [`MIN_STALENESS`], the bound
-/// the watch of a deletion keeps ([`crate::act::watch`]). So the shards of
-/// a run judged by one reference snapshot are purged on about one read,
-/// and a large run no longer deletes for hours on a read made at its start.
+/// One read of the database serves every batch (of every run) of the same
+/// schemas while it is fresh: until four times the time it took has passed
+/// since it began, and at least [`MIN_STALENESS`], the bound the watch of a
+/// deletion keeps ([`crate::act::watch`]), asked before each batch of up to
+/// 1,000 entries. So the shards of a run judged by one reference snapshot
+/// are purged on about one read, and a large run no longer deletes for
+/// hours on a read made at its start.
 pub fn purge(
     session: &Session,
     request: &PurgeRequest,

@@ -495,7 +495,7 @@ pub struct PurgeReport {
 }
 
 /// Purges the runs older than `older_than`: each entry referenced again by
-/// now (per `references`, asked for each manifest part of a run, which
+/// now (per `references`, asked for each batch of a run's entries, which
 /// reads afresh or hands back a read still fresh enough) is put back,
 /// every other is deleted, then the run's manifest goes. With `dry_run`,
 /// only counts. Runs without a header (cut short before moving anything)
@@ -574,28 +574,31 @@ impl Purge<'_> {
         let run_prefix = trash.run_prefix(run);
         let failures_before = failures(&self.report);
         for part in 0..header.parts {
-            let live = (self.references)(&header.schemas)?;
             let (entries, refused) =
                 trash.own_entries(&header, trash.part(store, &header, part)?, self.failed)?;
-            let report = &mut self.report;
-            report.errors += refused;
-            let (rescued, doomed): (Vec<Entry>, Vec<Entry>) =
-                entries.into_iter().partition(|e| live.covers(&e.key));
-            if dry_run {
-                report.rescued.restored += rescued.len() as u64;
-                report.purged += doomed.len() as u64;
-                report.bytes_freed += doomed.iter().map(|e| e.size).sum::<u64>();
-                continue;
-            }
-            report
-                .rescued
-                .add(&put_back(store, &run_prefix, &rescued, self.failed));
-            for chunk in doomed.chunks(BATCH) {
-                let keys: Vec<String> = chunk
+            self.report.errors += refused;
+            // Each batch is judged by a read fresh enough for it (the
+            // reader hands back the newest while it is, else reads again).
+            for batch in entries.chunks(BATCH) {
+                let live = (self.references)(&header.schemas)?;
+                let report = &mut self.report;
+                let (rescued, doomed): (Vec<&Entry>, Vec<&Entry>) =
+                    batch.iter().partition(|e| live.covers(&e.key));
+                if dry_run {
+                    report.rescued.restored += rescued.len() as u64;
+                    report.purged += doomed.len() as u64;
+                    report.bytes_freed += doomed.iter().map(|e| e.size).sum::<u64>();
+                    continue;
+                }
+                let rescued: Vec<Entry> = rescued.into_iter().cloned().collect();
+                report
+                    .rescued
+                    .add(&put_back(store, &run_prefix, &rescued, self.failed));
+                let keys: Vec<String> = doomed
                     .iter()
                     .map(|e| format!("{run_prefix}{}", e.key))
                     .collect();
-                for ((entry, key), result) in chunk
+                for ((entry, key), result) in doomed
                     .iter()
                     .zip(&keys)
                     .zip(store.delete(&run_prefix, &keys))

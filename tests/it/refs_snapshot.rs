@@ -365,3 +365,93 @@ fn a_forged_snapshot_can_hide_a_reference_until_purge_but_loses_nothing() {
         assert!(env.exists(key), "live {key} lost");
     }
 }
+
+#[test]
+fn a_snapshot_with_read_problems_blocks_every_shard_judged_by_it() {
+    let mut env = Env::new(Backend::PostgreSql);
+    let schema = unique_schema("refsproblem");
+    let truth = env.fixture(&FixtureSpec::small(&schema, "main"));
+    // A path of the wrong type: jsonb is always JSON, this is the damage.
+    env.sql(&format!(
+        "INSERT INTO {}.{} (id, arr) VALUES (9001, '{{\"path\": 17}}')",
+        env.db.quote(&schema),
+        env.db.quote("_npy_item")
+    ));
+    env.write_config(None);
+    let folder = env.dir.path().join("refs");
+    let out = env.djgc(&[
+        "refs",
+        "snapshot",
+        &schema,
+        "--shards",
+        "2",
+        "--out",
+        folder.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("id=9001"), "{}", stderr(&out));
+    let before = env.keys();
+    for k in 0..2 {
+        let shard = format!("{k}/2");
+        let out = env.djgc(&[
+            "collect",
+            &schema,
+            "--min-age",
+            "0s",
+            "--refs",
+            folder.to_str().unwrap(),
+            "--shard",
+            &shard,
+            "--delete",
+            "--quarantine",
+            "--json",
+        ]);
+        assert_eq!(out.status.code(), Some(3), "{shard}: {}", stderr(&out));
+        assert_eq!(report(&out)["quarantined"], 0, "{shard}");
+    }
+    assert_eq!(env.keys(), before, "a blocked shard moved something");
+    assert!(!truth.orphans.is_empty());
+}
+
+#[test]
+fn a_plan_judged_by_a_snapshot_is_applied_with_fresh_reads() {
+    let mut env = Env::new(Backend::MySql);
+    let schema = unique_schema("refsplan");
+    let truth = env.fixture(&FixtureSpec::small(&schema, "main"));
+    env.write_config(None);
+    let folder = snapshot(&env, &schema, 1, "refs");
+    let plan = env.dir.path().join("plan.jsonl");
+    env.djgc_ok(&[
+        "scan",
+        &schema,
+        "--min-age",
+        "0s",
+        "--refs",
+        folder.to_str().unwrap(),
+        "--plan",
+        plan.to_str().unwrap(),
+        "--json",
+    ]);
+    // After the snapshot, a row reuses an orphan's content.
+    let reused = truth
+        .orphans
+        .iter()
+        .find(|k| k.starts_with("_hash/"))
+        .unwrap();
+    env.sql(&format!(
+        "INSERT INTO {}.{} (id, data) VALUES (90001, '{{\"path\": \"{reused}\", \"store\": \"main\"}}')",
+        env.db.quote(&schema),
+        env.db.quote("#hash_item")
+    ));
+    let applied = env.djgc_ok(&[
+        "apply",
+        plan.to_str().unwrap(),
+        "--min-age",
+        "0s",
+        "--delete",
+        "--json",
+    ]);
+    assert_eq!(applied["rescued"], 1, "{applied}");
+    assert_eq!(applied["deleted"], truth.orphans.len() - 1, "{applied}");
+    assert!(env.exists(reused), "apply's fresh read kept it");
+}

@@ -338,6 +338,15 @@ impl CheckOutput {
         self.rows += 1;
     }
 
+    /// Ends output cut short by `error`: rows already printed as JSON are
+    /// closed into a valid object that carries it; the file is not written.
+    pub fn abort(self, error: &str) {
+        if self.json && self.rows > 0 {
+            let errors = serde_json::json!([error]);
+            println!("],\"errors\":{errors}}}");
+        }
+    }
+
     pub fn finish(self, report: &CheckReport) -> Result<(), Error> {
         let totals = serde_json::to_string(report).expect("serialises");
         let tail = format!("],{}", &totals[1..]);
@@ -377,10 +386,14 @@ fn problem_label(problem: Problem) -> &'static str {
 /// `check`'s totals, after the rows.
 fn check_summary(report: &CheckReport) -> String {
     let mut out = String::new();
+    let shard = match report.shard {
+        Some(shard) if !shard.is_whole() => format!(", shard {shard} (its share only)"),
+        _ => String::new(),
+    };
     let _ = writeln!(
         out,
-        "djgc check of {} in store {:?}: {} referenced objects looked for among {} listed \
-         ({} folder manifests read) in {}",
+        "djgc check of {}{shard} in store {:?}: {} referenced objects looked for among {} \
+         listed ({} folder manifests read) in {}",
         report.schemas.join(", "),
         report.store,
         HumanCount(report.references_checked),

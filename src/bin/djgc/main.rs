@@ -206,14 +206,30 @@ fn purge(cli: &Cli, args: &cli::PurgeArgs, console: &Console) -> Result<Exit, Er
 }
 
 /// `check SCHEMA...`: exit 1 when a row's object is damaged, 3 when the
-/// check could not be completed (a listing or a read failed).
+/// check could not be completed (a listing or a read failed, or a signal
+/// stopped it).
 fn check(cli: &Cli, args: &cli::CheckArgs, console: &Console) -> Result<Exit, Error> {
     let request = args.request()?;
     let session = session(cli, args.store.store.as_deref(), Some(&args.work))?;
     let mut out = human::CheckOutput::new(args.json, args.quiet, args.report.as_deref())?;
     let mut damaged = |row: djgc::check::DamagedRow| out.row(&row);
-    let report = run::check(&session, &request, console, &mut damaged)?;
+    let checked = run::check(&session, &request, console, &mut damaged);
     console.finish();
+    let report = match checked {
+        Ok(report) => report,
+        Err(e) => {
+            // Rows already printed are closed into valid JSON, with the error.
+            out.abort(&e.to_string());
+            return match e {
+                // Stopped by a signal: not completed, as a failed read is.
+                Error::Interrupted(_) => {
+                    console.error(&e.to_string());
+                    Ok(Exit::Refused)
+                }
+                e => Err(e),
+            };
+        }
+    };
     for problem in &report.errors {
         console.error(problem);
     }
