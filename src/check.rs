@@ -370,7 +370,8 @@ pub(crate) fn check(
     let (tx, rx) = crossbeam_channel::bounded::<(usize, Listing)>(LISTING_QUEUE);
     let findings = std::thread::scope(|scope| {
         let lister = scope.spawn(move || {
-            crate::judge::list_into(store, inventory, sections, interrupt, progress, &tx)
+            // Every found file's size is compared: listed with it.
+            crate::judge::list_into(store, inventory, false, sections, interrupt, progress, &tx)
         });
         let read = reader.read_placed(query, &Placing::Check, Gathering::default(), progress);
         let (gathering, tally) = match read {

@@ -25,6 +25,9 @@ pub struct SectionStats {
     pub prefix: String,
     /// Objects judged (in hash sections, Base32-named files only).
     pub stored: u64,
+    /// Bytes of the objects whose size was read: all of them, except in a
+    /// scan of a file store, which reads the size only of the objects no
+    /// reference covers (`djgc ls` counts a section's bytes).
     pub stored_bytes: u64,
     pub orphaned: u64,
     pub orphaned_bytes: u64,

@@ -21,7 +21,8 @@ use crate::refs::codec::RefKind;
 use crate::refs::{ReferenceScan, References};
 use crate::report::{Report, SectionStats};
 use crate::store::{
-    Deleted, FsStore, KeyRange, ListSink, MemoryStore, Moved, ObjectMeta, Store, StoreError,
+    Deleted, FsStore, KeyRange, ListSink, Listing, MemoryStore, Moved, ObjectMeta, Store,
+    StoreError,
 };
 
 const HASH: &str = "_hash/s/ih23fsttfdzzbrgqrgnsup5b3i";
@@ -684,4 +685,180 @@ fn an_interrupted_scan_is_partial_and_blocks_deletion() {
     assert!(plan.is_blocked(), "{:?}", plan.report.scan_errors);
     assert!(plan.report.scan_errors[0].contains("interrupted"));
     assert_eq!(plan.orphans().unwrap().count(), 0);
+}
+
+/// A store that lists by name only, as a file store does, and whose
+/// `HEAD` finds nothing at `gone` and fails at `broken`.
+struct ByName {
+    inner: MemoryStore,
+    gone: String,
+    broken: String,
+}
+
+impl Store for ByName {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn list_range(&self, prefix: &str, range: &KeyRange, sink: &ListSink<'_>) {
+        self.inner.list_range(prefix, range, sink)
+    }
+    fn list_sections_by_name(
+        &self,
+        sections: &[(&str, &KeyRange)],
+        sink: &crate::store::SectionSink<'_>,
+    ) {
+        self.inner.list_sections(sections, &|index, item| {
+            sink(
+                index,
+                match item {
+                    Listing::Objects(objects) => Listing::Objects(
+                        objects
+                            .into_iter()
+                            .map(|o| ObjectMeta::unstated(o.key))
+                            .collect(),
+                    ),
+                    error => error,
+                },
+            )
+        })
+    }
+    fn delete(&self, prefix: &str, keys: &[String]) -> Vec<Result<Deleted, StoreError>> {
+        self.inner.delete(prefix, keys)
+    }
+    fn rename(&self, prefix: &str, moves: &[(String, String)]) -> Vec<Result<Moved, StoreError>> {
+        self.inner.rename(prefix, moves)
+    }
+    fn put(&self, key: &str, body: Vec<u8>) -> Result<(), StoreError> {
+        self.inner.put(key, body)
+    }
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(key)
+    }
+    fn head(&self, keys: &[String]) -> Vec<Result<Option<ObjectMeta>, StoreError>> {
+        keys.iter()
+            .zip(self.inner.head(keys))
+            .map(|(key, found)| match key {
+                k if *k == self.gone => Ok(None),
+                k if *k == self.broken => Err(StoreError::new(
+                    "head",
+                    k,
+                    std::io::Error::other("the server went away"),
+                )),
+                _ => found,
+            })
+            .collect()
+    }
+    fn list_folders(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.list_folders(prefix)
+    }
+}
+
+/// The live object, old orphans of different sizes, and a young orphan.
+fn by_name_store(gone: &str, broken: &str) -> ByName {
+    let inner = MemoryStore::new("main");
+    let old = SystemTime::now() - std::time::Duration::from_secs(86400);
+    inner.insert(LIVE, 1, old);
+    for (i, key) in ORPHANS.iter().enumerate() {
+        inner.insert(
+            key,
+            10 + i as u64,
+            old - std::time::Duration::from_secs(i as u64),
+        );
+    }
+    inner.insert(
+        "_schema/s/t/id=9/f",
+        5,
+        SystemTime::now() + std::time::Duration::from_secs(60),
+    );
+    ByName {
+        inner,
+        gone: gone.to_string(),
+        broken: broken.to_string(),
+    }
+}
+
+#[test]
+fn a_store_listed_by_name_is_judged_as_one_listed_with_sizes_and_times() {
+    let store = by_name_store("", "");
+    let scan = |store: &dyn Store| {
+        let plan = scan_with(
+            || Ok(references(Vec::new())),
+            sections(),
+            store,
+            &options(),
+            &Recorder::default(),
+        )
+        .unwrap();
+        let orphans: Vec<ObjectMeta> = plan
+            .orphans()
+            .unwrap()
+            .map(|o| o.unwrap())
+            .map(|o| ObjectMeta {
+                key: o.key,
+                size: o.size,
+                modified: o.modified,
+            })
+            .collect();
+        (orphans, plan.report.totals(None))
+    };
+    let (by_name, totals) = scan(&store);
+    let (stated, stated_totals) = scan(&store.inner);
+    assert_eq!(by_name, stated, "the orphans, with their sizes and times");
+    assert_eq!(by_name.len(), ORPHANS.len());
+    assert_eq!(totals.young_skipped, 1);
+    assert_eq!(
+        (
+            totals.stored,
+            totals.orphaned,
+            totals.orphaned_bytes,
+            totals.young_skipped
+        ),
+        (
+            stated_totals.stored,
+            stated_totals.orphaned,
+            stated_totals.orphaned_bytes,
+            stated_totals.young_skipped
+        )
+    );
+}
+
+#[test]
+fn an_object_gone_before_its_size_is_read_is_not_counted_and_a_failed_read_blocks() {
+    let gone = ORPHANS[1];
+    let store = by_name_store(gone, "");
+    let plan = scan_with(
+        || Ok(references(Vec::new())),
+        sections(),
+        &store,
+        &options(),
+        &Recorder::default(),
+    )
+    .unwrap();
+    let orphans: Vec<String> = plan.orphans().unwrap().map(|o| o.unwrap().key).collect();
+    assert!(!orphans.contains(&gone.to_string()), "{orphans:?}");
+    assert_eq!(orphans.len(), ORPHANS.len() - 1);
+    assert_eq!(plan.report.totals(None).stored, ORPHANS.len() as u64 + 1);
+    assert!(!plan.is_blocked());
+
+    let store = by_name_store("", ORPHANS[2]);
+    let plan = scan_with(
+        || Ok(references(Vec::new())),
+        sections(),
+        &store,
+        &options(),
+        &Recorder::default(),
+    )
+    .unwrap();
+    assert!(
+        plan.is_blocked(),
+        "a size and time that cannot be read block deletion"
+    );
+    assert!(
+        plan.report
+            .scan_errors
+            .iter()
+            .any(|e| e.contains("the server went away")),
+        "{:?}",
+        plan.report.scan_errors
+    );
 }

@@ -278,10 +278,13 @@ pub fn recheck(plan: &mut Plan, database: &Reader, query: &ReferenceQuery) -> Re
 
 /// Lists `sections` (each in its range), or reads them from `inventory`,
 /// into `tx` with each batch's section index, telling `progress`; stops at
-/// the next page once `interrupt` is raised or the receiver is gone.
+/// the next page once `interrupt` is raised or the receiver is gone. With
+/// `by_name`, a store may leave sizes and times unread
+/// ([`Store::list_sections_by_name`]).
 pub(crate) fn list_into(
     store: &dyn Store,
     inventory: Option<&Inventory>,
+    by_name: bool,
     sections: &[Section],
     interrupt: &Interrupt,
     progress: &dyn Progress,
@@ -308,7 +311,46 @@ pub(crate) fn list_into(
         .iter()
         .map(|section| (section.prefix.as_str(), &section.range))
         .collect();
-    store.list_sections(&listed, &send);
+    match by_name {
+        true => store.list_sections_by_name(&listed, &send),
+        false => store.list_sections(&listed, &send),
+    }
+}
+
+/// Reads the size and time of the objects a listing by name left unread
+/// ([`crate::store::ObjectMeta::unstated`]) that no reference covers: only
+/// they need them (an orphan's size, and whether it is old enough). Judges
+/// them again by the time read; one gone since it was listed is no longer
+/// counted. A covered object's size stays unread (it counts 0 bytes).
+fn stat_candidates(
+    store: &dyn Store,
+    objects: &mut [ObjectMeta],
+    verdicts: &mut [Option<Verdict>],
+    cutoff: SystemTime,
+) -> std::result::Result<(), crate::store::StoreError> {
+    let wanted: Vec<usize> = (0..objects.len())
+        .filter(|&i| {
+            matches!(verdicts[i], Some(Verdict::Young | Verdict::Orphan)) && !objects[i].is_stated()
+        })
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<String> = wanted.iter().map(|&i| objects[i].key.clone()).collect();
+    for (i, found) in wanted.into_iter().zip(store.head(&keys)) {
+        match found? {
+            Some(now) => {
+                objects[i].size = now.size;
+                objects[i].modified = now.modified;
+                verdicts[i] = Some(match now.modified > cutoff {
+                    true => Verdict::Young,
+                    false => Verdict::Orphan,
+                });
+            }
+            None => verdicts[i] = None,
+        }
+    }
+    Ok(())
 }
 
 /// The pipeline with the reference scan passed in, so it can be driven
@@ -331,6 +373,7 @@ pub fn scan_with(
                 list_into(
                     store,
                     inventory,
+                    true,
                     sections,
                     &options.interrupt,
                     progress,
@@ -409,9 +452,17 @@ pub fn scan_with(
                 judges.spawn(move || {
                     for (index, item) in rx {
                         let judged = match item {
-                            Listing::Objects(objects) => {
-                                let verdicts = judge.judge(&sections[index], &objects);
-                                Judged::Objects(index, objects, verdicts)
+                            Listing::Objects(mut objects) => {
+                                let mut verdicts = judge.judge(&sections[index], &objects);
+                                match stat_candidates(
+                                    store,
+                                    &mut objects,
+                                    &mut verdicts,
+                                    judge.cutoff,
+                                ) {
+                                    Ok(()) => Judged::Objects(index, objects, verdicts),
+                                    Err(e) => Judged::Error(e),
+                                }
                             }
                             Listing::Error(e) => Judged::Error(e),
                         };

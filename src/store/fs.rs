@@ -49,8 +49,8 @@ use rustix::fs::{
 use rustix::io::Errno;
 
 use super::{
-    outside_section, refuse_move, Deleted, KeyRange, ListSink, Listing, Moved, ObjectMeta, Store,
-    StoreError, LIST_BATCH,
+    list_in_turn, outside_section, refuse_move, Deleted, KeyRange, ListSink, Listing, Moved,
+    ObjectMeta, SectionSink, Store, StoreError, LIST_BATCH,
 };
 use crate::config::StoreSpec;
 use crate::error::{Error, Result};
@@ -99,6 +99,35 @@ impl FsStore {
             name: name.to_string(),
             root: root.into(),
             pool,
+        }
+    }
+
+    /// Walks the section under `prefix` in `range` into `sink`; with
+    /// `stat_files`, every file is `stat`ed for its size and time, else
+    /// only those whose type the folder listing does not tell.
+    fn walk(&self, prefix: &str, range: &KeyRange, sink: &ListSink<'_>, stat_files: bool) {
+        // A prefix such as `_schema/subject=` names the folder `_schema/` and
+        // the start of the entry names to walk in it.
+        let (dir_key, name_start) = prefix.split_at(prefix.rfind('/').map_or(0, |i| i + 1));
+        let dir = match self.open_folder(dir_key) {
+            Ok(dir) => dir,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+            Err(e) => {
+                let _ = sink(Listing::Error(StoreError::new("list", prefix, e)));
+                return;
+            }
+        };
+        let walk = Walk {
+            sink,
+            range,
+            stat_files,
+            stopped: AtomicBool::new(false),
+        };
+        let rest = self
+            .pool
+            .install(|| walk.folder(dir, dir_key.to_string(), Some(name_start), Vec::new()));
+        if !rest.is_empty() {
+            walk.send(Listing::Objects(rest));
         }
     }
 
@@ -378,6 +407,9 @@ struct Walk<'a> {
     sink: &'a ListSink<'a>,
     /// Folders wholly outside it are not opened, files outside it not stat-ed.
     range: &'a KeyRange,
+    /// Whether files whose type the folder listing tells are `stat`ed too
+    /// (else they are listed [`ObjectMeta::unstated`]).
+    stat_files: bool,
     stopped: AtomicBool,
 }
 
@@ -466,6 +498,13 @@ impl Walk<'_> {
                 continue; // links and special files are not objects
             }
             if file_type == FileType::RegularFile && !self.range.contains(&key) {
+                continue;
+            }
+            if file_type == FileType::RegularFile && !self.stat_files {
+                batch.push(ObjectMeta::unstated(key));
+                if batch.len() >= LIST_BATCH {
+                    self.send(Listing::Objects(std::mem::take(&mut batch)));
+                }
                 continue;
             }
             let stat = entries
@@ -560,28 +599,16 @@ impl Store for FsStore {
     }
 
     fn list_range(&self, prefix: &str, range: &KeyRange, sink: &ListSink<'_>) {
-        // A prefix such as `_schema/subject=` names the folder `_schema/` and
-        // the start of the entry names to walk in it.
-        let (dir_key, name_start) = prefix.split_at(prefix.rfind('/').map_or(0, |i| i + 1));
-        let dir = match self.open_folder(dir_key) {
-            Ok(dir) => dir,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
-            Err(e) => {
-                let _ = sink(Listing::Error(StoreError::new("list", prefix, e)));
-                return;
-            }
-        };
-        let walk = Walk {
-            sink,
-            range,
-            stopped: AtomicBool::new(false),
-        };
-        let rest = self
-            .pool
-            .install(|| walk.folder(dir, dir_key.to_string(), Some(name_start), Vec::new()));
-        if !rest.is_empty() {
-            walk.send(Listing::Objects(rest));
-        }
+        self.walk(prefix, range, sink, true);
+    }
+
+    /// Lists without `stat`ing the files whose type the folder listing
+    /// tells (nearly all, on local file systems): their size and time are
+    /// read later, by [`Store::head`], for the few that need them.
+    fn list_sections_by_name(&self, sections: &[(&str, &KeyRange)], sink: &SectionSink<'_>) {
+        list_in_turn(sections, sink, |prefix, range, sink| {
+            self.walk(prefix, range, sink, false)
+        });
     }
 
     fn delete(&self, section_prefix: &str, keys: &[String]) -> Vec<Result<Deleted, StoreError>> {

@@ -67,6 +67,29 @@ pub struct ObjectMeta {
     pub modified: SystemTime,
 }
 
+impl ObjectMeta {
+    /// An object listed by its name alone ([`Store::list_sections_by_name`]):
+    /// size 0 and a time far in the future, so that wherever its size and
+    /// time are not read it is too young to be anyone's orphan.
+    pub fn unstated(key: String) -> ObjectMeta {
+        ObjectMeta {
+            key,
+            size: 0,
+            modified: not_stated(),
+        }
+    }
+
+    /// Whether its size and time were read (not [`ObjectMeta::unstated`]).
+    pub fn is_stated(&self) -> bool {
+        self.modified != not_stated()
+    }
+}
+
+/// The time of an object whose time was not read: the year 2106.
+fn not_stated() -> SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::from(u32::MAX))
+}
+
 /// What a listing hands its caller.
 #[derive(Debug)]
 pub enum Listing {
@@ -170,19 +193,21 @@ pub trait Store: Send + Sync {
     /// last stragglers overlap the others' instead of leaving the pool
     /// idle; the others list them one after another.
     fn list_sections(&self, sections: &[(&str, &KeyRange)], sink: &SectionSink<'_>) {
-        for (index, (prefix, range)) in sections.iter().enumerate() {
-            let stopped = std::sync::atomic::AtomicBool::new(false);
-            self.list_range(prefix, range, &|item| {
-                let flow = sink(index, item);
-                if flow.is_break() {
-                    stopped.store(true, std::sync::atomic::Ordering::Relaxed);
-                }
-                flow
-            });
-            if stopped.into_inner() {
-                return;
-            }
-        }
+        list_in_turn(sections, sink, |prefix, range, sink| {
+            self.list_range(prefix, range, sink)
+        });
+    }
+
+    /// Lists each `(prefix, range)` as [`Store::list_sections`] does, but a
+    /// store where reading an object's size and time costs a request of its
+    /// own (a file store's `stat`, which on a parallel file system is a
+    /// round trip to its metadata server) may leave them unread
+    /// ([`ObjectMeta::unstated`]), for the caller to read with
+    /// [`Store::head`] for the few objects that need them (those no
+    /// reference covers). Stores whose listing carries them anyway list as
+    /// `list_sections` does.
+    fn list_sections_by_name(&self, sections: &[(&str, &KeyRange)], sink: &SectionSink<'_>) {
+        self.list_sections(sections, sink);
     }
 
     /// Deletes `keys`, all of which start with `section_prefix`; one outcome
@@ -219,6 +244,28 @@ pub trait Store: Send + Sync {
     /// larger than [`SMALL_OBJECT_LIMIT`], or that is not a regular file,
     /// is an error.
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+}
+
+/// Lists each section with `list_one`, one after another, handing every
+/// batch to `sink` with its section's index, until `sink` says stop.
+pub(crate) fn list_in_turn(
+    sections: &[(&str, &KeyRange)],
+    sink: &SectionSink<'_>,
+    list_one: impl Fn(&str, &KeyRange, &ListSink<'_>),
+) {
+    for (index, (prefix, range)) in sections.iter().enumerate() {
+        let stopped = std::sync::atomic::AtomicBool::new(false);
+        list_one(prefix, range, &|item| {
+            let flow = sink(index, item);
+            if flow.is_break() {
+                stopped.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            flow
+        });
+        if stopped.into_inner() {
+            return;
+        }
+    }
 }
 
 /// The reason a move is refused before it is tried, if any: its source is

@@ -327,6 +327,65 @@ fn sections_listed_together_each_get_what_they_would_alone() {
 }
 
 #[test]
+fn a_listing_by_name_lists_the_same_objects_and_head_reads_what_it_left_unread() {
+    for (name, h) in harnesses() {
+        let keys: Vec<String> = (0..LIST_BATCH + 100)
+            .map(|i| format!("_hash/s/{:02}/{i:026}", i % 40))
+            .chain((0..300).map(|i| format!("_schema/s/t/id={i}/f")))
+            .collect();
+        put_all(h.as_ref(), &keys, b"seven b", t(1_600_000_000));
+        let cut = KeyRange {
+            after: Some("_hash/s/20".to_string()),
+            through: None,
+        };
+        let sections: [(&str, &KeyRange); 2] = [("_hash/s/", &cut), ("_schema/s/", &KeyRange::ALL)];
+        let seen = Mutex::new(vec![Vec::new(); sections.len()]);
+        h.store().list_sections_by_name(&sections, &|index, item| {
+            match item {
+                Listing::Objects(batch) => {
+                    assert!(batch.len() <= LIST_BATCH);
+                    seen.lock().unwrap()[index].extend(batch);
+                }
+                Listing::Error(e) => panic!("{name}: listing section {index}: {e}"),
+            }
+            ControlFlow::Continue(())
+        });
+        for (listed, (prefix, range)) in seen.into_inner().unwrap().into_iter().zip(sections) {
+            let stated = list_range(h.store(), prefix, range);
+            let by_name: BTreeMap<String, ObjectMeta> =
+                listed.into_iter().map(|o| (o.key.clone(), o)).collect();
+            assert_eq!(
+                by_name.keys().collect::<Vec<_>>(),
+                stated.keys().collect::<Vec<_>>(),
+                "{name}: {prefix}"
+            );
+            let unread: Vec<String> = by_name
+                .values()
+                .filter(|o| !o.is_stated())
+                .map(|o| o.key.clone())
+                .collect();
+            for (object, meta) in by_name
+                .values()
+                .filter(|o| o.is_stated())
+                .map(|o| (o, &stated[&o.key]))
+            {
+                assert_eq!(object, meta, "{name}: what it reads, it reads right");
+            }
+            for (key, read) in unread.iter().zip(h.store().head(&unread)) {
+                assert_eq!(read.unwrap().as_ref(), Some(&stated[key]), "{name}: {key}");
+            }
+            if name.starts_with("file") {
+                assert_eq!(
+                    unread.len(),
+                    stated.len(),
+                    "{name}: a file store stats none"
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn head_tells_size_and_time_of_objects_only() {
     for (name, h) in harnesses() {
         h.put("_schema/s/t/id=1/f_x/0.0", b"chunk", t(1_700_000_000));
