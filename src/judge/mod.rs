@@ -7,7 +7,11 @@
 //! ```
 //!
 //! Judging (probing the reference sets) runs on `jobs` threads; the figures,
-//! the spool and the messages are kept by one.
+//! the spool and the messages are kept by one. A store that lists by name
+//! (a file store: [`Store::list_sections_by_name`]) leaves sizes and times
+//! unread; the judging threads read them only for the objects no reference
+//! covers ([`stat_candidates`]), and an object whose time was never read
+//! looks too young to be an orphan.
 //!
 //! The listing starts at once, beside the reference scan, and fills a bounded
 //! queue; the judge takes nothing from it until the reference sets are

@@ -4,12 +4,19 @@
 //! opened relative to its parent's open descriptor (`openat`, not a lookup of
 //! its full path) and read with `getdents` (rustix's `Dir`, without the
 //! `fstat` the C library's `opendir` adds per folder); its files are stat-ed
-//! through it (`fstatat`, as `find` does), and its subfolders are walked in
-//! parallel by a rayon `fold` that carries a batch of objects from folder to
-//! folder, so a tree of many tiny folders still produces full batches. On a
-//! large store the cost is the kernel's work of opening hundreds of
-//! thousands of folders: spreading it over threads, and asking the kernel for
-//! nothing more than `find` does, is what beats a single-threaded `find`.
+//! through it (`fstatat`), and its subfolders are walked in parallel by a
+//! rayon `fold` that carries a batch of objects from folder to folder, so a
+//! tree of many tiny folders still produces full batches. On a large store
+//! the cost is the kernel's work of opening hundreds of thousands of
+//! folders: spreading it over threads, and asking the kernel for less than
+//! `find` does, is what beats a single-threaded `find`.
+//!
+//! A scan asks for less still ([`Store::list_sections_by_name`]): a file
+//! whose type the folder listing tells is listed by name, unstat-ed, and the
+//! judge reads size and time ([`Store::head`], through the same open
+//! folders) only for the files no reference covers, the orphans and young
+//! ones, a tenth of a store or so. On a parallel file system, where every
+//! `stat` is a round trip to the metadata server, that is most of the cost.
 //!
 //! Why not jwalk: it reads folders ahead of its consumer without bound, so
 //! while the judge waits for the reference set a large store would be held in
