@@ -388,8 +388,10 @@ pub fn merge_shards(reports: &[(String, Report)]) -> crate::Result<Report> {
                 count.unwrap_or_default()
             ));
         }
-        let first_snapshot = first.shard.as_ref().and_then(|s| s.snapshot.as_ref());
-        if shard.snapshot.as_ref() != first_snapshot {
+        // By when the snapshot's read began: the same folder may be reached
+        // by another path on another node.
+        let taken = |s: &ShardReport| s.snapshot.as_ref().map(|s| s.taken.clone());
+        if taken(shard) != first.shard.as_ref().and_then(taken) {
             return refuse(format!(
                 "{name} and {first_name} were not judged by the same references (a reference \
                  snapshot, or reads of their own)"

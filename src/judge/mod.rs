@@ -324,8 +324,11 @@ pub(crate) fn list_into(
 /// Reads the size and time of the objects a listing by name left unread
 /// ([`crate::store::ObjectMeta::unstated`]) that no reference covers: only
 /// they need them (an orphan's size, and whether it is old enough). Judges
-/// them again by the time read; one gone since it was listed is no longer
-/// counted. A covered object's size stays unread (it counts 0 bytes).
+/// them again by the time read. One gone since it was listed stays young:
+/// it may be a file an upload is still writing and renaming (a folder
+/// object's temporary file), and while any file of a folder object is
+/// young, all of them are. A covered object's size stays unread (it counts
+/// 0 bytes).
 fn stat_candidates(
     store: &dyn Store,
     objects: &mut [ObjectMeta],
@@ -341,18 +344,30 @@ fn stat_candidates(
         return Ok(());
     }
     let keys: Vec<String> = wanted.iter().map(|&i| objects[i].key.clone()).collect();
-    for (i, found) in wanted.into_iter().zip(store.head(&keys)) {
-        match found? {
+    let answers = store.head(&keys);
+    if answers.len() != keys.len() {
+        return Err(crate::store::StoreError::new(
+            "head",
+            &keys[0],
+            std::io::Error::other(format!(
+                "the store answered for {} of {} objects",
+                answers.len(),
+                keys.len()
+            )),
+        ));
+    }
+    for (i, found) in wanted.into_iter().zip(answers) {
+        verdicts[i] = Some(match found? {
             Some(now) => {
                 objects[i].size = now.size;
                 objects[i].modified = now.modified;
-                verdicts[i] = Some(match now.modified > cutoff {
+                match now.modified > cutoff {
                     true => Verdict::Young,
                     false => Verdict::Orphan,
-                });
+                }
             }
-            None => verdicts[i] = None,
-        }
+            None => Verdict::Young,
+        });
     }
     Ok(())
 }
