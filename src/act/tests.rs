@@ -88,6 +88,18 @@ fn store_with_files() -> (tempfile::TempDir, FsStore) {
     (dir, store)
 }
 
+/// `store` scanned against the live reference alone, with the defaults.
+fn scan_all(store: &dyn Store) -> crate::judge::plan::Plan {
+    scan_with(
+        || Ok(references(Vec::new())),
+        sections(),
+        store,
+        &options(),
+        &Recorder::default(),
+    )
+    .unwrap()
+}
+
 fn references(errors: Vec<String>) -> ReferenceScan {
     ReferenceScan {
         errors,
@@ -184,14 +196,7 @@ fn keys_that_are_not_plain_paths_are_reported_and_never_planned() {
     for key in unsafe_keys.iter().chain(&[LIVE, "_schema/s/t/id=3/f"]) {
         store.insert(key, 1, old);
     }
-    let plan = scan_with(
-        || Ok(references(Vec::new())),
-        sections(),
-        &store,
-        &options(),
-        &Recorder::default(),
-    )
-    .unwrap();
+    let plan = scan_all(&store);
     let planned: Vec<String> = plan.orphans().unwrap().map(|o| o.unwrap().key).collect();
     assert_eq!(planned, ["_schema/s/t/id=3/f"]);
     assert_eq!(plan.report.sections[1].unsafe_keys, 3);
@@ -200,60 +205,110 @@ fn keys_that_are_not_plain_paths_are_reported_and_never_planned() {
     assert!(!plan.is_blocked());
 }
 
-/// A memory store whose delete and move calls take a while (the second
-/// field), so that the references are read again while a deletion runs.
-struct Slow(MemoryStore, std::time::Duration);
+/// A memory store with the ways a real one is slow or odd: delete and move
+/// calls that take `delay` (so that the references are read again while a
+/// deletion runs), a listing by name only (`by_name`, as a file store's),
+/// and a `HEAD` that finds nothing at `gone` and fails at `broken`.
+struct TestStore {
+    inner: MemoryStore,
+    delay: std::time::Duration,
+    by_name: bool,
+    gone: String,
+    broken: String,
+}
 
-impl Store for Slow {
+impl TestStore {
+    fn new() -> Self {
+        TestStore {
+            inner: MemoryStore::new("main"),
+            delay: std::time::Duration::ZERO,
+            by_name: false,
+            gone: String::new(),
+            broken: String::new(),
+        }
+    }
+}
+
+impl Store for TestStore {
     fn name(&self) -> &str {
-        self.0.name()
+        self.inner.name()
     }
     fn list_range(&self, prefix: &str, range: &KeyRange, sink: &ListSink<'_>) {
-        self.0.list_range(prefix, range, sink)
+        self.inner.list_range(prefix, range, sink)
+    }
+    fn list_sections_by_name(
+        &self,
+        sections: &[(&str, &KeyRange)],
+        sink: &crate::store::SectionSink<'_>,
+    ) {
+        let by_name = self.by_name;
+        self.inner.list_sections(sections, &|index, item| {
+            sink(
+                index,
+                match item {
+                    Listing::Objects(objects) if by_name => Listing::Objects(
+                        objects
+                            .into_iter()
+                            .map(|o| ObjectMeta::unstated(o.key))
+                            .collect(),
+                    ),
+                    item => item,
+                },
+            )
+        })
     }
     fn delete(&self, prefix: &str, keys: &[String]) -> Vec<Result<Deleted, StoreError>> {
-        std::thread::sleep(self.1);
-        self.0.delete(prefix, keys)
+        std::thread::sleep(self.delay);
+        self.inner.delete(prefix, keys)
     }
     fn rename(&self, prefix: &str, moves: &[(String, String)]) -> Vec<Result<Moved, StoreError>> {
-        std::thread::sleep(self.1);
-        self.0.rename(prefix, moves)
+        std::thread::sleep(self.delay);
+        self.inner.rename(prefix, moves)
     }
     fn put(&self, key: &str, body: Vec<u8>) -> Result<(), StoreError> {
-        self.0.put(key, body)
+        self.inner.put(key, body)
     }
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.0.get(key)
+        self.inner.get(key)
     }
     fn head(&self, keys: &[String]) -> Vec<Result<Option<ObjectMeta>, StoreError>> {
-        self.0.head(keys)
+        keys.iter()
+            .zip(self.inner.head(keys))
+            .map(|(key, found)| match key {
+                k if *k == self.gone => Ok(None),
+                k if *k == self.broken => Err(StoreError::new(
+                    "head",
+                    k,
+                    std::io::Error::other("the server went away"),
+                )),
+                _ => found,
+            })
+            .collect()
     }
     fn list_folders(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        self.0.list_folders(prefix)
+        self.inner.list_folders(prefix)
     }
 }
 
 /// 5,000 orphans (five batches) beside the live object, in a store that
 /// takes `delay` per delete call.
-fn store_and_plan(delay: std::time::Duration) -> (Slow, crate::judge::plan::Plan) {
-    let store = Slow(MemoryStore::new("main"), delay);
+fn store_and_plan(delay: std::time::Duration) -> (TestStore, crate::judge::plan::Plan) {
+    let store = TestStore {
+        delay,
+        ..TestStore::new()
+    };
     let old = SystemTime::now() - std::time::Duration::from_secs(86400);
-    store.0.insert(LIVE, 1, old);
+    store.inner.insert(LIVE, 1, old);
     for i in 0..5000 {
-        store.0.insert(&format!("_schema/s/t/id={i:05}/f"), 1, old);
+        store
+            .inner
+            .insert(&format!("_schema/s/t/id={i:05}/f"), 1, old);
     }
-    let plan = scan_with(
-        || Ok(references(Vec::new())),
-        sections(),
-        &store,
-        &options(),
-        &Recorder::default(),
-    )
-    .unwrap();
+    let plan = scan_all(&store);
     (store, plan)
 }
 
-fn slow_store_and_plan() -> (Slow, crate::judge::plan::Plan) {
+fn slow_store_and_plan() -> (TestStore, crate::judge::plan::Plan) {
     store_and_plan(std::time::Duration::from_millis(40))
 }
 
@@ -273,7 +328,7 @@ fn reads_with_late_rows() -> impl Fn() -> crate::Result<References> + Sync {
     }
 }
 
-fn present(store: &Slow, key: &str) -> bool {
+fn present(store: &TestStore, key: &str) -> bool {
     crate::store::stat(store, key).unwrap().is_some()
 }
 
@@ -525,7 +580,7 @@ fn an_interrupt_finishes_the_batch_in_flight_starts_no_other_and_journals_it() {
 /// the references, given the run's interrupt (for reads that raise it).
 fn execute_with_reads(
     read: impl Fn(&Interrupt) -> crate::Result<References> + Sync,
-) -> (Slow, crate::judge::plan::Plan) {
+) -> (TestStore, crate::judge::plan::Plan) {
     let (store, mut plan) = store_and_plan(std::time::Duration::ZERO);
     let interrupt = Interrupt::default();
     let control = Control {
@@ -578,7 +633,7 @@ fn the_re_check_after_a_resumed_deletion_covers_the_earlier_runs_deletions() {
         .unwrap();
     let gone: Vec<String> = earlier.orphans().unwrap().map(|o| o.unwrap().key).collect();
     assert_eq!((gone.len(), count), (1000, 1000));
-    store.0.delete("_schema/s/", &gone);
+    store.inner.delete("_schema/s/", &gone);
     // A row committed since names one of them.
     let read = || {
         Ok(References::from_paths([
@@ -687,108 +742,37 @@ fn an_interrupted_scan_is_partial_and_blocks_deletion() {
     assert_eq!(plan.orphans().unwrap().count(), 0);
 }
 
-/// A store that lists by name only, as a file store does, and whose
-/// `HEAD` finds nothing at `gone` and fails at `broken`.
-struct ByName {
-    inner: MemoryStore,
-    gone: String,
-    broken: String,
-}
-
-impl Store for ByName {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn list_range(&self, prefix: &str, range: &KeyRange, sink: &ListSink<'_>) {
-        self.inner.list_range(prefix, range, sink)
-    }
-    fn list_sections_by_name(
-        &self,
-        sections: &[(&str, &KeyRange)],
-        sink: &crate::store::SectionSink<'_>,
-    ) {
-        self.inner.list_sections(sections, &|index, item| {
-            sink(
-                index,
-                match item {
-                    Listing::Objects(objects) => Listing::Objects(
-                        objects
-                            .into_iter()
-                            .map(|o| ObjectMeta::unstated(o.key))
-                            .collect(),
-                    ),
-                    error => error,
-                },
-            )
-        })
-    }
-    fn delete(&self, prefix: &str, keys: &[String]) -> Vec<Result<Deleted, StoreError>> {
-        self.inner.delete(prefix, keys)
-    }
-    fn rename(&self, prefix: &str, moves: &[(String, String)]) -> Vec<Result<Moved, StoreError>> {
-        self.inner.rename(prefix, moves)
-    }
-    fn put(&self, key: &str, body: Vec<u8>) -> Result<(), StoreError> {
-        self.inner.put(key, body)
-    }
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.get(key)
-    }
-    fn head(&self, keys: &[String]) -> Vec<Result<Option<ObjectMeta>, StoreError>> {
-        keys.iter()
-            .zip(self.inner.head(keys))
-            .map(|(key, found)| match key {
-                k if *k == self.gone => Ok(None),
-                k if *k == self.broken => Err(StoreError::new(
-                    "head",
-                    k,
-                    std::io::Error::other("the server went away"),
-                )),
-                _ => found,
-            })
-            .collect()
-    }
-    fn list_folders(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        self.inner.list_folders(prefix)
-    }
-}
-
-/// The live object, old orphans of different sizes, and a young orphan.
-fn by_name_store(gone: &str, broken: &str) -> ByName {
-    let inner = MemoryStore::new("main");
+/// The live object, old orphans of different sizes, and a young orphan, in
+/// a store listed by name.
+fn by_name_store(gone: &str, broken: &str) -> TestStore {
+    let store = TestStore {
+        by_name: true,
+        gone: gone.to_string(),
+        broken: broken.to_string(),
+        ..TestStore::new()
+    };
     let old = SystemTime::now() - std::time::Duration::from_secs(86400);
-    inner.insert(LIVE, 1, old);
+    store.inner.insert(LIVE, 1, old);
     for (i, key) in ORPHANS.iter().enumerate() {
-        inner.insert(
+        store.inner.insert(
             key,
             10 + i as u64,
             old - std::time::Duration::from_secs(i as u64),
         );
     }
-    inner.insert(
+    store.inner.insert(
         "_schema/s/t/id=9/f",
         5,
         SystemTime::now() + std::time::Duration::from_secs(60),
     );
-    ByName {
-        inner,
-        gone: gone.to_string(),
-        broken: broken.to_string(),
-    }
+    store
 }
 
 #[test]
 fn a_store_listed_by_name_is_judged_as_one_listed_with_sizes_and_times() {
     let store = by_name_store("", "");
     let scan = |store: &dyn Store| {
-        let plan = scan_with(
-            || Ok(references(Vec::new())),
-            sections(),
-            store,
-            &options(),
-            &Recorder::default(),
-        )
-        .unwrap();
+        let plan = scan_all(store);
         let orphans: Vec<ObjectMeta> = plan
             .orphans()
             .unwrap()
@@ -835,14 +819,7 @@ fn an_object_gone_before_its_time_is_read_stays_young_and_a_failed_read_blocks()
         store.inner.insert(&format!("{folder}/{name}"), 3, old);
     }
     store.inner.insert(&gone, 3, SystemTime::now());
-    let plan = scan_with(
-        || Ok(references(Vec::new())),
-        sections(),
-        &store,
-        &options(),
-        &Recorder::default(),
-    )
-    .unwrap();
+    let plan = scan_all(&store);
     let orphans: Vec<String> = plan.orphans().unwrap().map(|o| o.unwrap().key).collect();
     assert!(
         orphans.iter().all(|k| !k.starts_with(folder)),
@@ -852,14 +829,7 @@ fn an_object_gone_before_its_time_is_read_stays_young_and_a_failed_read_blocks()
     assert!(!plan.is_blocked());
 
     let store = by_name_store("", ORPHANS[2]);
-    let plan = scan_with(
-        || Ok(references(Vec::new())),
-        sections(),
-        &store,
-        &options(),
-        &Recorder::default(),
-    )
-    .unwrap();
+    let plan = scan_all(&store);
     assert!(
         plan.is_blocked(),
         "a size and time that cannot be read block deletion"

@@ -46,6 +46,18 @@ fn lock_database(env: &Env, locked: bool) {
     std::fs::write(&path, config.to_string()).unwrap();
 }
 
+/// Writes a row that reuses the content of one of `orphans` (a hash
+/// object), as a new row may at any time; returns its key.
+fn reuse_a_hash_orphan(env: &Env, schema: &str, orphans: &[String]) -> String {
+    let reused = orphans.iter().find(|k| k.starts_with("_hash/")).unwrap();
+    env.sql(&format!(
+        "INSERT INTO {}.{} (id, data) VALUES (90001, '{{\"path\": \"{reused}\", \"store\": \"main\"}}')",
+        env.db.quote(schema),
+        env.db.quote("#hash_item")
+    ));
+    reused.clone()
+}
+
 #[test]
 fn shards_judged_by_one_snapshot_add_up_to_one_run_without_reading_the_database() {
     let cases = [
@@ -150,16 +162,7 @@ fn shards_judged_by_one_snapshot_add_up_to_one_run_without_reading_the_database(
         // A row written after the snapshot reuses an orphan's content: the
         // shards move it (they cannot know), and purge puts it back.
         lock_database(&env, false);
-        let reused = truth
-            .orphans
-            .iter()
-            .find(|k| k.starts_with("_hash/"))
-            .unwrap();
-        env.sql(&format!(
-            "INSERT INTO {}.{} (id, data) VALUES (90001, '{{\"path\": \"{reused}\", \"store\": \"main\"}}')",
-            env.db.quote(&schema),
-            env.db.quote("#hash_item")
-        ));
+        let reused = &reuse_a_hash_orphan(&env, &schema, &truth.orphans);
         lock_database(&env, true);
         let args = [
             "collect",
@@ -433,16 +436,7 @@ fn a_plan_judged_by_a_snapshot_is_applied_with_fresh_reads() {
         "--json",
     ]);
     // After the snapshot, a row reuses an orphan's content.
-    let reused = truth
-        .orphans
-        .iter()
-        .find(|k| k.starts_with("_hash/"))
-        .unwrap();
-    env.sql(&format!(
-        "INSERT INTO {}.{} (id, data) VALUES (90001, '{{\"path\": \"{reused}\", \"store\": \"main\"}}')",
-        env.db.quote(&schema),
-        env.db.quote("#hash_item")
-    ));
+    let reused = &reuse_a_hash_orphan(&env, &schema, &truth.orphans);
     let applied = env.djgc_ok(&[
         "apply",
         plan.to_str().unwrap(),
