@@ -34,7 +34,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::act::journal::{self, Journal, PlanLock};
 use crate::act::quarantine::{self as trash, Trash};
-use crate::act::watch::{ReadReferences, MIN_STALENESS};
+use crate::act::watch::{staleness_bound, ReadReferences};
 use crate::act::{self, Control, DeleteOptions};
 use crate::check::{CheckReport, DamagedRow, Sources};
 use crate::config::{Config, StoreSpec};
@@ -1035,10 +1035,8 @@ pub struct PurgeRequest {
 /// back every object referenced again.
 ///
 /// One read of the database serves every batch (of every run) of the same
-/// schemas while it is fresh: until four times the time it took has passed
-/// since it began, and at least [`MIN_STALENESS`], the bound the watch of a
-/// deletion keeps ([`crate::act::watch`]), asked before each batch of up to
-/// 1,000 entries. So the shards of a run judged by one reference snapshot
+/// schemas while it is fresh, by the bound the watch of a deletion keeps
+/// ([`staleness_bound`]), asked before each batch of up to 1,000 entries. So the shards of a run judged by one reference snapshot
 /// are purged on about one read, and a large run no longer deletes for
 /// hours on a read made at its start.
 pub fn purge(
@@ -1053,7 +1051,7 @@ pub fn purge(
         let mut wanted = schemas.to_vec();
         wanted.sort();
         if let Some((read_for, began, took, references)) = &latest {
-            if *read_for == wanted && began.elapsed() <= (*took * 4).max(MIN_STALENESS) {
+            if *read_for == wanted && began.elapsed() <= staleness_bound(*took) {
                 return Ok(references.clone());
             }
         }

@@ -49,11 +49,10 @@ struct State {
     stopped: bool,
 }
 
-impl State {
-    /// Reads that began longer ago than this are too old to delete by.
-    fn staleness_bound(&self) -> Duration {
-        (self.took * 4).max(MIN_STALENESS)
-    }
+/// How long after it began a read that took `took` may still be deleted
+/// by: four times its duration, at least [`MIN_STALENESS`].
+pub(crate) fn staleness_bound(took: Duration) -> Duration {
+    (took * 4).max(MIN_STALENESS)
 }
 
 /// The newest reference read, kept fresh by [`Watch::run`].
@@ -148,7 +147,7 @@ impl<'a> Watch<'a> {
             if state.stopped {
                 return Err("re-reading the references has stopped".to_string());
             }
-            let bound = state.staleness_bound();
+            let bound = staleness_bound(state.took);
             if let Some((references, started)) = &state.latest {
                 if started.elapsed() <= bound {
                     return Ok(references.clone());

@@ -41,7 +41,7 @@ use crate::layout::shard::{Shard, ShardCuts};
 use crate::layout::Section;
 use crate::progress::Progress;
 use crate::refs::codec::RefKind;
-use crate::refs::{Gathered, Keep, Placed, Placing, Reader, ReferenceQuery, ReferenceScan};
+use crate::refs::{Gathered, Keep, Placed, Placing, Reader, ReferenceQuery, ReferenceScan, Tally};
 
 /// The most shards a snapshot is cut into: each part is an open file while
 /// the snapshot is written, and a process may have about a thousand.
@@ -437,20 +437,15 @@ impl Snapshot {
         let (references, counted) = gathered.build();
         progress.references_done(references.len() as u64);
         let header = &self.header;
-        Ok(ReferenceScan {
-            references,
+        // What the read found, as the shard's own read would have told it.
+        let tally = Tally {
             values: header.values,
-            counted,
-            by_schema: part.by_schema.clone(),
-            read_by_schema: header.read_by_schema.clone(),
             errors: header.errors.clone(),
-            warnings: header
-                .warnings
-                .iter()
-                .chain(&part.warnings)
-                .cloned()
-                .collect(),
-            interrupted: false,
-        })
+            warnings: header.warnings.clone(),
+            read_by_schema: header.read_by_schema.clone(),
+            by_schema: vec![part.by_schema.clone()],
+            holder_warnings: vec![part.warnings.clone()],
+        };
+        Ok(tally.scan_of(0, references, counted))
     }
 }
