@@ -17,13 +17,14 @@
 //!    way: the digests agree when every file it lists is there with its
 //!    size (only when they differ is the folder listed again, to say which
 //!    files are missing);
-//! 4. only if something looks damaged, the rows are read once more for the
-//!    paths of those objects, and each is looked at again (`HEAD`, or its
-//!    folder listed and its manifest read): an object that arrived while
-//!    the store was listed, for a row committed during the reference read,
-//!    is no damage; then
-//! 5. the rows are read a last time to name each damaged one by its
-//!    primary key, streamed to the caller.
+//! 4. only if something looks damaged, the rows are read once more: those
+//!    naming such an object are kept aside (a temporary file) with their
+//!    primary keys and paths, and each object is looked at again (`HEAD`,
+//!    or its folder listed and its manifest read): an object that arrived
+//!    while the store was listed, for a row committed during the reference
+//!    read, is no damage; then
+//! 5. the kept rows whose object is still damaged are streamed to the
+//!    caller, named by primary key.
 //!
 //! Memory: per distinct referenced path its hash, a 32-bit size tag and
 //! two flags (16 bytes) and a found bit; per folder object seen its path,
@@ -36,6 +37,7 @@
 //! a folder object's files are compared by name and size, not content.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{BufRead, Seek, Write};
 use std::ops::ControlFlow;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -420,43 +422,101 @@ pub(crate) fn check(
         return Ok(report);
     }
     let suspects = suspects(findings, store, jobs, &mut report);
-    let damage = match suspects.is_empty() || !report.errors.is_empty() {
-        true => HashMap::new(),
-        false => confirm(reader, query, store, jobs, suspects, &mut report)?,
-    };
-    report.objects_damaged = damage.len() as u64;
-    if !damage.is_empty() && report.errors.is_empty() {
-        let wanted = |hash: u64| damage.contains_key(&hash);
-        let mut counts: (BTreeMap<Problem, u64>, BTreeMap<String, u64>, u64) = Default::default();
-        let mut found = |row: RowReference| {
-            let Some(what) = damage.get(&path_hash(&crate::keys::store_key(&row.path))) else {
-                return;
-            };
-            *counts.0.entry(what.problem).or_default() += 1;
-            *counts
-                .1
-                .entry(format!("{}.{}", row.schema, row.table))
-                .or_default() += 1;
-            counts.2 += 1;
-            damaged(DamagedRow {
-                schema: row.schema,
-                table: row.table,
-                key: row.key,
-                column: row.column,
-                path: row.path,
-                problem: what.problem,
-                detail: what.detail.clone(),
-            });
-        };
-        reader.rows_referencing(query, &wanted, &mut found)?;
-        (
-            report.rows_by_problem,
-            report.rows_by_table,
-            report.rows_damaged,
-        ) = counts;
+    if !suspects.is_empty() && report.errors.is_empty() {
+        name_damaged_rows(sources, query, suspects, &mut report, damaged)?;
     }
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Reads the rows once for those that name a suspect, keeping them aside
+/// ([`RowSpool`]); looks at each suspect again by the path its rows give
+/// ([`confirm`]); then hands `damaged` every kept row whose object is still
+/// damaged, with the totals in `report`.
+fn name_damaged_rows(
+    sources: &Sources<'_>,
+    query: &ReferenceQuery,
+    suspects: HashMap<u64, u64>,
+    report: &mut CheckReport,
+    damaged: &mut (dyn FnMut(DamagedRow) + Send),
+) -> Result<()> {
+    let mut spool = RowSpool::new()?;
+    let mut paths: HashMap<u64, String> = HashMap::new();
+    let mut failed = None;
+    let wanted = |hash: u64| suspects.contains_key(&hash);
+    sources
+        .reader
+        .rows_referencing(query, &wanted, &mut |row: RowReference| {
+            let key = crate::keys::store_key(&row.path).into_owned();
+            if let Err(e) = spool.push(&row) {
+                failed.get_or_insert(e);
+            }
+            paths.entry(path_hash(&key)).or_insert(key);
+        })?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let damage = confirm(sources.store, sources.jobs, suspects, paths, report);
+    report.objects_damaged = damage.len() as u64;
+    if damage.is_empty() || !report.errors.is_empty() {
+        return Ok(());
+    }
+    for row in spool.rows()? {
+        let row = row?;
+        let Some(what) = damage.get(&path_hash(&crate::keys::store_key(&row.path))) else {
+            continue;
+        };
+        *report.rows_by_problem.entry(what.problem).or_default() += 1;
+        *report
+            .rows_by_table
+            .entry(format!("{}.{}", row.schema, row.table))
+            .or_default() += 1;
+        report.rows_damaged += 1;
+        damaged(DamagedRow {
+            schema: row.schema,
+            table: row.table,
+            key: row.key,
+            column: row.column,
+            path: row.path,
+            problem: what.problem,
+            detail: what.detail.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// The rows that name a suspect, written aside (one JSON line each, in a
+/// temporary file) as the one read of the rows finds them, so that they
+/// can be named once the suspects are looked at again without reading the
+/// rows a second time, however many there are.
+struct RowSpool {
+    file: std::io::BufWriter<std::fs::File>,
+}
+
+impl RowSpool {
+    fn new() -> Result<RowSpool> {
+        let file = tempfile::tempfile().map_err(|e| Error::file("damaged rows spool", e))?;
+        Ok(RowSpool {
+            file: std::io::BufWriter::new(file),
+        })
+    }
+
+    fn push(&mut self, row: &RowReference) -> Result<()> {
+        let io = |e| Error::file("damaged rows spool", e);
+        serde_json::to_writer(&mut self.file, row).map_err(|e| io(e.into()))?;
+        self.file.write_all(b"\n").map_err(io)
+    }
+
+    /// The rows pushed, in order.
+    fn rows(self) -> Result<impl Iterator<Item = Result<RowReference>>> {
+        let io = |e| Error::file("damaged rows spool", e);
+        let mut file = self.file.into_inner().map_err(|e| io(e.into_error()))?;
+        file.seek(std::io::SeekFrom::Start(0)).map_err(io)?;
+        Ok(std::io::BufReader::new(file).lines().map(move |line| {
+            let line = line.map_err(io)?;
+            serde_json::from_str(&line).map_err(|e| io(e.into()))
+        }))
+    }
 }
 
 /// The objects the listing shows damaged (files missing or of another
@@ -542,25 +602,17 @@ fn in_parallel<T: Send, R: Send>(
     results.into_inner().expect("results")
 }
 
-/// Looks at each suspect again, by the path its rows give, and returns the
-/// damage that remains: an object that arrived while the store was listed
-/// (an upload whose row committed during the reference read) is no damage.
-/// The rows are read for their paths (a missing object was never listed).
+/// Looks at each suspect again, by the path its rows give (`paths`), and
+/// returns the damage that remains: an object that arrived while the store
+/// was listed (an upload whose row committed during the reference read) is
+/// no damage, and a suspect no row names any more was deleted meanwhile.
 fn confirm(
-    reader: &Reader,
-    query: &ReferenceQuery,
     store: &dyn Store,
     jobs: usize,
     mut suspects: HashMap<u64, u64>,
+    paths: HashMap<u64, String>,
     report: &mut CheckReport,
-) -> Result<HashMap<u64, Damage>> {
-    let mut paths: HashMap<u64, String> = HashMap::new();
-    let wanted = |hash: u64| suspects.contains_key(&hash);
-    reader.rows_referencing(query, &wanted, &mut |row: RowReference| {
-        let key = crate::keys::store_key(&row.path).into_owned();
-        paths.entry(path_hash(&key)).or_insert(key);
-    })?;
-    // A suspect no row names any more was deleted meanwhile: no damage.
+) -> HashMap<u64, Damage> {
     let again: Vec<(u64, String, u64)> = paths
         .into_iter()
         .filter_map(|(hash, key)| suspects.remove(&hash).map(|s| (hash, key, s)))
@@ -577,7 +629,7 @@ fn confirm(
             Err(e) => report.errors.push(e),
         }
     }
-    Ok(damage)
+    damage
 }
 
 /// The damage of the object at `key` as the store shows it now; `packed`

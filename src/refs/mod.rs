@@ -676,7 +676,7 @@ impl Placing<'_> {
 
 /// A row value that references a path, as [`Reader::rows_referencing`]
 /// finds it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RowReference {
     pub schema: String,
     pub table: String,
