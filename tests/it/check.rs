@@ -252,8 +252,13 @@ fn partitioned_objects_are_checked_like_the_rest() {
         ]
         .into();
         assert_eq!(damaged(&found), expected, "{case}: {found}");
-        // The fixture's own objects (folders with manifests among them) are whole.
-        assert!(truth.live_rows > 0);
+        // Every referenced path was looked for: the fixture's (its folders,
+        // with their manifests, among them, all whole) and the three rows above.
+        assert_eq!(
+            found["references_checked"].as_u64().unwrap(),
+            truth.hash_referenced + truth.schema_referenced + 3,
+            "{case}: {found}"
+        );
         assert!(
             found["folders_verified"].as_u64().unwrap() > 1,
             "{case}: {found}"
